@@ -1,0 +1,168 @@
+"""The `mockserver` command: flags, their `MOCKSERVER_*` variables, and start-up errors."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from mockserver import __version__, log
+from mockserver.app import create_app
+from mockserver.auth import TokensFileError
+from mockserver.server import StartupError, serve
+from mockserver.settings import DEFAULT_PORT, DEFAULT_SPEC, Settings
+from mockserver.spec import SpecError
+
+_TRUE = {"1", "true", "yes", "on"}
+
+
+def _env(name: str, default: str | None = None) -> str | None:
+    return os.environ.get(f"MOCKSERVER_{name}", default)
+
+
+def parser() -> argparse.ArgumentParser:
+    """Every option; each default comes from its `MOCKSERVER_<NAME>` variable when set."""
+    p = argparse.ArgumentParser(
+        prog="mockserver",
+        description="Mock and contract-testing server for the SoftwareOne Marketplace Audit API. "
+        "Every option can also be set with the environment variable named after it "
+        "(--seed-records: MOCKSERVER_SEED_RECORDS).",
+    )
+    p.add_argument("--version", action="version", version=f"mockserver {__version__}")
+    p.add_argument(
+        "--host",
+        default=_env("HOST", "127.0.0.1"),
+        help="address to listen on (default 127.0.0.1; 0.0.0.0 for every interface)",
+    )
+    p.add_argument(
+        "--port",
+        type=int,
+        default=_env("PORT", str(DEFAULT_PORT)),
+        help=f"TCP port (default {DEFAULT_PORT})",
+    )
+    p.add_argument(
+        "--spec",
+        type=Path,
+        default=_env("SPEC", str(DEFAULT_SPEC)),
+        help="OpenAPI file (YAML or JSON) to serve (default: the bundled audit.yaml)",
+    )
+    p.add_argument(
+        "--strict",
+        action="store_true",
+        default=(_env("STRICT", "") or "").lower() in _TRUE,
+        help="follow the spec's letter: reject unknown and read-only members "
+        "instead of ignoring them as the real server does",
+    )
+    p.add_argument(
+        "--auth",
+        choices=["on", "off"],
+        default=_env("AUTH", "on"),
+        help="require 'Authorization: Bearer <token>' on API calls (default on)",
+    )
+    p.add_argument(
+        "--tokens",
+        type=Path,
+        default=_env("TOKENS"),
+        help="YAML file of accepted tokens, their identities and rights",
+    )
+    p.add_argument(
+        "--seed-records",
+        type=int,
+        default=_env("SEED_RECORDS", "0"),
+        metavar="N",
+        help="fill the store with N realistic records at start-up (default 0)",
+    )
+    p.add_argument(
+        "--faker-seed",
+        type=int,
+        default=_env("FAKER_SEED"),
+        metavar="S",
+        help="seed for the generated records: the same seed gives the same records",
+    )
+    p.add_argument(
+        "--max-records",
+        type=int,
+        default=_env("MAX_RECORDS", "200000"),
+        metavar="N",
+        help="most items a collection keeps; the oldest are evicted (default 200000)",
+    )
+    p.add_argument(
+        "--max-body-bytes",
+        type=int,
+        default=_env("MAX_BODY_BYTES", str(1 << 20)),
+        metavar="N",
+        help="largest request body accepted, else 413 (default 1 MiB)",
+    )
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=_env("THREADS", "32"),
+        help="worker threads serving requests (default 32)",
+    )
+    p.add_argument(
+        "--log-format",
+        choices=["text", "json"],
+        default=_env("LOG_FORMAT", "text"),
+        help="one line of text (default) or one JSON object per log entry",
+    )
+    p.add_argument(
+        "--log-level",
+        choices=["debug", "info", "warning", "error"],
+        default=_env("LOG_LEVEL", "info"),
+        help="least severe entry logged (default info)",
+    )
+    return p
+
+
+def settings_from(args: argparse.Namespace) -> Settings:
+    return Settings(
+        host=args.host,
+        port=args.port,
+        spec=Path(args.spec),
+        strict=args.strict,
+        auth=args.auth == "on",
+        tokens=Path(args.tokens) if args.tokens else None,
+        seed_records=args.seed_records,
+        faker_seed=args.faker_seed,
+        max_records=args.max_records,
+        max_body_bytes=args.max_body_bytes,
+        threads=args.threads,
+        log_format=args.log_format,
+        log_level=args.log_level,
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = parser()
+    try:
+        args = p.parse_args(argv)
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    for name in ("port", "seed_records", "max_records", "max_body_bytes", "threads"):
+        if isinstance(getattr(args, name), str) or getattr(args, name) < 0:
+            p.error(f"--{name.replace('_', '-')} must be a whole number >= 0")
+    settings = settings_from(args)
+    log.configure(settings.log_format, settings.log_level)
+    try:
+        app = create_app(settings)
+        state = app.extensions["mockserver"]
+        log.logger.info(
+            "spec %s (%s %s, sha256 %s), %s mode, %d records",
+            settings.spec,
+            state.spec.title,
+            state.spec.version,
+            state.spec.sha256[:12],
+            "strict" if settings.strict else "lenient",
+            settings.seed_records,
+        )
+        serve(app, settings)
+    except (SpecError, TokensFileError, StartupError) as exc:
+        print(f"mockserver: error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,45 @@
+"""Platform object ids: `{PREFIX}-{four-digit groups}`, e.g. `AUD-0391-8050-9033-9920`."""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import re
+from dataclasses import dataclass
+from typing import Any
+
+_PATTERN = re.compile(r"^\^?([A-Z]{2,5})-\\d\{4\}((?:-\\d\{4\})*)\$?$")
+
+
+@dataclass(frozen=True)
+class IdFormat:
+    prefix: str
+    groups: int
+
+    def make(self, rng: random.Random | None = None) -> str:
+        draw = (rng or _RNG).randrange
+        return self.prefix + "".join(f"-{draw(10000):04d}" for _ in range(self.groups))
+
+    def stable(self, key: str) -> str:
+        """An id derived from a key: the same key gives the same id in every run."""
+        digits = str(int(hashlib.sha256(key.encode()).hexdigest(), 16))
+        return self.prefix + "".join(f"-{digits[i * 4 : i * 4 + 4]}" for i in range(self.groups))
+
+
+_RNG = random.SystemRandom()
+
+
+def from_schema(schema: Any) -> IdFormat | None:
+    """Read the format off an `id` pattern such as `^AUD-\\d{4}-\\d{4}-\\d{4}-\\d{4}$`."""
+    if not isinstance(schema, dict):
+        return None
+    found = _PATTERN.match(str(schema.get("pattern", "")))
+    if not found:
+        return None
+    return IdFormat(found.group(1), 1 + found.group(2).count("-"))
+
+
+def guess(collection_name: str) -> IdFormat:
+    """A plausible format for a collection the mock knows nothing about (`orders` → ORD)."""
+    letters = re.sub(r"[^A-Za-z]", "", collection_name).upper() or "OBJ"
+    return IdFormat((letters + "XXX")[:3], 3)

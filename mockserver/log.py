@@ -1,0 +1,70 @@
+"""Logs for a person: one line per request, start-up and progress messages; text or JSON."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from typing import Any
+
+logger = logging.getLogger("mockserver")
+
+
+class _JSONFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S"),
+            "level": record.levelname.lower(),
+            "message": record.getMessage(),
+        }
+        entry.update(getattr(record, "fields", {}))
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry, ensure_ascii=False)
+
+
+def configure(log_format: str = "text", level: str = "info") -> None:
+    """Send the server's logs to stderr, as text lines or JSON objects."""
+    handler = logging.StreamHandler(sys.stderr)
+    if log_format == "json":
+        handler.setFormatter(_JSONFormatter())
+    else:
+        handler.setFormatter(
+            logging.Formatter("%(asctime)s %(levelname)-5s %(message)s", "%Y-%m-%dT%H:%M:%S")
+        )
+    logger.handlers[:] = [handler]
+    logger.setLevel(level.upper())
+    logger.propagate = False
+
+
+def request_line(
+    method: str, target: str, status: int, millis: float, extras: dict[str, Any]
+) -> None:
+    """`POST /public/v1/audit/records 201 1.2ms record=AUD-… warnings="…"`."""
+    if not logger.isEnabledFor(logging.INFO):
+        return
+    text = " ".join(f"{k}={_quote(v)}" for k, v in extras.items() if v)
+    logger.info(
+        "%s %s %d %.1fms%s",
+        method,
+        target,
+        status,
+        millis,
+        f" {text}" if text else "",
+        extra={
+            "fields": {
+                "method": method,
+                "target": target,
+                "status": status,
+                "ms": round(millis, 2),
+                **{k: v for k, v in extras.items() if v},
+            }
+        },
+    )
+
+
+def _quote(value: Any) -> str:
+    if isinstance(value, list):
+        value = "; ".join(map(str, value))
+    text = str(value)
+    return f'"{text}"' if " " in text else text

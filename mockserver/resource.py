@@ -1,0 +1,194 @@
+"""Stateful collections: list, get, create, update and delete on the in-memory stores.
+
+Which operation does what comes from the spec's shape (see `router.Operation.kind`); how a
+collection sets its server-owned fields comes from its `Behaviour` (records, event types, or the
+generic one for any other collection of a spec loaded with `--spec`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from mockserver.auth import Identity
+from mockserver.ids import IdFormat, from_schema, guess
+from mockserver.problems import Problem
+from mockserver.query import Query, Selection, ordering, page, predicate
+from mockserver.router import Match, Operation
+from mockserver.rql import FieldCheck
+from mockserver.schema import Resolve, fields, item_schema
+from mockserver.store import Item, Store, Stores
+
+
+@dataclass
+class Reply:
+    status: int
+    body: Any = None
+    headers: dict[str, str] = field(default_factory=dict)
+    record_id: str | None = None
+
+
+@dataclass
+class Exchange:
+    """What a handler needs to know of one request."""
+
+    match: Match
+    query: Query
+    body: Any
+    identity: Identity
+    base_url: str
+    warnings: list[str] = field(default_factory=list)
+
+
+class Behaviour:
+    """How one collection fills server-owned fields; the generic behaviour only sets `id`."""
+
+    noun = "Item"
+    server_fields: tuple[str, ...] = ("id",)
+    unique: tuple[str, ...] = ()
+
+    def __init__(self, ids: IdFormat) -> None:
+        self.ids = ids
+
+    def created(self, body: dict[str, Any], item_id: str, identity: Identity) -> Item:
+        return {"id": item_id, **body}
+
+
+def now() -> str:
+    """UTC, millisecond precision, `Z`: how the platform writes timestamps."""
+    moment = datetime.now(UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+class Resources:
+    """Answers the spec's collection operations from the stores."""
+
+    def __init__(
+        self,
+        operations: list[Operation],
+        resolve: Resolve,
+        stores: Stores,
+        behaviours: dict[str, type[Behaviour]],
+    ) -> None:
+        self.stores = stores
+        self._fields: dict[str, FieldCheck] = {}
+        self._behaviours: dict[str, Behaviour] = {}
+        by_collection: dict[str, list[Operation]] = {}
+        for op in operations:
+            by_collection.setdefault(op.collection, []).append(op)
+        for collection, ops in by_collection.items():
+            schema = item_schema(ops, resolve)
+            self._fields[collection] = fields(schema, resolve)
+            id_schema = resolve_property(schema, "id", resolve)
+            kind = behaviours.get(collection, Behaviour)
+            default = getattr(kind, "default_ids", None) or guess(ops[0].resource)
+            self._behaviours[collection] = kind(from_schema(id_schema) or default)
+
+    def behaviour(self, collection: str) -> Behaviour:
+        return self._behaviours[collection]
+
+    def handle(self, call: Exchange) -> Reply:
+        op = call.match.operation
+        handler = getattr(self, f"_{op.kind}")
+        reply: Reply = handler(call, op, self.stores[op.collection_path(call.match.params)])
+        return reply
+
+    def _list(self, call: Exchange, op: Operation, store: Store) -> Reply:
+        known = self._fields[op.collection]
+        paging = page(call.query.params)
+        where = predicate(call.query, known)
+        order = ordering(call.query.params.get("order"), known)
+        found = store.find(where, order, paging.offset, paging.limit)
+        selection = call.query.selection
+        meta: dict[str, Any] = {
+            "pagination": {"offset": paging.offset, "limit": paging.limit, "total": found.total}
+        }
+        if selection.omitted:
+            meta["omitted"] = selection.omitted
+        return Reply(200, {"$meta": meta, "data": [selection.apply(i) for i in found.items]})
+
+    def _get(self, call: Exchange, op: Operation, store: Store) -> Reply:
+        item = self._existing(call, op, store)
+        return Reply(200, Selection.parse(call.query.params.get("select")).apply(item))
+
+    def _create(self, call: Exchange, op: Operation, store: Store) -> Reply:
+        behaviour = self._behaviours[op.collection]
+        body = self._owned_removed(call, behaviour)
+        self._check_unique(behaviour, store, body, None)
+        item_id = behaviour.ids.make()
+        while store.get(item_id) is not None:
+            item_id = behaviour.ids.make()
+        item = behaviour.created(body, item_id, call.identity)
+        store.insert(item)
+        location = f"{call.base_url}{op.collection_path(call.match.params)}/{item_id}"
+        return Reply(201, item, {"Location": location}, record_id=item_id)
+
+    def _update(self, call: Exchange, op: Operation, store: Store) -> Reply:
+        behaviour = self._behaviours[op.collection]
+        current = self._existing(call, op, store)
+        changes = self._owned_removed(call, behaviour)
+        self._check_unique(behaviour, store, changes, current["id"])
+        updated = {**current, **changes}
+        store.replace(updated)
+        return Reply(200, updated, record_id=current["id"])
+
+    def _delete(self, call: Exchange, op: Operation, store: Store) -> Reply:
+        item = self._existing(call, op, store)
+        store.remove(item["id"])
+        return Reply(204, record_id=item["id"])
+
+    def _action(self, call: Exchange, op: Operation, store: Store) -> Reply:
+        raise Problem(501, f"The mock does not simulate {op.method} {op.template}.")
+
+    def _existing(self, call: Exchange, op: Operation, store: Store) -> Item:
+        item_id = list(call.match.params.values())[-1]
+        item = store.get(item_id)
+        if item is None:
+            noun = self._behaviours[op.collection].noun
+            raise Problem(404, f"{noun} {item_id} not found.")
+        return item
+
+    @staticmethod
+    def _owned_removed(call: Exchange, behaviour: Behaviour) -> dict[str, Any]:
+        """The body without server-owned members, which the server sets itself."""
+        body = dict(call.body) if isinstance(call.body, dict) else {}
+        for name in behaviour.server_fields:
+            if name in body:
+                del body[name]
+                call.warnings.append(f"read-only member '{name}' ignored")
+        return body
+
+    @staticmethod
+    def _check_unique(
+        behaviour: Behaviour, store: Store, body: dict[str, Any], own_id: str | None
+    ) -> None:
+        for name in behaviour.unique:
+            if name not in body:
+                continue
+
+            def same(item: Item, name: str = name, wanted: Any = body[name]) -> bool:
+                return bool(item.get(name) == wanted)
+
+            clash = store.find(same, [], 0, 1)
+            if clash.items and clash.items[0]["id"] != own_id:
+                raise Problem(
+                    409,
+                    f"Another {behaviour.noun.lower()} ({clash.items[0]['id']}) "
+                    f"already has the {name} '{body[name]}'.",
+                )
+
+
+def resolve_property(schema: Any, name: str, resolve: Resolve) -> Any:
+    """The schema of one property of an object schema (following `$ref` and `allOf`)."""
+    while isinstance(schema, dict) and "$ref" in schema:
+        schema = resolve(schema["$ref"])
+    if not isinstance(schema, dict):
+        return None
+    if name in schema.get("properties", {}):
+        return schema["properties"][name]
+    for part in schema.get("allOf", []):
+        found = resolve_property(part, name, resolve)
+        if found is not None:
+            return found
+    return None

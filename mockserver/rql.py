@@ -1,0 +1,382 @@
+"""Resource Query Language: parsing filter expressions and turning them into predicates.
+
+Grammar (after the query-string part is percent-decoded):
+    expr   := NAME '(' [arg (',' arg)*] ')'
+    arg    := expr | group | 'quoted' | "quoted" | bare
+    group  := '(' [arg (',' arg)*] ')'
+Values are typed by the field they are compared with: numbers with numbers, dates with dates
+(`timestamp`), strings with strings. `null()` and `empty()` are values.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from contextlib import suppress
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from typing import Any
+
+MAX_NESTING = 32
+Predicate = Callable[[Any], bool]
+_MISSING = object()
+
+
+class RQLError(ValueError):
+    """A malformed or unsupported expression; `part` is what to point the caller at."""
+
+    def __init__(self, message: str, part: str) -> None:
+        super().__init__(message)
+        self.part = part
+
+
+@dataclass(frozen=True)
+class Call:
+    name: str
+    args: tuple[Node, ...]
+
+
+@dataclass(frozen=True)
+class Value:
+    text: str
+    quoted: bool = False
+
+
+@dataclass(frozen=True)
+class Group:
+    items: tuple[Node, ...]
+
+
+Node = Call | Value | Group
+
+
+def parse(text: str) -> Call:
+    """Parse one expression such as `and(eq(event,'a'),gt(timestamp,2025-01-01))`."""
+    node, end = _Parser(text).node(0, 0)
+    if end != len(text):
+        raise RQLError(f"Unexpected '{text[end]}' at position {end + 1}.", text)
+    if not isinstance(node, Call):
+        raise RQLError("An RQL expression must be an operator call such as eq(field,value).", text)
+    return node
+
+
+class _Parser:
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def node(self, at: int, depth: int) -> tuple[Node, int]:
+        if depth > MAX_NESTING:
+            raise RQLError(f"Expressions are nested deeper than {MAX_NESTING} levels.", self.text)
+        text = self.text
+        if at < len(text) and text[at] in "'\"":
+            close = text.find(text[at], at + 1)
+            if close < 0:
+                raise RQLError(f"Unterminated string starting at position {at + 1}.", self.text)
+            return Value(text[at + 1 : close], True), close + 1
+        if at < len(text) and text[at] == "(":
+            items, end = self.args(at + 1, depth + 1)
+            return Group(items), end
+        end = at
+        while end < len(text) and text[end] not in ",()":
+            end += 1
+        token = text[at:end].strip()
+        if end < len(text) and text[end] == "(":
+            if not token:
+                raise RQLError(f"Missing operator name at position {end + 1}.", self.text)
+            args, after = self.args(end + 1, depth + 1)
+            return Call(token, args), after
+        return Value(token), end
+
+    def args(self, at: int, depth: int) -> tuple[tuple[Node, ...], int]:
+        """Arguments up to the closing parenthesis; returns the position after it."""
+        text, items = self.text, []
+        if at < len(text) and text[at] == ")":
+            return (), at + 1
+        while True:
+            item, at = self.node(at, depth)
+            items.append(item)
+            if at >= len(text):
+                raise RQLError(f"Missing ')' at the end of '{text}'.", text)
+            if text[at] == ")":
+                return tuple(items), at + 1
+            if text[at] != ",":
+                raise RQLError(f"Unexpected '{text[at]}' at position {at + 1}.", text)
+            at += 1
+
+
+# ---------------------------------------------------------------- compiling to predicates
+
+FieldCheck = Callable[[str], bool]
+
+
+def compile_filter(calls: Iterable[Call], known: FieldCheck) -> Predicate | None:
+    """One predicate for all top-level expressions (they are ANDed); None when there are none."""
+    predicates = [_Compiler(known).call(call) for call in calls]
+    if not predicates:
+        return None
+    if len(predicates) == 1:
+        return predicates[0]
+    return lambda item: all(p(item) for p in predicates)
+
+
+class _Compiler:
+    def __init__(self, known: FieldCheck) -> None:
+        self.known = known
+
+    def call(self, call: Call) -> Predicate:
+        name = call.name.lower()
+        if name in ("and", "or"):
+            parts = [self.call(self._expect_call(a, call)) for a in call.args]
+            if not parts:
+                raise RQLError(f"'{name}' needs at least one expression.", _show(call))
+            return _all(parts) if name == "and" else _any(parts)
+        if name == "not":
+            inner = self.call(self._expect_call(self._single(call), call))
+            return lambda item: not inner(item)
+        if name in _COMPARISONS:
+            field, operand = self._pair(call)
+            return _comparison(name, self.field(field, call), _operand(operand, call))
+        if name in ("like", "ilike"):
+            field, operand = self._pair(call)
+            return _like(self.field(field, call), _literal(operand, call), name == "ilike")
+        if name in ("in", "out"):
+            return self._membership(call, name == "out")
+        if name in ("any", "all"):
+            field, condition = self._pair(call)
+            sub = _Compiler(_anything).call(self._expect_call(condition, call))
+            return _quantifier(self.field(field, call), sub, name == "all")
+        raise RQLError(f"Unknown operator '{call.name}'.", _show(call))
+
+    def field(self, node: Node, call: Call) -> Callable[[Any], Any]:
+        if not isinstance(node, Value) or node.quoted or not node.text:
+            raise RQLError(f"'{call.name}' needs a field name first.", _show(call))
+        path = node.text
+        if not self.known(path):
+            raise RQLError("Unknown expression group.", path)
+        return getter(path)
+
+    def _membership(self, call: Call, negate: bool) -> Predicate:
+        if len(call.args) < 2:
+            raise RQLError(f"'{call.name}' needs a field and a list of values.", _show(call))
+        values = call.args[1].items if isinstance(call.args[1], Group) else call.args[1:]
+        operands = [_operand(v, call) for v in values]
+        test = _comparison("eq", self.field(call.args[0], call), None, operands)
+        return (lambda item: not test(item)) if negate else test
+
+    def _pair(self, call: Call) -> tuple[Node, Node]:
+        if len(call.args) != 2:
+            raise RQLError(f"'{call.name}' takes 2 arguments, got {len(call.args)}.", _show(call))
+        return call.args[0], call.args[1]
+
+    def _single(self, call: Call) -> Node:
+        if len(call.args) != 1:
+            raise RQLError(f"'{call.name}' takes 1 argument, got {len(call.args)}.", _show(call))
+        return call.args[0]
+
+    @staticmethod
+    def _expect_call(node: Node, parent: Call) -> Call:
+        if not isinstance(node, Call):
+            raise RQLError(f"'{parent.name}' expects expressions as arguments.", _show(parent))
+        return node
+
+
+def _anything(path: str) -> bool:
+    """Inside `any()`/`all()` the fields are the elements' own: any name is accepted."""
+    return bool(path)
+
+
+def _show(node: Node) -> str:
+    if isinstance(node, Call):
+        return f"{node.name}(" + ",".join(_show(a) for a in node.args) + ")"
+    if isinstance(node, Group):
+        return "(" + ",".join(_show(a) for a in node.items) + ")"
+    return f"'{node.text}'" if node.quoted else node.text
+
+
+def _all(parts: list[Predicate]) -> Predicate:
+    return lambda item: all(p(item) for p in parts)
+
+
+def _any(parts: list[Predicate]) -> Predicate:
+    return lambda item: any(p(item) for p in parts)
+
+
+# ---------------------------------------------------------------- field access
+
+
+def getter(path: str) -> Callable[[Any], Any]:
+    """Read a dotted path; through arrays it yields the list of values found in the elements."""
+    parts = path.split(".")
+
+    def get(item: Any) -> Any:
+        value = item
+        for index, part in enumerate(parts):
+            if isinstance(value, dict):
+                value = value.get(part, _MISSING)
+            elif isinstance(value, list):
+                rest = ".".join(parts[index:])
+                inner = getter(rest)
+                return [v for v in (inner(e) for e in value) if v is not _MISSING]
+            else:
+                return _MISSING
+        return value
+
+    return get
+
+
+# ---------------------------------------------------------------- values and comparisons
+
+
+@dataclass(frozen=True)
+class Operand:
+    """A literal, pre-typed every way it may be compared."""
+
+    text: str
+    null: bool = False
+    empty: bool = False
+    number: float | None = None
+    boolean: bool | None = None
+    when: datetime | None = None
+
+
+def _literal(node: Node, call: Call) -> str:
+    if not isinstance(node, Value):
+        raise RQLError(f"'{call.name}' needs a value as its second argument.", _show(call))
+    return node.text
+
+
+def _operand(node: Node, call: Call) -> Operand:
+    if isinstance(node, Call) and not node.args and node.name in ("null", "empty"):
+        return Operand(node.name + "()", null=node.name == "null", empty=node.name == "empty")
+    if not isinstance(node, Value):
+        raise RQLError(f"'{call.name}' needs a value as its second argument.", _show(call))
+    text = node.text
+    number = None
+    with suppress(ValueError):
+        number = float(text)
+    boolean = None if node.quoted else {"true": True, "false": False}.get(text.lower())
+    return Operand(text, number=number, boolean=boolean, when=parse_when(text))
+
+
+def parse_when(text: str) -> datetime | None:
+    """A date or date-time literal as an aware UTC datetime (naive values are taken as UTC)."""
+    if len(text) < 10 or not (text[:4].isdigit() and text[4] == "-"):
+        return None
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        try:
+            day = date.fromisoformat(text)
+        except ValueError:
+            return None
+        when = datetime(day.year, day.month, day.day)
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
+def _order(value: Any, operand: Operand) -> int | None:
+    """-1/0/1 comparing a stored value with a literal; None when they cannot be compared."""
+    if isinstance(value, bool):
+        if operand.boolean is None:
+            return None
+        return (value > operand.boolean) - (value < operand.boolean)
+    if isinstance(value, int | float):
+        if operand.number is None:
+            return None
+        return (value > operand.number) - (value < operand.number)
+    if isinstance(value, str):
+        if operand.when is not None:
+            when = parse_when(value)
+            if when is not None:
+                return (when > operand.when) - (when < operand.when)
+        return (value > operand.text) - (value < operand.text)
+    return None
+
+
+_COMPARISONS: dict[str, Callable[[int], bool]] = {
+    "eq": lambda c: c == 0,
+    "ne": lambda c: c != 0,
+    "gt": lambda c: c > 0,
+    "ge": lambda c: c >= 0,
+    "lt": lambda c: c < 0,
+    "le": lambda c: c <= 0,
+}
+
+
+def _matches(value: Any, operand: Operand, accept: Callable[[int], bool]) -> bool:
+    if operand.null:
+        return value is None or value is _MISSING
+    if operand.empty:
+        return value is None or value is _MISSING or value in ("", [], {})
+    if isinstance(value, list):
+        return any(_matches(v, operand, accept) for v in value)
+    found = _order(value, operand)
+    return found is not None and accept(found)
+
+
+def _comparison(
+    name: str,
+    get: Callable[[Any], Any],
+    operand: Operand | None,
+    operands: list[Operand] | None = None,
+) -> Predicate:
+    accept = _COMPARISONS[name]
+    if operands is not None:
+        return lambda item: any(_matches(get(item), o, accept) for o in operands)
+    assert operand is not None
+    if name == "ne":
+        # ne is the negation of eq: a missing value is "not equal" to anything but null()
+        return lambda item: not _matches(get(item), operand, _COMPARISONS["eq"])
+    return lambda item: _matches(get(item), operand, accept)
+
+
+def _like(get: Callable[[Any], Any], pattern: str, fold: bool) -> Predicate:
+    matcher = glob(pattern, fold)
+
+    def test(item: Any) -> bool:
+        value = get(item)
+        if isinstance(value, list):
+            return any(isinstance(v, str) and matcher(v) for v in value)
+        return isinstance(value, str) and matcher(value)
+
+    return test
+
+
+def glob(pattern: str, fold: bool = False) -> Callable[[str], bool]:
+    """`*` matches any run of characters; linear time, no backtracking (safe for any pattern)."""
+    if fold:
+        pattern = pattern.casefold()
+    pieces = pattern.split("*")
+    head, tail, middle = pieces[0], pieces[-1], [p for p in pieces[1:-1] if p]
+    exact = len(pieces) == 1
+
+    def match(text: str) -> bool:
+        if fold:
+            text = text.casefold()
+        if exact:
+            return text == pattern
+        if (
+            len(text) < len(head) + len(tail)
+            or not text.startswith(head)
+            or not text.endswith(tail)
+        ):
+            return False
+        at, stop = len(head), len(text) - len(tail)
+        for piece in middle:
+            found = text.find(piece, at, stop)
+            if found < 0:
+                return False
+            at = found + len(piece)
+        return True
+
+    return match
+
+
+def _quantifier(get: Callable[[Any], Any], sub: Predicate, every: bool) -> Predicate:
+    def test(item: Any) -> bool:
+        value = get(item)
+        if isinstance(value, dict):
+            value = list(value.values())
+        if not isinstance(value, list):
+            return False
+        return all(sub(v) for v in value) if every else any(sub(v) for v in value)
+
+    return test

@@ -1,0 +1,30 @@
+"""Every option of the server, in one frozen dataclass."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+DEFAULT_SPEC = PACKAGE_DIR / "openapi" / "audit.yaml"
+DEFAULT_PORT = 8080
+MIB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Settings:
+    """How one mock server behaves. The CLI fills it from flags and `MOCKSERVER_*` variables."""
+
+    host: str = "127.0.0.1"
+    port: int = DEFAULT_PORT
+    spec: Path = DEFAULT_SPEC
+    strict: bool = False
+    auth: bool = True
+    tokens: Path | None = None
+    seed_records: int = 0
+    faker_seed: int | None = None
+    max_records: int = 200_000
+    max_body_bytes: int = MIB
+    threads: int = 32
+    log_format: str = "text"
+    log_level: str = "info"

@@ -1,0 +1,316 @@
+"""Checking a request against its operation: media type, JSON body, parameters, schema.
+
+openapi-core is the validator. The mock does the parts openapi-core leaves to the framework
+(media-type negotiation, decoding the body with clear errors, the nesting limit of the real
+server) and turns openapi-core's errors into problem details keyed by JSON path.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from jsonschema.exceptions import ValidationError as SchemaViolation
+from jsonschema_path import SchemaPath
+from openapi_core.casting.schemas.exceptions import CastError
+from openapi_core.contrib.werkzeug import WerkzeugOpenAPIRequest
+from openapi_core.deserializing.styles.exceptions import EmptyQueryParameterValue
+from openapi_core.validation.request.exceptions import (
+    MissingRequiredParameter,
+    MissingRequiredRequestBody,
+    ParameterValidationError,
+)
+from werkzeug.datastructures import ImmutableMultiDict
+from werkzeug.wrappers import Request
+
+from mockserver.problems import Problem, invalid
+from mockserver.router import Match, Operation
+from mockserver.schema import Members, join, members
+from mockserver.spec import Spec
+
+MAX_DEPTH = 64  # System.Text.Json's default MaxDepth, as on the real server
+Errors = dict[str, list[str]]
+
+
+@dataclass
+class Checked:
+    """What validation leaves for the handler: the body as the server sees it."""
+
+    body: Any = None
+    warnings: list[str] = field(default_factory=list)
+
+
+class _OpenAPIRequest(WerkzeugOpenAPIRequest):
+    """The request as openapi-core sees it: our query decoding, our parsed body."""
+
+    def __init__(
+        self,
+        request: Request,
+        query: dict[str, str],
+        path: dict[str, str],
+        body: bytes | None,
+        media_type: str,
+    ) -> None:
+        super().__init__(request)
+        self.parameters.query = ImmutableMultiDict(query)
+        self.parameters.path = path
+        self._body = body
+        self._media_type = media_type
+
+    @property
+    def body(self) -> bytes | None:
+        return self._body
+
+    @property
+    def content_type(self) -> str:
+        return self._media_type
+
+
+class Validator:
+    """Validates requests for one spec; what does not depend on a request is built once."""
+
+    def __init__(self, spec: Spec, strict: bool = False) -> None:
+        self.spec = spec
+        self.strict = strict
+        # openapi-core's own validator; the mock has already found the operation, so it calls
+        # the parameter and body steps directly instead of `iter_errors` (which finds it again).
+        self.openapi: Any = spec.openapi.request_validator
+        self._paths = spec.openapi.spec / "paths"
+        self._members: dict[tuple[str, str], Members | None] = {}
+
+    def check(self, request: Request, match: Match, query: dict[str, str]) -> Checked:
+        """Raise a Problem (400/415) for a request that breaks the contract."""
+        operation = match.operation
+        checked = Checked()
+        media_type, raw = self._body(request, operation)
+        if media_type is not None:
+            checked.body = decode_json(raw)
+            if not self.strict:
+                strip = self._stripper(operation, media_type)
+                if strip is not None:
+                    checked.warnings = strip.strip(checked.body)
+            raw = json.dumps(checked.body).encode()
+        path = self._paths / operation.template
+        req = _OpenAPIRequest(request, query, match.params, raw, media_type or "")
+        op = path / operation.method.lower()
+        errors: Errors = {}
+        for error in self.openapi._iter_parameters_errors(req, op, path):
+            _add_parameter_error(errors, error)
+        if media_type is not None or _body_required(operation):
+            for error in self.openapi._iter_body_errors(req, op):
+                _add_body_error(errors, error)
+        if errors:
+            raise invalid(errors)
+        return checked
+
+    def _body(self, request: Request, operation: Operation) -> tuple[str | None, bytes]:
+        """The declared media type the body is sent as (None: no body) and its bytes; or 415."""
+        content = operation.node.get("requestBody", {}).get("content")
+        raw = request.get_data(cache=True)
+        if not content or (not raw and not request.content_type):
+            return None, b""
+        sent, charset = parse_media_type(request.content_type or "")
+        declared = list(content)
+        found = next((d for d in declared if sent == d), None) or next(
+            (d for d in declared if fnmatch.fnmatchcase(sent, d)), None
+        )
+        if found is None or "json" not in found:
+            raise Problem(
+                415,
+                f"The media type '{sent or '(none)'}' is not supported; send one of: "
+                + ", ".join(declared)
+                + ".",
+            )
+        if charset not in ("", "utf-8", "utf8"):
+            raise Problem(415, f"The charset '{charset}' is not supported; send UTF-8.")
+        if not raw:
+            return None, b""
+        return found, raw
+
+    def _stripper(self, operation: Operation, media_type: str) -> Members | None:
+        key = (operation.operation_id, media_type)
+        if key not in self._members:
+            schema = operation.node["requestBody"]["content"][media_type].get("schema")
+            self._members[key] = members(schema, self.spec.schema)
+        return self._members[key]
+
+
+_MEDIA = re.compile(r"^\s*([^\s;/]+/[^\s;]+)\s*(?:;(.*))?$")
+
+
+def parse_media_type(header: str) -> tuple[str, str]:
+    """`application/json; charset=UTF-8` → (`application/json`, `utf-8`); never raises."""
+    found = _MEDIA.match(header)
+    if not found:
+        return header.strip().lower(), ""
+    charset = ""
+    for parameter in (found.group(2) or "").split(";"):
+        name, _, value = parameter.partition("=")
+        if name.strip().lower() == "charset":
+            charset = value.strip().strip('"').lower()
+    return found.group(1).lower(), charset
+
+
+def _reject_constant(name: str) -> None:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def decode_json(raw: bytes) -> Any:
+    """Parse a body as the real server would, with a 400 problem naming what is wrong."""
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise invalid(
+            {
+                "$": [
+                    f"The body is not valid UTF-8: byte 0x{raw[exc.start]:02x} "
+                    f"at offset {exc.start}."
+                ]
+            }
+        ) from exc
+    try:
+        value = json.loads(text, parse_constant=_reject_constant)
+    except json.JSONDecodeError as exc:
+        raise invalid(
+            {
+                "$": [
+                    f"The body is not valid JSON: {exc.msg} "
+                    f"at line {exc.lineno}, column {exc.colno}."
+                ]
+            }
+        ) from exc
+    except ValueError as exc:
+        raise invalid({"$": [f"The body is not valid JSON: {exc}."]}) from exc
+    except RecursionError as exc:
+        raise invalid({"$": [_too_deep()]}) from exc
+    if _depth(value) > MAX_DEPTH:
+        raise invalid({"$": [_too_deep()]})
+    return value
+
+
+def _too_deep() -> str:
+    return f"The JSON is nested deeper than the maximum of {MAX_DEPTH} levels."
+
+
+def _depth(value: Any) -> int:
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        node, level = stack.pop()
+        if isinstance(node, dict):
+            node = node.values()
+        elif not isinstance(node, list):
+            continue
+        deepest = max(deepest, level)
+        if level > MAX_DEPTH:
+            return level
+        stack.extend((child, level + 1) for child in node if isinstance(child, dict | list))
+    return deepest
+
+
+def _body_required(operation: Operation) -> bool:
+    return bool(operation.node.get("requestBody", {}).get("required"))
+
+
+def _add_parameter_error(errors: Errors, error: Exception) -> None:
+    if not isinstance(error, ParameterValidationError):
+        errors.setdefault("$", []).append(str(error))
+        return
+    name, cause = error.name, error.__cause__
+    if isinstance(error, MissingRequiredParameter):
+        message = f"The {name} parameter is required."
+    elif isinstance(cause, CastError):
+        message = f"The value '{cause.value}' is not valid for {name}."
+    elif isinstance(cause, EmptyQueryParameterValue):
+        message = f"The value of {name} cannot be empty."
+    else:
+        for violation in getattr(cause, "schema_errors", None) or []:
+            errors.setdefault(name, []).append(_message(violation))
+        return
+    errors.setdefault(name, []).append(message)
+
+
+def _add_body_error(errors: Errors, error: Exception) -> None:
+    if isinstance(error, MissingRequiredRequestBody):
+        errors.setdefault("$", []).append("A non-empty request body is required.")
+        return
+    violations = getattr(error.__cause__, "schema_errors", None)
+    if not violations:
+        errors.setdefault("$", []).append(str(error.__cause__ or error))
+        return
+    for violation in violations:
+        for key, message in _violations(violation):
+            errors.setdefault(key, []).append(message)
+
+
+def _violations(violation: SchemaViolation) -> list[tuple[str, str]]:
+    """(JSON path, readable message) for one jsonschema error; several for unknown members."""
+    path = ""
+    for part in violation.absolute_path:
+        path = join(path, part)
+    keyword, value = violation.validator, violation.instance
+    if keyword == "required":
+        missing = re.search(r"'(.+)' is a required property", violation.message)
+        name = missing.group(1) if missing else "?"
+        return [(join(path, name), f"The {name} field is required.")]
+    if keyword == "additionalProperties" and isinstance(value, dict):
+        known = (
+            set(violation.schema.get("properties", {}))
+            if isinstance(violation.schema, dict)
+            else set()
+        )
+        return [
+            (join(path, k), f"'{k}' is not a member of this object.")
+            for k in value
+            if k not in known
+        ]
+    if keyword == "readOnly":
+        return [
+            (path or "$", f"The {path.rsplit('.', 1)[-1]} field is read-only: the server sets it.")
+        ]
+    return [(path or "$", _message(violation))]
+
+
+_JSON_TYPES = {
+    dict: "an object",
+    list: "an array",
+    str: "a string",
+    bool: "a boolean",
+    int: "an integer",
+    float: "a number",
+    type(None): "null",
+}
+
+
+def _message(violation: SchemaViolation) -> str:
+    keyword, value = violation.validator, violation.instance
+    expected: Any = violation.validator_value
+    if keyword == "type":
+        return (
+            f"The value must be {_article(expected)}, not {_JSON_TYPES.get(type(value), 'that')}."
+        )
+    if keyword == "enum":
+        return "The value must be one of: " + ", ".join(map(str, expected)) + "."
+    if keyword == "pattern":
+        return f"The value '{value}' does not match the pattern {expected}."
+    if keyword == "format":
+        return f"The value '{value}' is not a valid {expected}."
+    return str(violation.message)
+
+
+def _article(expected: Any) -> str:
+    if isinstance(expected, list):
+        return " or ".join(_article(e) for e in expected)
+    return {"object": "an object", "array": "an array", "integer": "an integer"}.get(
+        str(expected), f"a {expected}"
+    )
+
+
+def schema_path(spec: Spec, *parts: str) -> SchemaPath:
+    """The openapi-core handle of a node of the spec."""
+    node = spec.openapi.spec
+    for part in parts:
+        node = node / part
+    return node
