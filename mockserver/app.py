@@ -17,6 +17,7 @@ from werkzeug.exceptions import HTTPException
 
 from mockserver import log
 from mockserver.auth import Authenticator, load_tokens, required_right
+from mockserver.conformance import ResponseChecker
 from mockserver.event_types import COLLECTION as EVENT_TYPES
 from mockserver.event_types import EventTypeBehaviour, load_catalogue
 from mockserver.fake import Seeder
@@ -26,7 +27,7 @@ from mockserver.records import COLLECTION as RECORDS
 from mockserver.records import RecordBehaviour
 from mockserver.resource import Exchange, Reply, Resources
 from mockserver.router import Operation, Router
-from mockserver.settings import Settings
+from mockserver.settings import CONTROL_SPEC, Settings
 from mockserver.spec import Spec, as_json, load_spec
 from mockserver.store import Stores
 from mockserver.validation import Validator
@@ -48,6 +49,8 @@ class State:
     resources: Resources
     stores: Stores
     auth: Authenticator
+    control_spec: Spec
+    checker: ResponseChecker | None = None
     started: float = field(default_factory=time.monotonic)
     spec_json: bytes = b""
 
@@ -76,6 +79,7 @@ def create_app(settings: Settings | None = None, spec: Spec | None = None) -> Fl
         stores,
         {RECORDS: RecordBehaviour, EVENT_TYPES: EventTypeBehaviour},
     )
+    control = load_spec(CONTROL_SPEC)
     holder = State(
         settings,
         spec,
@@ -84,6 +88,8 @@ def create_app(settings: Settings | None = None, spec: Spec | None = None) -> Fl
         resources,
         stores,
         Authenticator(settings.auth, tokens),
+        control,
+        checker=ResponseChecker(spec, control) if settings.check_responses else None,
         spec_json=as_json(spec),
     )
     holder.reset()
@@ -125,8 +131,11 @@ def seed(stores: Stores, settings: Settings) -> None:
     def progress(done: int, total: int) -> None:
         log.logger.info("seeding records: %d/%d (%.1fs)", done, total, time.monotonic() - started)
 
-    for record in Seeder(settings.faker_seed).records(settings.seed_records, progress):
+    count = settings.seed_records
+    records = Seeder(settings.faker_seed).records(count, progress if count >= 10_000 else None)
+    for record in records:
         store.insert(record)
+    log.logger.info("seeded %d records in %.1fs", count, time.monotonic() - started)
 
 
 def _evicted(collection: str, item: dict[str, Any]) -> None:
@@ -188,7 +197,7 @@ def _media_type(operation: Operation | None, status: int, fallback: str) -> str:
 def _problem(problem: Problem) -> Response:
     trace = trace_id(request.headers.get("traceparent"))
     body = json.dumps(problem.body(trace), ensure_ascii=False, separators=(",", ":"))
-    g.extras["error"] = problem.detail if not problem.errors else json.dumps(problem.errors)
+    g.extras["error"] = problem.errors or problem.detail
     media = _media_type(g.get("operation"), problem.status, PROBLEM_JSON)
     return Response(body, problem.status, headers=problem.headers, content_type=media)
 
@@ -211,6 +220,17 @@ def _log(response: Response) -> Response:
     started = g.get("started")
     millis = (time.perf_counter() - started) * 1000 if started else 0.0
     target = request.full_path.rstrip("?") if request.query_string else request.path
+    checker = state().checker
+    if checker is not None and not response.is_streamed:
+        found = checker.check(
+            request.method,
+            request.path,
+            response.status_code,
+            response.headers,
+            response.get_data(),
+        )
+        for finding in found:
+            log.logger.warning("response does not conform to the spec: %s", finding)
     log.request_line(request.method, target, response.status_code, millis, g.get("extras", {}))
     return response
 

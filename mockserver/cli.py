@@ -102,6 +102,13 @@ def parser() -> argparse.ArgumentParser:
         help="worker threads serving requests (default 32)",
     )
     p.add_argument(
+        "--check-responses",
+        action="store_true",
+        default=(_env("CHECK_RESPONSES", "") or "").lower() in _TRUE,
+        help="validate every response against the spec and log what does not conform "
+        "(a self-check for custom specs; the test suite runs with it)",
+    )
+    p.add_argument(
         "--log-format",
         choices=["text", "json"],
         default=_env("LOG_FORMAT", "text"),
@@ -129,6 +136,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
         max_records=args.max_records,
         max_body_bytes=args.max_body_bytes,
         threads=args.threads,
+        check_responses=args.check_responses,
         log_format=args.log_format,
         log_level=args.log_level,
     )

@@ -20,7 +20,7 @@ def health() -> dict[str, Any]:
     holder = state()
     settings, spec = holder.settings, holder.spec
     auth = "off" if not settings.auth else ("tokens" if settings.tokens else "on")
-    return {
+    health: dict[str, Any] = {
         "status": "ok",
         "spec": {
             "title": spec.title,
@@ -35,3 +35,6 @@ def health() -> dict[str, Any]:
         "eventTypes": len(holder.stores[EVENT_TYPES]),
         "uptimeSeconds": round(time.monotonic() - holder.started, 3),
     }
+    if holder.checker is not None:
+        health["responseFindings"] = len(holder.checker.findings)
+    return health

@@ -64,7 +64,9 @@ def request_line(
 
 
 def _quote(value: Any) -> str:
-    if isinstance(value, list):
+    if isinstance(value, dict):
+        value = "; ".join(f"{k}: {' '.join(map(str, v))}" for k, v in value.items())
+    elif isinstance(value, list):
         value = "; ".join(map(str, value))
-    text = str(value)
+    text = str(value).replace('"', "'")
     return f'"{text}"' if " " in text else text

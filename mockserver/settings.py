@@ -7,6 +7,7 @@ from pathlib import Path
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 DEFAULT_SPEC = PACKAGE_DIR / "openapi" / "audit.yaml"
+CONTROL_SPEC = PACKAGE_DIR / "openapi" / "control.yaml"
 DEFAULT_PORT = 8080
 MIB = 1024 * 1024
 
@@ -28,3 +29,4 @@ class Settings:
     threads: int = 32
     log_format: str = "text"
     log_level: str = "info"
+    check_responses: bool = False

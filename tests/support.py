@@ -1,0 +1,108 @@
+"""Constants and helpers the tests share (fixtures are in conftest.py)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+ROOT = Path(__file__).resolve().parents[1]
+REFERENCE = ROOT.parent / "shared" / "reference"
+PUBLISHED_SPEC = REFERENCE / "audit-openapi.json"
+MARKETPLACE_SPEC = REFERENCE / "marketplace-openapi.json"
+TOKEN = "idt:TKN-1234-5678:secret"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+RECORDS = "/public/v1/audit/records"
+EVENT_TYPES = "/public/v1/audit/event-types"
+MOCKSERVER = Path(sys.executable).with_name("mockserver")
+
+
+def reference(path: Path) -> Path:
+    """A file of ../shared/reference (the platform's own documents), when this checkout has it."""
+    if not path.exists():
+        pytest.skip(f"{path} is not present next to this checkout")
+    return path
+
+
+def new_record(**extra: Any) -> dict[str, Any]:
+    """A valid body for POST /records."""
+    body: dict[str, Any] = {
+        "event": "platform.commerce.order.created",
+        "object": {"id": "ORD-1111-2222-3333", "name": "Order 1", "objectType": "Order"},
+        "details": "Order created",
+    }
+    body.update(extra)
+    return body
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@dataclass
+class Server:
+    """A `mockserver` process on a loopback port, started as a user would start it."""
+
+    args: list[str]
+    env: dict[str, str] = field(default_factory=dict)
+    port: int = field(default_factory=free_port)
+    process: subprocess.Popen[str] | None = None
+    log: list[str] = field(default_factory=list)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def api_url(self) -> str:
+        return f"{self.url}/public/v1"
+
+    def start(self, timeout: float = 30.0) -> Server:
+        command = [str(MOCKSERVER), "--port", str(self.port), "--check-responses", *self.args]
+        env = {**os.environ, **self.env}
+        self.process = subprocess.Popen(
+            command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"mockserver exited: {self.process.stdout.read()}")  # type: ignore[union-attr]
+            try:
+                if requests.get(f"{self.url}/_mock/health", timeout=1).status_code == 200:
+                    return self
+            except requests.ConnectionError:
+                time.sleep(0.05)
+        self.stop()
+        raise RuntimeError("mockserver did not become ready")
+
+    def health(self) -> dict[str, Any]:
+        answer: dict[str, Any] = requests.get(f"{self.url}/_mock/health", timeout=5).json()
+        return answer
+
+    def stop(self) -> int:
+        """SIGTERM, then the exit code; the output is kept in `log`."""
+        assert self.process is not None
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        try:
+            out, _ = self.process.communicate(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            out, _ = self.process.communicate()
+        self.log = out.splitlines()
+        return int(self.process.returncode)
+
+
+def nonconforming(server: Server) -> list[str]:
+    return [line for line in server.log if "does not conform" in line]
