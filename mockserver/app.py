@@ -21,7 +21,7 @@ from mockserver.conformance import ResponseChecker
 from mockserver.event_types import COLLECTION as EVENT_TYPES
 from mockserver.event_types import EventTypeBehaviour, load_catalogue
 from mockserver.fake import Seeder
-from mockserver.problems import Problem, trace_id
+from mockserver.problems import Problem, status_line, trace_id
 from mockserver.query import decode
 from mockserver.records import COLLECTION as RECORDS
 from mockserver.records import RecordBehaviour
@@ -217,6 +217,7 @@ def _crash(error: Exception) -> Response:
 
 
 def _log(response: Response) -> Response:
+    response.status = status_line(response.status_code)
     started = g.get("started")
     millis = (time.perf_counter() - started) * 1000 if started else 0.0
     target = request.full_path.rstrip("?") if request.query_string else request.path

@@ -160,7 +160,7 @@ def load_tokens(path: Path) -> dict[str, Identity]:
     try:
         jsonschema.validate(data, _TOKENS_FILE_SCHEMA)
     except jsonschema.ValidationError as exc:
-        where = "/".join(str(p) for p in exc.absolute_path) or "(top level)"
+        where = " > ".join(str(p) for p in exc.absolute_path) or "(top level)"
         raise TokensFileError(f"{path}: invalid tokens file at {where}: {exc.message}") from exc
     default = Identity()
     identities = {}

@@ -11,7 +11,7 @@ from pathlib import Path
 from mockserver import __version__, log
 from mockserver.app import create_app
 from mockserver.auth import TokensFileError
-from mockserver.server import StartupError, serve
+from mockserver.server import StartupError, check_port, serve
 from mockserver.settings import DEFAULT_PORT, DEFAULT_SPEC, Settings
 from mockserver.spec import SpecError
 
@@ -149,11 +149,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exc:
         return int(exc.code or 0)
     for name in ("port", "seed_records", "max_records", "max_body_bytes", "threads"):
-        if isinstance(getattr(args, name), str) or getattr(args, name) < 0:
+        if getattr(args, name) < 0:
             p.error(f"--{name.replace('_', '-')} must be a whole number >= 0")
     settings = settings_from(args)
     log.configure(settings.log_format, settings.log_level)
     try:
+        check_port(settings.host, settings.port)
         app = create_app(settings)
         state = app.extensions["mockserver"]
         log.logger.info(

@@ -65,6 +65,14 @@ def problem_title(status: int) -> str:
         return f"Status {status}"
 
 
+def status_line(status: int) -> str:
+    """`201 Created`, as Kestrel writes it (werkzeug would write `201 CREATED`)."""
+    reason = "Payload Too Large" if status == 413 else problem_title(status)
+    if status == 500:
+        reason = "Internal Server Error"
+    return f"{status} {reason}"
+
+
 def trace_id(traceparent: str | None) -> str:
     """A W3C trace id `00-<trace>-<span>-00`, continuing the caller's trace when it sent one."""
     trace = None

@@ -55,6 +55,8 @@ def _without(item: dict[str, Any], path: tuple[str, ...]) -> dict[str, Any]:
         del copy[head]
     elif isinstance(copy[head], dict):
         copy[head] = _without(copy[head], path[1:])
+    elif isinstance(copy[head], list):  # `-viewers.name`: from every element
+        copy[head] = [_without(e, path[1:]) if isinstance(e, dict) else e for e in copy[head]]
     return copy
 
 
@@ -94,9 +96,12 @@ def decode(query_string: str) -> Query:
 
 
 def shortcut(name: str, value: str) -> Call:
-    """`field=value` is `eq(field,value)`; `null()` and `empty()` keep their meaning."""
+    """`field=value` is `eq(field,value)`; `null()` and `empty()` keep their meaning, and a
+    quoted value (`field='a b'`) loses its quotes as in `eq()`."""
     if value in ("null()", "empty()"):
         return Call("eq", (Value(name), Call(value[:-2], ())))
+    if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+        return Call("eq", (Value(name), Value(value[1:-1], True)))
     return Call("eq", (Value(name), Value(value)))
 
 
@@ -135,7 +140,7 @@ def predicate(query: Query, known: FieldCheck) -> Predicate | None:
     for name, value in query.params.items():
         if name not in RESERVED:
             if not known(name):
-                raise invalid({name: ["Invalid equals shortcut expression: unknown field."]})
+                raise invalid({name: ["Unknown expression group."]})
             calls.append(shortcut(name, value))
     try:
         return compile_filter(calls, known)

@@ -67,24 +67,29 @@ class _Parser:
         if depth > MAX_NESTING:
             raise RQLError(f"Expressions are nested deeper than {MAX_NESTING} levels.", self.text)
         text = self.text
+        at = self._blank(at)
         if at < len(text) and text[at] in "'\"":
             close = text.find(text[at], at + 1)
             if close < 0:
                 raise RQLError(f"Unterminated string starting at position {at + 1}.", self.text)
-            return Value(text[at + 1 : close], True), close + 1
+            return Value(text[at + 1 : close], True), self._blank(close + 1)
         if at < len(text) and text[at] == "(":
             items, end = self.args(at + 1, depth + 1)
-            return Group(items), end
+            return Group(items), self._blank(end)
         end = at
         while end < len(text) and text[end] not in ",()":
             end += 1
         token = text[at:end].strip()
-        if end < len(text) and text[end] == "(":
-            if not token:
-                raise RQLError(f"Missing operator name at position {end + 1}.", self.text)
+        if end < len(text) and text[end] == "(":  # never with an empty name: see _blank
             args, after = self.args(end + 1, depth + 1)
-            return Call(token, args), after
+            return Call(token, args), self._blank(after)
         return Value(token), end
+
+    def _blank(self, at: int) -> int:
+        """Skip spaces around an item: `eq(event, 'a')` is `eq(event,'a')`."""
+        while at < len(self.text) and self.text[at].isspace():
+            at += 1
+        return at
 
     def args(self, at: int, depth: int) -> tuple[tuple[Node, ...], int]:
         """Arguments up to the closing parenthesis; returns the position after it."""
@@ -253,7 +258,7 @@ def _operand(node: Node, call: Call) -> Operand:
     number = None
     with suppress(ValueError):
         number = float(text)
-    boolean = None if node.quoted else {"true": True, "false": False}.get(text.lower())
+    boolean = {"true": True, "false": False}.get(text.lower())
     return Operand(text, number=number, boolean=boolean, when=parse_when(text))
 
 

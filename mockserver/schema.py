@@ -106,7 +106,8 @@ class _Builder:
         for part in schema.get("allOf", []):
             part = self._deref(part)
             inner = self._merge(part)
-            properties = {**inner.get("properties", {}), **properties}
+            for name, sub in inner.get("properties", {}).items():
+                properties[name] = {"allOf": [sub, properties[name]]} if name in properties else sub
             for key, value in inner.items():
                 merged.setdefault(key, value)
         if properties:

@@ -55,7 +55,6 @@ def check_port(host: str, port: int) -> None:
 
 def serve(app: Flask, settings: Settings) -> None:
     """Serve until SIGINT or SIGTERM (in-flight requests finish on SIGTERM)."""
-    check_port(settings.host, settings.port)
     url = f"http://{bind_address(settings.host, settings.port)}"
 
     def when_ready(_server: Any) -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from openapi_core import OpenAPI
+from openapi_core import Config, OpenAPI
 from openapi_spec_validator.validation.exceptions import OpenAPIValidationError
 
 Document = dict[str, Any]
@@ -56,10 +56,11 @@ def load_spec(path: Path) -> Spec:
     document = _parse(path, raw)
     repairs = repair(document)
     try:
-        api = OpenAPI.from_dict(document)
+        api = OpenAPI.from_dict(document, config=_config(document))
     except OpenAPIValidationError as exc:
-        where = "/".join(str(p) for p in exc.absolute_path) or "(document root)"
-        raise SpecError(f"{path}: not a valid OpenAPI document at {where}: {exc.message}") from exc
+        where = " > ".join(str(p) for p in exc.absolute_path) or "(document root)"
+        message = exc.message.split("\n", 1)[0]
+        raise SpecError(f"{path}: not a valid OpenAPI document at {where}: {message}") from exc
     except Exception as exc:  # openapi-core raises several unrelated types for unusable specs
         raise SpecError(f"{path}: not a usable OpenAPI document: {exc}") from exc
     digest = hashlib.sha256(raw).hexdigest()
@@ -105,6 +106,33 @@ def repair(document: Document) -> list[str]:
             )
             repairs.append(f"{name}: bare optional value")
     return repairs
+
+
+def _config(document: Document) -> Config:
+    """openapi-core decodes only `application/json` as JSON; the spec's other JSON media types
+    (`text/json`, `application/*+json`, `application/problem+json`) are JSON too."""
+    found: set[str] = set()
+    _media_types(document, found)
+    json_types: dict[str, Any] = {
+        m: _json_loads for m in found if m != "application/json" and "json" in m
+    }
+    return Config(extra_media_type_deserializers=json_types)
+
+
+def _json_loads(value: bytes | str, **_parameters: str) -> Any:
+    return json.loads(value)
+
+
+def _media_types(node: Any, found: set[str]) -> None:
+    if isinstance(node, dict):
+        content = node.get("content")
+        if isinstance(content, dict):
+            found.update(k for k in content if isinstance(k, str))
+        for value in node.values():
+            _media_types(value, found)
+    elif isinstance(node, list):
+        for value in node:
+            _media_types(value, found)
 
 
 def as_json(spec: Spec) -> bytes:

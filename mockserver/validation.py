@@ -297,7 +297,19 @@ def _message(violation: SchemaViolation) -> str:
         return f"The value '{value}' does not match the pattern {expected}."
     if keyword == "format":
         return f"The value '{value}' is not a valid {expected}."
+    if keyword in _BOUNDS:
+        return _BOUNDS[keyword].format(expected)
     return str(violation.message)
+
+
+_BOUNDS = {
+    "minLength": "The value must be at least {} characters long.",
+    "maxLength": "The value must be at most {} characters long.",
+    "minimum": "The value must be {} or more.",
+    "maximum": "The value must be {} or less.",
+    "minItems": "The array must have at least {} items.",
+    "maxItems": "The array must have at most {} items.",
+}
 
 
 def _article(expected: Any) -> str:

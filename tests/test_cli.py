@@ -1,0 +1,162 @@
+"""The `mockserver` command: options, variables, logs, start-up errors, clean shutdown."""
+
+from __future__ import annotations
+
+import json
+import re
+import signal
+import socket
+import subprocess
+import sys
+
+import pytest
+import requests
+from support import AUTH, MOCKSERVER, RECORDS, new_record
+
+OPTIONS = [
+    "--host",
+    "--port",
+    "--spec",
+    "--strict",
+    "--auth",
+    "--tokens",
+    "--seed-records",
+    "--faker-seed",
+    "--max-records",
+    "--max-body-bytes",
+    "--threads",
+    "--check-responses",
+    "--log-format",
+    "--log-level",
+]
+
+
+def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(MOCKSERVER), *args], capture_output=True, text=True, timeout=60, env=env
+    )
+
+
+def test_help_explains_every_option():
+    out = run("--help").stdout
+    for option in OPTIONS:
+        assert option in out
+    assert "MOCKSERVER_SEED_RECORDS" in out
+
+
+def test_version_and_module_entry_point():
+    assert run("--version").stdout.startswith("mockserver 0.1.0")
+    module = subprocess.run(
+        [sys.executable, "-m", "mockserver", "--version"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert module.stdout == run("--version").stdout
+
+
+def test_a_bad_spec_stops_start_up_naming_the_file(tmp_path):
+    spec = tmp_path / "broken.yaml"
+    spec.write_text("openapi: 3.0.3\ninfo: {title: t}\npaths: {}\n")
+    done = run("--spec", str(spec))
+    assert done.returncode == 1
+    assert done.stderr.strip() == (
+        f"mockserver: error: {spec}: not a valid OpenAPI document at info: "
+        '"version" is a required property'
+    )
+
+
+def test_a_bad_tokens_file_stops_start_up(tmp_path):
+    tokens = tmp_path / "tokens.yaml"
+    tokens.write_text("tokens: [{rights: [x]}]")
+    done = run("--tokens", str(tokens))
+    assert done.returncode == 1
+    assert f"mockserver: error: {tokens}: invalid tokens file at tokens > 0" in done.stderr
+
+
+def test_a_port_in_use_stops_start_up():
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = run("--port", str(port))
+    assert done.returncode == 1
+    assert done.stderr.strip() == f"mockserver: error: port {port} on 127.0.0.1 is already in use"
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "message"),
+    [
+        (["--port", "abc"], {}, "argument --port: invalid int value: 'abc'"),
+        ([], {"MOCKSERVER_PORT": "abc"}, "argument --port: invalid int value: 'abc'"),
+        (["--seed-records", "-5"], {}, "--seed-records must be a whole number >= 0"),
+        (["--auth", "maybe"], {}, "argument --auth: invalid choice: 'maybe'"),
+    ],
+)
+def test_bad_options_are_usage_errors(args, env, message):
+    import os
+
+    done = run(*args, env={**os.environ, **env})
+    assert done.returncode == 2
+    assert message in done.stderr
+
+
+def test_one_log_line_per_request_and_clean_sigterm(start_server):
+    server = start_server()
+    requests.post(f"{server.url}{RECORDS}", json=new_record(payload=1), headers=AUTH, timeout=5)
+    requests.get(f"{server.url}{RECORDS}/AUD-0000-0000-0000-0000", headers=AUTH, timeout=5)
+    requests.get(f"{server.url}{RECORDS}?limit=1&eq(event,'x')", headers=AUTH, timeout=5)
+    assert server.stop() == 0
+    lines = [line for line in server.log if "/public/v1/" in line]
+    assert len(lines) == 3
+    assert re.search(
+        r"INFO  POST /public/v1/audit/records 201 \d+\.\dms record=AUD-\d{4}-", lines[0]
+    )
+    assert "warnings=\"unknown member 'payload' ignored\"" in lines[0]
+    assert re.search(
+        r"GET /public/v1/audit/records/AUD-0000-0000-0000-0000 404 [\d.]+ms "
+        r"error=\"Audit record AUD-0000-0000-0000-0000 not found.\"",
+        lines[1],
+    )
+    assert "GET /public/v1/audit/records?limit=1&eq(event,'x') 200" in lines[2]
+    assert any("ready: http://127.0.0.1:" in line for line in server.log)
+
+
+def test_sigint_also_stops_cleanly(start_server):
+    server = start_server()
+    assert server.process is not None
+    server.process.send_signal(signal.SIGINT)
+    assert server.process.wait(timeout=20) == 0
+
+
+def test_environment_variables_configure_the_server(start_server, tmp_path):
+    server = start_server(
+        env={
+            "MOCKSERVER_SEED_RECORDS": "25",
+            "MOCKSERVER_AUTH": "off",
+            "MOCKSERVER_STRICT": "true",
+            "MOCKSERVER_LOG_FORMAT": "json",
+            "MOCKSERVER_MAX_RECORDS": "30",
+        }
+    )
+    health = server.health()
+    assert (health["records"], health["mode"], health["auth"]) == (25, "strict", "off")
+    for _ in range(10):
+        answer = requests.post(f"{server.url}{RECORDS}", json=new_record(), timeout=5)
+        assert answer.status_code == 201
+    assert server.health()["records"] == 30
+    assert server.stop() == 0
+    entries = [json.loads(line) for line in server.log if line.startswith("{")]
+    posts = [e for e in entries if e.get("method") == "POST"]
+    assert len(posts) == 10
+    assert (posts[0]["status"], posts[0]["target"]) == (201, RECORDS)
+    assert posts[0]["record"].startswith("AUD-")
+
+
+def test_seeding_shows_progress(start_server):
+    server = start_server("--seed-records", "10000", "--faker-seed", "3")
+    assert server.health()["records"] == 10000
+    server.stop()
+    progress = [line for line in server.log if "seeding records:" in line]
+    assert len(progress) == 10
+    assert "seeding records: 10000/10000" in progress[-1]
