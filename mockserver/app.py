@@ -160,7 +160,13 @@ def _api(path: str) -> Response:
     query = decode(request.query_string.decode("utf-8", "replace"))
     checked = holder.validator.check(request, match, query.params)
     exchange = Exchange(
-        match, query, checked.body, identity, request.host_url.rstrip("/"), checked.warnings
+        match,
+        query,
+        checked.body,
+        identity,
+        request.host_url.rstrip("/"),
+        checked.warnings,
+        streaming=request.headers.get("MPT-Streaming", "").strip().lower() == "true",
     )
     reply = holder.resources.handle(exchange)
     g.extras.update(record=reply.record_id, warnings=exchange.warnings)
@@ -204,6 +210,11 @@ def _problem(problem: Problem) -> Response:
 
 def _http_error(error: HTTPException) -> Response:
     status = error.code or 500
+    if status == 405:  # a method Flask does not route at all (QUERY, PROPFIND...)
+        try:
+            state().router.match(request.method, request.path)
+        except Problem as problem:
+            return _problem(problem)
     detail = error.description
     if status == 413:
         limit = state().settings.max_body_bytes

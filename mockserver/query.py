@@ -88,7 +88,7 @@ def decode(query_string: str) -> Query:
                 query.params[name] = value
             continue
         part = unquote(raw)
-        if part.replace(" ", "") == "render()":
+        if part.replace(" ", "").rstrip("=") == "render()":
             query.render = True
         else:
             query.filters.append(part)

@@ -39,6 +39,7 @@ class Exchange:
     identity: Identity
     base_url: str
     warnings: list[str] = field(default_factory=list)
+    streaming: bool = False
 
 
 class Behaviour:
@@ -95,6 +96,8 @@ class Resources:
         return reply
 
     def _list(self, call: Exchange, op: Operation, store: Store) -> Reply:
+        if call.streaming:
+            raise Problem(501, "Streaming reads (MPT-Streaming: true) are not supported yet.")
         known = self._fields[op.collection]
         paging = page(call.query.params)
         where = predicate(call.query, known)

@@ -138,11 +138,14 @@ class _Compiler:
             inner = self.call(self._expect_call(self._single(call), call))
             return lambda item: not inner(item)
         if name in _COMPARISONS:
-            field, operand = self._pair(call)
-            return _comparison(name, self.field(field, call), _operand(operand, call))
+            field, value = self._pair(call)
+            operand = _operand(value, call)
+            if (operand.null or operand.empty) and name not in ("eq", "ne"):
+                raise RQLError(f"'{operand.text}' can only be compared with eq or ne.", _show(call))
+            return _comparison(name, self.field(field, call), operand)
         if name in ("like", "ilike"):
-            field, operand = self._pair(call)
-            return _like(self.field(field, call), _literal(operand, call), name == "ilike")
+            field, pattern = self._pair(call)
+            return _like(self.field(field, call), _literal(pattern, call), name == "ilike")
         if name in ("in", "out"):
             return self._membership(call, name == "out")
         if name in ("any", "all"):
@@ -194,7 +197,10 @@ def _show(node: Node) -> str:
         return f"{node.name}(" + ",".join(_show(a) for a in node.args) + ")"
     if isinstance(node, Group):
         return "(" + ",".join(_show(a) for a in node.items) + ")"
-    return f"'{node.text}'" if node.quoted else node.text
+    if not node.quoted:
+        return node.text
+    quote = '"' if "'" in node.text else "'"
+    return f"{quote}{node.text}{quote}"
 
 
 def _all(parts: list[Predicate]) -> Predicate:

@@ -94,7 +94,9 @@ class Validator:
                     checked.warnings = strip.strip(checked.body)
             raw = json.dumps(checked.body).encode()
         path = self._paths / operation.template
-        req = _OpenAPIRequest(request, query, match.params, raw, media_type or "")
+        # an empty value is no value, as ASP.NET Core binds it (`order=` is no order)
+        present = {name: value for name, value in query.items() if value != ""}
+        req = _OpenAPIRequest(request, present, match.params, raw, media_type or "")
         op = path / operation.method.lower()
         errors: Errors = {}
         for error in self.openapi._iter_parameters_errors(req, op, path):

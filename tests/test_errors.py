@@ -153,3 +153,21 @@ def test_problem_media_type_follows_the_spec(api):
     answer = api.get(f"{RECORDS}/AUD-1")
     assert answer.headers["Content-Type"] == "application/problem+json; charset=utf-8"
     json.loads(answer.get_data())
+
+
+def test_streaming_reads_are_a_501_until_supported(api):
+    headers = {"Authorization": "Bearer t", "MPT-Streaming": "TRUE ", "Accept": "application/jsonl"}
+    body = problem(api.get(RECORDS, headers=headers), 501)
+    assert body["detail"] == "Streaming reads (MPT-Streaming: true) are not supported yet."
+    assert (
+        api.get(
+            RECORDS, headers={"Authorization": "Bearer t", "MPT-Streaming": "false"}
+        ).status_code
+        == 200
+    )
+
+
+def test_a_method_flask_does_not_know_is_still_a_405_with_allow(api):
+    answer = api.open(RECORDS, method="QUERY")
+    assert answer.status_code == 405
+    assert answer.headers["Allow"] == "GET, POST"

@@ -485,6 +485,9 @@ def test_fields_inside_any_and_all_are_the_elements_own() -> None:
         ("eq(a,b(c))", "'eq' needs a value as its second argument.", "eq(a,b(c))"),
         ("like(a,null())", "'like' needs a value as its second argument.", "like(a,null())"),
         ("in(a,(1,(2)))", "'in' needs a value as its second argument.", "in(a,(1,(2)))"),
+        # the part is shown as sent: a value holding ' keeps its double quotes
+        ('foo(details,"it\'s")', "Unknown operator 'foo'.", 'foo(details,"it\'s")'),
+        ('foo(details,"plain")', "Unknown operator 'foo'.", "foo(details,'plain')"),
     ],
 )
 def test_compile_errors_name_the_bad_expression(expression: str, message: str, part: str) -> None:
@@ -577,7 +580,8 @@ def test_glob_is_linear_for_a_pathological_pattern() -> None:
 def test_parse_when(text: str, expected: datetime) -> None:
     when = parse_when(text)
     assert when == expected
-    assert when is not None and when.tzinfo is not None
+    assert when is not None
+    assert when.tzinfo is not None
 
 
 def test_parse_when_with_an_offset_is_the_same_instant() -> None:
