@@ -101,7 +101,9 @@ def create_app(settings: Settings | None = None, spec: Spec | None = None) -> Fl
     from mockserver.control import blueprint
 
     app.register_blueprint(blueprint)
-    app.add_url_rule(SPEC_PATH, "spec", _serve_spec, methods=["GET"])
+    app.add_url_rule(
+        SPEC_PATH, "spec", _serve_spec, methods=["GET"], provide_automatic_options=False
+    )
     app.add_url_rule(
         "/",
         "api",

@@ -7,6 +7,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -74,10 +75,14 @@ class Server:
         self.process = subprocess.Popen(
             command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
         )
+        # read the output while the server runs: a full pipe would block its logging
+        self._reader = threading.Thread(target=self._drain, daemon=True)
+        self._reader.start()
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"mockserver exited: {self.process.stdout.read()}")  # type: ignore[union-attr]
+                self._reader.join(timeout=5)
+                raise RuntimeError("mockserver exited:\n" + "\n".join(self.log))
             try:
                 if requests.get(f"{self.url}/_mock/health", timeout=1).status_code == 200:
                     return self
@@ -86,21 +91,27 @@ class Server:
         self.stop()
         raise RuntimeError("mockserver did not become ready")
 
+    def _drain(self) -> None:
+        assert self.process is not None
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self.log.append(line.rstrip("\n"))
+
     def health(self) -> dict[str, Any]:
         answer: dict[str, Any] = requests.get(f"{self.url}/_mock/health", timeout=5).json()
         return answer
 
     def stop(self) -> int:
-        """SIGTERM, then the exit code; the output is kept in `log`."""
+        """SIGTERM, then the exit code; the whole output is then in `log`."""
         assert self.process is not None
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
         try:
-            out, _ = self.process.communicate(timeout=20)
+            self.process.wait(timeout=20)
         except subprocess.TimeoutExpired:
             self.process.kill()
-            out, _ = self.process.communicate()
-        self.log = out.splitlines()
+            self.process.wait()
+        self._reader.join(timeout=5)
         return int(self.process.returncode)
 
 
