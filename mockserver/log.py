@@ -4,10 +4,28 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
-from typing import Any
+from typing import Any, TextIO
 
 logger = logging.getLogger("mockserver")
+
+
+class _Stderr:
+    """The process's stderr as it was at start-up, even once the WSGI server redirects fd 2."""
+
+    stream: TextIO | None = None
+
+    def write(self, text: str) -> int:
+        return (self.stream or sys.stderr).write(text)
+
+    def flush(self) -> None:
+        (self.stream or sys.stderr).flush()
+
+
+def keep_stderr() -> None:
+    """Keep writing logs to today's stderr (uWSGI sends its own messages to /dev/null)."""
+    _Stderr.stream = os.fdopen(os.dup(sys.stderr.fileno()), "w", buffering=1, encoding="utf-8")
 
 
 class _JSONFormatter(logging.Formatter):
@@ -25,7 +43,7 @@ class _JSONFormatter(logging.Formatter):
 
 def configure(log_format: str = "text", level: str = "info") -> None:
     """Send the server's logs to stderr, as text lines or JSON objects."""
-    handler = logging.StreamHandler(sys.stderr)
+    handler = logging.StreamHandler(_Stderr())
     if log_format == "json":
         handler.setFormatter(_JSONFormatter())
     else:

@@ -26,6 +26,7 @@ from openapi_core.validation.request.exceptions import (
 from werkzeug.datastructures import ImmutableMultiDict
 from werkzeug.wrappers import Request
 
+from mockserver.precheck import Precheck
 from mockserver.problems import Problem, invalid
 from mockserver.router import Match, Operation
 from mockserver.schema import Members, join, members
@@ -80,6 +81,7 @@ class Validator:
         self.openapi: Any = spec.openapi.request_validator
         self._paths = spec.openapi.spec / "paths"
         self._members: dict[tuple[str, str], Members | None] = {}
+        self.precheck = Precheck(spec)
 
     def check(self, request: Request, match: Match, query: dict[str, str]) -> Checked:
         """Raise a Problem (400/415) for a request that breaks the contract."""
@@ -92,11 +94,41 @@ class Validator:
                 strip = self._stripper(operation, media_type)
                 if strip is not None:
                     checked.warnings = strip.strip(checked.body)
-            raw = json.dumps(checked.body).encode()
-        path = self._paths / operation.template
         # an empty value is no value, as ASP.NET Core binds it (`order=` is no order)
         present = {name: value for name, value in query.items() if value != ""}
-        req = _OpenAPIRequest(request, present, match.params, raw, media_type or "")
+        if not self._passes_precheck(operation, media_type, checked.body, present, match.params):
+            self._explain(request, match, present, media_type, checked.body)
+        return checked
+
+    def _passes_precheck(
+        self,
+        operation: Operation,
+        media_type: str | None,
+        body: Any,
+        query: dict[str, str],
+        path: dict[str, str],
+    ) -> bool:
+        params = self.precheck.parameters(operation)
+        if params is None or not params(query, path):
+            return False
+        if media_type is None:
+            return not _body_required(operation)
+        valid = self.precheck.body(operation, media_type)
+        return valid is not None and valid(body)
+
+    def _explain(
+        self,
+        request: Request,
+        match: Match,
+        query: dict[str, str],
+        media_type: str | None,
+        body: Any,
+    ) -> None:
+        """openapi-core's verdict, with every violation; it has the last word."""
+        operation = match.operation
+        raw = json.dumps(body).encode() if media_type is not None else b""
+        path = self._paths / operation.template
+        req = _OpenAPIRequest(request, query, match.params, raw, media_type or "")
         op = path / operation.method.lower()
         errors: Errors = {}
         for error in self.openapi._iter_parameters_errors(req, op, path):
@@ -106,7 +138,6 @@ class Validator:
                 _add_body_error(errors, error)
         if errors:
             raise invalid(errors)
-        return checked
 
     def _body(self, request: Request, operation: Operation) -> tuple[str | None, bytes]:
         """The declared media type the body is sent as (None: no body) and its bytes; or 415."""

@@ -119,7 +119,7 @@ def test_one_log_line_per_request_and_clean_sigterm(start_server):
         lines[1],
     )
     assert "GET /public/v1/audit/records?limit=1&eq(event,'x') 200" in lines[2]
-    assert any("ready: http://127.0.0.1:" in line for line in server.log)
+    assert any("serving on http://127.0.0.1:" in line for line in server.log)
 
 
 def test_sigint_also_stops_cleanly(start_server):
