@@ -6,16 +6,18 @@ resource handler → response. Each step raises a `Problem` to answer with an er
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import unquote
 
-from flask import Flask, Response, current_app, g, request
+from flask import Flask, Response, current_app, request
+from werkzeug.datastructures import Headers
 from werkzeug.exceptions import HTTPException
+from werkzeug.wrappers import Request
 
-from mockserver import log
+from mockserver import codec, log
 from mockserver.auth import Authenticator, load_tokens, required_right
 from mockserver.conformance import ResponseChecker
 from mockserver.event_types import COLLECTION as EVENT_TYPES
@@ -53,6 +55,7 @@ class State:
     checker: ResponseChecker | None = None
     started: float = field(default_factory=time.monotonic)
     spec_json: bytes = b""
+    media_types: dict[tuple[str, int], str] = field(default_factory=dict)
 
     def reset(self) -> None:
         """Back to the start-up state: the catalogue and the seed records, nothing else."""
@@ -95,6 +98,7 @@ def create_app(settings: Settings | None = None, spec: Spec | None = None) -> Fl
     holder.reset()
 
     app = Flask("mockserver")
+    app.response_class = ApiResponse
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.extensions["mockserver"] = holder
@@ -140,74 +144,115 @@ def seed(stores: Stores, settings: Settings) -> None:
     log.logger.info("seeded %d records in %.1fs", count, time.monotonic() - started)
 
 
-def _evicted(collection: str, item: dict[str, Any]) -> None:
+def _evicted(collection: str, item_id: str) -> None:
     log.logger.info(
-        "store full (--max-records): evicted the oldest item %s of %s", item.get("id"), collection
+        "store full (--max-records): evicted the oldest item %s of %s", item_id, collection
     )
 
 
+class ApiResponse(Response):
+    """A Flask response that trusts the app's Location headers: they are URIs already (ids are
+    percent-encoded), so werkzeug's IRI-to-URI pass (~40 us a response) is skipped for them."""
+
+    def get_wsgi_headers(self, environ: Any) -> Headers:
+        location = self.headers.get("Location")
+        if location is None or not location.isascii():
+            return super().get_wsgi_headers(environ)
+        del self.headers["Location"]
+        try:
+            headers = super().get_wsgi_headers(environ)
+        finally:
+            self.headers["Location"] = location
+        headers["Location"] = location
+        return headers
+
+
+@dataclass
+class Trail:
+    """What one request leaves for its log line (kept in the WSGI environ)."""
+
+    started: float = field(default_factory=time.perf_counter)
+    operation: Operation | None = None
+    extras: dict[str, Any] = field(default_factory=dict)
+
+
+def trail() -> Trail:
+    environ = request.environ
+    found: Trail | None = environ.get("mockserver.trail")
+    if found is None:
+        found = environ["mockserver.trail"] = Trail()
+    return found
+
+
 def _start() -> None:
-    g.started = time.perf_counter()
-    g.extras = {}
+    request.environ["mockserver.trail"] = Trail()
 
 
 def _api(path: str) -> Response:
     holder = state()
-    match = holder.router.match(request.method, request.path)
-    g.operation = match.operation
+    req: Request = request._get_current_object()  # type: ignore[attr-defined]
+    environ, headers = req.environ, req.headers
+    match = holder.router.match(req.method, req.path)
     operation = match.operation
-    identity = holder.auth.identify(
-        request.headers.get("Authorization"), required_right(operation.method, operation.resource)
-    )
-    query = decode(request.query_string.decode("utf-8", "replace"))
-    checked = holder.validator.check(request, match, query.params)
+    notes: Trail = environ["mockserver.trail"]
+    notes.operation = operation
+    right = required_right(operation.method, operation.resource)
+    identity = holder.auth.identify(headers.get("Authorization"), right)
+    query = decode(environ.get("QUERY_STRING", "").encode("latin-1").decode("utf-8", "replace"))
+    checked = holder.validator.check(req, match, query.params)
     exchange = Exchange(
         match,
         query,
         checked.body,
         identity,
-        request.host_url.rstrip("/"),
+        _base_url(environ),
         checked.warnings,
-        streaming=request.headers.get("MPT-Streaming", "").strip().lower() == "true",
+        streaming=headers.get("MPT-Streaming", "").strip().lower() == "true",
     )
     reply = holder.resources.handle(exchange)
-    g.extras.update(record=reply.record_id, warnings=exchange.warnings)
+    notes.extras.update(record=reply.record_id, warnings=exchange.warnings)
     return _reply(reply, operation)
 
 
+def _base_url(environ: dict[str, Any]) -> str:
+    host = environ.get("HTTP_HOST") or f"{environ['SERVER_NAME']}:{environ['SERVER_PORT']}"
+    return f"{environ['wsgi.url_scheme']}://{host}{environ.get('SCRIPT_NAME', '')}"
+
+
 def _serve_spec() -> Response:
-    return Response(state().spec_json, 200, content_type=JSON)
+    return ApiResponse(state().spec_json, 200, content_type=JSON)
 
 
 def _reply(reply: Reply, operation: Operation) -> Response:
     if reply.body is None:
-        return Response(status=reply.status, headers=reply.headers)
-    body = json.dumps(reply.body, ensure_ascii=False, separators=(",", ":"))
-    return Response(
-        body,
-        reply.status,
-        headers=reply.headers,
-        content_type=_media_type(operation, reply.status, JSON),
-    )
+        return ApiResponse(status=reply.status, headers=reply.headers)
+    media = _media_type(operation, reply.status, JSON)
+    body = reply.body if isinstance(reply.body, bytes) else codec.dumps(reply.body)
+    return ApiResponse(body, reply.status, reply.headers, content_type=media)
 
 
 def _media_type(operation: Operation | None, status: int, fallback: str) -> str:
     """The media type the spec declares for this answer (problem+json or json)."""
     if operation is None:
         return fallback
-    declared = operation.node.get("responses", {}).get(str(status))
-    if isinstance(declared, dict) and "$ref" in declared:
-        declared = state().spec.schema(declared["$ref"])
-    content = declared.get("content") if isinstance(declared, dict) else None
-    return f"{next(iter(content))}; charset=utf-8" if content else fallback
+    known = state().media_types
+    key = (operation.operation_id, status)
+    if key not in known:
+        declared = operation.node.get("responses", {}).get(str(status))
+        if isinstance(declared, dict) and "$ref" in declared:
+            declared = state().spec.schema(declared["$ref"])
+        content = declared.get("content") if isinstance(declared, dict) else None
+        known[key] = f"{next(iter(content))}; charset=utf-8" if content else fallback
+    return known[key]
 
 
 def _problem(problem: Problem) -> Response:
     trace = trace_id(request.headers.get("traceparent"))
-    body = json.dumps(problem.body(trace), ensure_ascii=False, separators=(",", ":"))
-    g.extras["error"] = problem.errors or problem.detail
-    media = _media_type(g.get("operation"), problem.status, PROBLEM_JSON)
-    return Response(body, problem.status, headers=problem.headers, content_type=media)
+    notes = trail()
+    notes.extras["error"] = problem.errors or problem.detail
+    media = _media_type(notes.operation, problem.status, PROBLEM_JSON)
+    body = codec.dumps(problem.body(trace))
+    return ApiResponse(body, problem.status, headers=problem.headers, content_type=media)
 
 
 def _http_error(error: HTTPException) -> Response:
@@ -230,22 +275,25 @@ def _crash(error: Exception) -> Response:
 
 
 def _log(response: Response) -> Response:
+    environ = request.environ
     response.status = status_line(response.status_code)
-    started = g.get("started")
-    millis = (time.perf_counter() - started) * 1000 if started else 0.0
-    target = request.full_path.rstrip("?") if request.query_string else request.path
+    notes = trail()
+    millis = (time.perf_counter() - notes.started) * 1000
+    path = environ.get("PATH_INFO", "").encode("latin-1").decode("utf-8", "replace")
+    query = environ.get("QUERY_STRING", "")
     checker = state().checker
     if checker is not None and not response.is_streamed:
         found = checker.check(
-            request.method,
-            request.path,
+            environ["REQUEST_METHOD"],
+            path,
             response.status_code,
             response.headers,
             response.get_data(),
         )
         for finding in found:
             log.logger.warning("response does not conform to the spec: %s", finding)
-    log.request_line(request.method, target, response.status_code, millis, g.get("extras", {}))
+    target = f"{path}?{unquote(query)}" if query else path
+    log.request_line(environ["REQUEST_METHOD"], target, response.status_code, millis, notes.extras)
     return response
 
 

@@ -14,6 +14,7 @@ class EventTypeBehaviour(Behaviour):
 
     noun = "Audit event type"
     unique = ("key",)
+    indexed = ("key",)
     default_ids = EVENT_TYPE_IDS
 
 

@@ -26,7 +26,7 @@ class IdFormat:
         return self.prefix + "".join(f"-{digits[i * 4 : i * 4 + 4]}" for i in range(self.groups))
 
 
-_RNG = random.SystemRandom()
+_RNG = random.Random()  # seeded from the OS; ids need to be unique, not secret
 
 
 def from_schema(schema: Any) -> IdFormat | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+from functools import cache
 from http import HTTPStatus
 from typing import Any
 
@@ -65,6 +66,7 @@ def problem_title(status: int) -> str:
         return f"Status {status}"
 
 
+@cache
 def status_line(status: int) -> str:
     """`201 Created`, as Kestrel writes it (werkzeug would write `201 CREATED`)."""
     reason = "Payload Too Large" if status == 413 else problem_title(status)

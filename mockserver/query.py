@@ -13,7 +13,17 @@ from typing import Any
 from urllib.parse import unquote
 
 from mockserver.problems import invalid
-from mockserver.rql import Call, FieldCheck, Predicate, RQLError, Value, compile_filter, parse
+from mockserver.rql import (
+    Access,
+    Call,
+    FieldCheck,
+    Predicate,
+    RQLError,
+    Value,
+    compile_filter,
+    equalities,
+    parse,
+)
 
 DEFAULT_LIMIT = 10
 MAX_LIMIT = 100
@@ -129,7 +139,15 @@ def page(params: dict[str, str]) -> Page:
     return Page(offset=values["offset"], limit=min(values["limit"], MAX_LIMIT))
 
 
-def predicate(query: Query, known: FieldCheck) -> Predicate | None:
+@dataclass(frozen=True)
+class Filter:
+    """A query's filter: the predicate, and the equalities an index can answer."""
+
+    where: Predicate | None
+    equalities: list[tuple[str, list[str]]]
+
+
+def filtering(query: Query, known: FieldCheck, access: Access | None = None) -> Filter:
     """The filter of a query; 400 naming the bad part when an expression is malformed."""
     calls = []
     for text in query.filters:
@@ -143,7 +161,7 @@ def predicate(query: Query, known: FieldCheck) -> Predicate | None:
                 raise invalid({name: ["Unknown expression group."]})
             calls.append(shortcut(name, value))
     try:
-        return compile_filter(calls, known)
+        return Filter(compile_filter(calls, known, access), equalities(calls))
     except RQLError as exc:
         raise invalid({exc.part: [str(exc)]}) from exc
 

@@ -6,8 +6,8 @@ from typing import Any
 
 from mockserver.auth import Identity
 from mockserver.ids import IdFormat
+from mockserver.layout import Item
 from mockserver.resource import Behaviour, now
-from mockserver.store import Item
 
 COLLECTION = "/public/v1/audit/records"
 
@@ -18,6 +18,7 @@ class RecordBehaviour(Behaviour):
 
     noun = "Audit record"
     server_fields = ("id", "timestamp", "actor", "type", "viewers")
+    indexed = ("object.id", "event", "actor.id", "actor.account.id")
     default_ids = IdFormat("AUD", 4)
 
     def created(self, body: dict[str, Any], item_id: str, identity: Identity) -> Item:

@@ -10,15 +10,18 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import quote
 
+from mockserver import codec
 from mockserver.auth import Identity
 from mockserver.ids import IdFormat, from_schema, guess
+from mockserver.layout import Item, decode
 from mockserver.problems import Problem
-from mockserver.query import Query, Selection, ordering, page, predicate
+from mockserver.query import Query, filtering, ordering, page
 from mockserver.router import Match, Operation
 from mockserver.rql import FieldCheck
-from mockserver.schema import Resolve, fields, item_schema
-from mockserver.store import Item, Store, Stores
+from mockserver.schema import Resolve, fields, item_schema, layout
+from mockserver.store import Search, Shape, Store, Stores
 
 
 @dataclass
@@ -48,6 +51,8 @@ class Behaviour:
     noun = "Item"
     server_fields: tuple[str, ...] = ("id",)
     unique: tuple[str, ...] = ()
+    indexed: tuple[str, ...] = ()  # paths with an equality index
+    default_ids: IdFormat | None = None  # when the spec's id pattern does not say
 
     def __init__(self, ids: IdFormat) -> None:
         self.ids = ids
@@ -58,8 +63,7 @@ class Behaviour:
 
 def now() -> str:
     """UTC, millisecond precision, `Z`: how the platform writes timestamps."""
-    moment = datetime.now(UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 class Resources:
@@ -83,8 +87,9 @@ class Resources:
             self._fields[collection] = fields(schema, resolve)
             id_schema = resolve_property(schema, "id", resolve)
             kind = behaviours.get(collection, Behaviour)
-            default = getattr(kind, "default_ids", None) or guess(ops[0].resource)
-            self._behaviours[collection] = kind(from_schema(id_schema) or default)
+            behaviour = kind(from_schema(id_schema) or kind.default_ids or guess(ops[0].resource))
+            self._behaviours[collection] = behaviour
+            stores.shapes[collection] = Shape(layout(schema, resolve), behaviour.indexed)
 
     def behaviour(self, collection: str) -> Behaviour:
         return self._behaviours[collection]
@@ -92,7 +97,8 @@ class Resources:
     def handle(self, call: Exchange) -> Reply:
         op = call.match.operation
         handler = getattr(self, f"_{op.kind}")
-        reply: Reply = handler(call, op, self.stores[op.collection_path(call.match.params)])
+        store = self.stores.open(op.collection_path(call.match.params), op.collection)
+        reply: Reply = handler(call, op, store)
         return reply
 
     def _list(self, call: Exchange, op: Operation, store: Store) -> Reply:
@@ -100,20 +106,26 @@ class Resources:
             raise Problem(501, "Streaming reads (MPT-Streaming: true) are not supported yet.")
         known = self._fields[op.collection]
         paging = page(call.query.params)
-        where = predicate(call.query, known)
+        reader = store.reader()
+        chosen = filtering(call.query, known, reader.access)
         order = ordering(call.query.params.get("order"), known)
-        found = store.find(where, order, paging.offset, paging.limit)
+        search = Search(reader, chosen.where, chosen.equalities, order, paging.offset, paging.limit)
+        found = store.find(search)
         selection = call.query.selection
         meta: dict[str, Any] = {
             "pagination": {"offset": paging.offset, "limit": paging.limit, "total": found.total}
         }
         if selection.omitted:
             meta["omitted"] = selection.omitted
-        return Reply(200, {"$meta": meta, "data": [selection.apply(i) for i in found.items]})
+            data = codec.dumps([selection.apply(decode(raw)) for raw in found.items])
+        else:
+            data = b"[" + b",".join(found.items) + b"]"
+        return Reply(200, b'{"$meta":' + codec.dumps(meta) + b',"data":' + data + b"}")
 
     def _get(self, call: Exchange, op: Operation, store: Store) -> Reply:
-        item = self._existing(call, op, store)
-        return Reply(200, Selection.parse(call.query.params.get("select")).apply(item))
+        raw = self._existing(call, op, store)
+        selection = call.query.selection
+        return Reply(200, codec.dumps(selection.apply(decode(raw))) if selection.exclude else raw)
 
     def _create(self, call: Exchange, op: Operation, store: Store) -> Reply:
         behaviour = self._behaviours[op.collection]
@@ -122,35 +134,33 @@ class Resources:
         item_id = behaviour.ids.make()
         while store.get(item_id) is not None:
             item_id = behaviour.ids.make()
-        item = behaviour.created(body, item_id, call.identity)
-        store.insert(item)
-        location = f"{call.base_url}{op.collection_path(call.match.params)}/{item_id}"
-        return Reply(201, item, {"Location": location}, record_id=item_id)
+        raw = store.insert(behaviour.created(body, item_id, call.identity))
+        where = f"{op.collection_path(call.match.params)}/{quote(item_id, safe='')}"
+        return Reply(201, raw, {"Location": call.base_url + where}, record_id=item_id)
 
     def _update(self, call: Exchange, op: Operation, store: Store) -> Reply:
         behaviour = self._behaviours[op.collection]
-        current = self._existing(call, op, store)
+        current = decode(self._existing(call, op, store))
         changes = self._owned_removed(call, behaviour)
         self._check_unique(behaviour, store, changes, current["id"])
-        updated = {**current, **changes}
-        store.replace(updated)
-        return Reply(200, updated, record_id=current["id"])
+        raw = store.replace({**current, **changes})
+        return Reply(200, raw, record_id=current["id"])
 
     def _delete(self, call: Exchange, op: Operation, store: Store) -> Reply:
-        item = self._existing(call, op, store)
-        store.remove(item["id"])
-        return Reply(204, record_id=item["id"])
+        item_id = decode(self._existing(call, op, store))["id"]
+        store.remove(item_id)
+        return Reply(204, record_id=item_id)
 
     def _action(self, call: Exchange, op: Operation, store: Store) -> Reply:
         raise Problem(501, f"The mock does not simulate {op.method} {op.template}.")
 
-    def _existing(self, call: Exchange, op: Operation, store: Store) -> Item:
+    def _existing(self, call: Exchange, op: Operation, store: Store) -> bytes:
         item_id = list(call.match.params.values())[-1]
-        item = store.get(item_id)
-        if item is None:
+        raw = store.get(item_id)
+        if raw is None:
             noun = self._behaviours[op.collection].noun
             raise Problem(404, f"{noun} {item_id} not found.")
-        return item
+        return raw
 
     @staticmethod
     def _owned_removed(call: Exchange, behaviour: Behaviour) -> dict[str, Any]:
@@ -169,17 +179,21 @@ class Resources:
         for name in behaviour.unique:
             if name not in body:
                 continue
+            reader = store.reader()
+            get, wanted = reader.access(name), body[name]
 
-            def same(item: Item, name: str = name, wanted: Any = body[name]) -> bool:
-                return bool(item.get(name) == wanted)
+            def same(raw: bytes, get: Any = get, wanted: Any = wanted) -> bool:
+                return bool(get(raw) == wanted)
 
-            clash = store.find(same, [], 0, 1)
-            if clash.items and clash.items[0]["id"] != own_id:
-                raise Problem(
-                    409,
-                    f"Another {behaviour.noun.lower()} ({clash.items[0]['id']}) "
-                    f"already has the {name} '{body[name]}'.",
-                )
+            search = Search(reader, same, limit=2)
+            for raw in store.find(search).items:
+                other = decode(raw)["id"]
+                if other != own_id:
+                    raise Problem(
+                        409,
+                        f"Another {behaviour.noun.lower()} ({other}) "
+                        f"already has the {name} '{wanted}'.",
+                    )
 
 
 def resolve_property(schema: Any, name: str, resolve: Resolve) -> Any:

@@ -18,7 +18,7 @@ from typing import Any
 
 MAX_NESTING = 32
 Predicate = Callable[[Any], bool]
-_MISSING = object()
+MISSING: Any = object()  # a member that is not there (null is None)
 
 
 class RQLError(ValueError):
@@ -113,9 +113,16 @@ class _Parser:
 FieldCheck = Callable[[str], bool]
 
 
-def compile_filter(calls: Iterable[Call], known: FieldCheck) -> Predicate | None:
-    """One predicate for all top-level expressions (they are ANDed); None when there are none."""
-    predicates = [_Compiler(known).call(call) for call in calls]
+Access = Callable[[str], Callable[[Any], Any]]
+
+
+def compile_filter(
+    calls: Iterable[Call], known: FieldCheck, access: Access | None = None
+) -> Predicate | None:
+    """One predicate for all top-level expressions (they are ANDed); None when there are none.
+    `access` reads a dotted path of an item (plain dicts by default; a store passes its own)."""
+    compiler = _Compiler(known, access or getter)
+    predicates = [compiler.call(call) for call in calls]
     if not predicates:
         return None
     if len(predicates) == 1:
@@ -124,8 +131,9 @@ def compile_filter(calls: Iterable[Call], known: FieldCheck) -> Predicate | None
 
 
 class _Compiler:
-    def __init__(self, known: FieldCheck) -> None:
+    def __init__(self, known: FieldCheck, access: Access | None = None) -> None:
         self.known = known
+        self.access = access or getter
 
     def call(self, call: Call) -> Predicate:
         name = call.name.lower()
@@ -160,7 +168,7 @@ class _Compiler:
         path = node.text
         if not self.known(path):
             raise RQLError("Unknown expression group.", path)
-        return getter(path)
+        return self.access(path)
 
     def _membership(self, call: Call, negate: bool) -> Predicate:
         if len(call.args) < 2:
@@ -185,6 +193,25 @@ class _Compiler:
         if not isinstance(node, Call):
             raise RQLError(f"'{parent.name}' expects expressions as arguments.", _show(parent))
         return node
+
+
+def equalities(calls: Iterable[Call]) -> list[tuple[str, list[str]]]:
+    """The `eq`/`in` conditions on plain strings that every match must meet (top-level
+    conjuncts): what an index can answer. Dates are left out (they compare as dates)."""
+    found: list[tuple[str, list[str]]] = []
+    for call in calls:
+        name, args = call.name.lower(), call.args
+        if name == "and":
+            found.extend(equalities(a for a in args if isinstance(a, Call)))
+            continue
+        if name not in ("eq", "in") or len(args) < 2 or not isinstance(args[0], Value):
+            continue
+        values = args[1].items if name == "in" and isinstance(args[1], Group) else args[1:]
+        if name == "eq" and len(args) != 2:
+            continue
+        if all(isinstance(v, Value) and parse_when(v.text) is None for v in values):
+            found.append((args[0].text, [v.text for v in values if isinstance(v, Value)]))
+    return found
 
 
 def _anything(path: str) -> bool:
@@ -222,13 +249,13 @@ def getter(path: str) -> Callable[[Any], Any]:
         value = item
         for index, part in enumerate(parts):
             if isinstance(value, dict):
-                value = value.get(part, _MISSING)
+                value = value.get(part, MISSING)
             elif isinstance(value, list):
                 rest = ".".join(parts[index:])
                 inner = getter(rest)
-                return [v for v in (inner(e) for e in value) if v is not _MISSING]
+                return [v for v in (inner(e) for e in value) if v is not MISSING]
             else:
-                return _MISSING
+                return MISSING
         return value
 
     return get
@@ -314,9 +341,9 @@ _COMPARISONS: dict[str, Callable[[int], bool]] = {
 
 def _matches(value: Any, operand: Operand, accept: Callable[[int], bool]) -> bool:
     if operand.null:
-        return value is None or value is _MISSING
+        return value is None or value is MISSING
     if operand.empty:
-        return value is None or value is _MISSING or value in ("", [], {})
+        return value is None or value is MISSING or value in ("", [], {})
     if isinstance(value, list):
         return any(_matches(v, operand, accept) for v in value)
     found = _order(value, operand)

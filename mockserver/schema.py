@@ -12,6 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from mockserver.layout import Layout
+
 Resolve = Callable[[str], Any]
 
 
@@ -25,34 +27,40 @@ class Members:
     extra: Members | None = None
     items: Members | None = None
 
-    def strip(self, value: Any, path: str = "") -> list[str]:
+    def strip(self, value: Any) -> list[str]:
         """Remove unknown and read-only members from `value`; say what was removed."""
         removed: list[str] = []
-        self._strip(value, path, removed)
+        self._strip(value, (), removed)
         return removed
 
-    def _strip(self, value: Any, path: str, removed: list[str]) -> None:
+    def _strip(self, value: Any, path: tuple[str | int, ...], removed: list[str]) -> None:
         if isinstance(value, list):
             if self.items is not None:
                 for index, item in enumerate(value):
-                    self.items._strip(item, f"{path}[{index}]", removed)
+                    self.items._strip(item, (*path, index), removed)
             return
         if not isinstance(value, dict):
             return
-        for key in list(value):
-            where = join(path, key)
-            if key in self.read_only:
+        declared, read_only = self.declared, self.read_only
+        for key in [k for k in value if k in read_only or k not in declared]:
+            if key in read_only:
                 del value[key]
-                removed.append(f"read-only member '{where}' ignored")
-            elif key in self.declared:
-                nested = self.declared[key]
-                if nested is not None:
-                    nested._strip(value[key], where, removed)
+                removed.append(f"read-only member '{_dotted(path, key)}' ignored")
             elif self.closed:
                 del value[key]
-                removed.append(f"unknown member '{where}' ignored")
+                removed.append(f"unknown member '{_dotted(path, key)}' ignored")
             elif self.extra is not None:
-                self.extra._strip(value[key], where, removed)
+                self.extra._strip(value[key], (*path, key), removed)
+        for key, nested in declared.items():
+            if nested is not None and key in value:
+                nested._strip(value[key], (*path, key), removed)
+
+
+def _dotted(path: tuple[str | int, ...], key: str) -> str:
+    where = ""
+    for part in (*path, key):
+        where = join(where, part)
+    return where
 
 
 def join(path: str, key: str | int) -> str:
@@ -163,6 +171,23 @@ def _known(schema: Any, parts: list[str], resolve: Resolve) -> bool:
             return not properties or node.get("additionalProperties", True) is not False
         node = _flatten(properties[part], resolve)
     return True
+
+
+def layout(schema: Any, resolve: Resolve) -> Layout:
+    """The top-level members an item schema declares, in order, and which hold scalars."""
+    node = _flatten(schema, resolve)
+    properties = node.get("properties", {}) if isinstance(node, dict) else {}
+    scalars = set()
+    for name, sub in properties.items():
+        kind = _flatten(sub, resolve)
+        if isinstance(kind, dict) and kind.get("type") in (
+            "string",
+            "number",
+            "integer",
+            "boolean",
+        ):
+            scalars.add(name)
+    return Layout(tuple(properties), frozenset(scalars))
 
 
 def item_schema(operations: list[Any], resolve: Resolve) -> Any:

@@ -12,6 +12,7 @@ clear message; uWSGI then serves that very app object (`mockserver.wsgi:applicat
 from __future__ import annotations
 
 import errno
+import gc
 import socket
 
 from flask import Flask
@@ -75,6 +76,7 @@ def serve(app: Flask, settings: Settings) -> None:
     import pyuwsgi
 
     wsgi.application = app
+    gc.freeze()  # what start-up built (spec, validators, seeded stores) is never scanned again
     log.keep_stderr()
     url = f"http://{bind_address(settings.host, settings.port)}"
     log.logger.info("serving on %s (health: %s/_mock/health)", url, url)

@@ -26,6 +26,7 @@ from openapi_core.validation.request.exceptions import (
 from werkzeug.datastructures import ImmutableMultiDict
 from werkzeug.wrappers import Request
 
+from mockserver import codec
 from mockserver.precheck import Precheck
 from mockserver.problems import Problem, invalid
 from mockserver.router import Match, Operation
@@ -187,39 +188,22 @@ def parse_media_type(header: str) -> tuple[str, str]:
     return found.group(1).lower(), charset
 
 
-def _reject_constant(name: str) -> None:
-    raise ValueError(f"{name} is not valid JSON")
-
-
 def decode_json(raw: bytes) -> Any:
     """Parse a body as the real server would, with a 400 problem naming what is wrong."""
     try:
-        text = raw.decode("utf-8-sig")
+        value = codec.loads(raw)
     except UnicodeDecodeError as exc:
-        raise invalid(
-            {
-                "$": [
-                    f"The body is not valid UTF-8: byte 0x{raw[exc.start]:02x} "
-                    f"at offset {exc.start}."
-                ]
-            }
-        ) from exc
-    try:
-        value = json.loads(text, parse_constant=_reject_constant)
+        byte = f"0x{raw[exc.start]:02x}"
+        message = f"The body is not valid UTF-8: byte {byte} at offset {exc.start}."
+        raise invalid({"$": [message]}) from exc
     except json.JSONDecodeError as exc:
-        raise invalid(
-            {
-                "$": [
-                    f"The body is not valid JSON: {exc.msg} "
-                    f"at line {exc.lineno}, column {exc.colno}."
-                ]
-            }
-        ) from exc
+        where = f"at line {exc.lineno}, column {exc.colno}"
+        raise invalid({"$": [f"The body is not valid JSON: {exc.msg} {where}."]}) from exc
     except ValueError as exc:
         raise invalid({"$": [f"The body is not valid JSON: {exc}."]}) from exc
     except RecursionError as exc:
         raise invalid({"$": [_too_deep()]}) from exc
-    if _depth(value) > MAX_DEPTH:
+    if raw.count(b"[") + raw.count(b"{") > MAX_DEPTH and _depth(value) > MAX_DEPTH:
         raise invalid({"$": [_too_deep()]})
     return value
 

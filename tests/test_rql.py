@@ -646,10 +646,10 @@ def test_getter(path: str, expected: Any) -> None:
     "path", ["nope", "object.nope", "id.more", "details.more", "actor.account.id.more", "a.b.c"]
 )
 def test_getter_missing_is_distinct_from_null(path: str) -> None:
-    assert getter(path)(RECORD) is rql._MISSING
+    assert getter(path)(RECORD) is rql.MISSING
 
 
 def test_getter_on_a_non_object() -> None:
-    assert getter("a")("text") is rql._MISSING
-    assert getter("a")(None) is rql._MISSING
+    assert getter("a")("text") is rql.MISSING
+    assert getter("a")(None) is rql.MISSING
     assert getter("a")([{"a": 1}, {"b": 2}]) == [1]

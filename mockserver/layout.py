@@ -1,0 +1,114 @@
+"""How an item is kept in memory: compact JSON bytes, with its top-level scalars first.
+
+A stored item is the bytes of its JSON: about 1.05x its size on the wire instead of ~3x as
+nested dicts, invisible to the garbage collector (bytes hold no references), and ready to be
+sent as it is. Top-level scalar members come first (in the spec's order), then the objects and
+arrays, so a filter or sort on a top-level scalar (`details`, `timestamp`) reads it straight from
+the bytes without decoding the item: in the scalar part, `"name":` can only be a key.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from mockserver import codec
+from mockserver.rql import MISSING, getter
+
+Item = dict[str, Any]
+_BACKSLASH = 0x5C
+
+
+@dataclass(frozen=True)
+class Layout:
+    """What a collection's schema says of its items' top level."""
+
+    order: tuple[str, ...] = ()  # declared members, in the spec's order
+    scalars: frozenset[str] = frozenset()  # declared members whose values are scalars
+
+    def encode(self, item: Item) -> bytes:
+        """The bytes kept for an item: scalars first, both parts in the spec's member order."""
+        position = {name: index for index, name in enumerate(self.order)}
+        keys = sorted(item, key=lambda k: (_is_container(item[k]), position.get(k, len(position))))
+        raw = codec.dumps({key: item[key] for key in keys})
+        # a leading space (still JSON) marks the rare item that only the stdlib reads exactly
+        return b" " + raw if codec.needs_stdlib(raw) else raw
+
+
+def _is_container(value: Any) -> bool:
+    return isinstance(value, dict | list)
+
+
+def decode(raw: bytes) -> Item:
+    item: Item = codec.loads(raw) if raw[0] == 0x20 else orjson.loads(raw)
+    return item
+
+
+class Reader:
+    """Field access for the items of one query; remembers the last item it decoded."""
+
+    def __init__(self, layout: Layout) -> None:
+        self.layout = layout
+        self._last: tuple[bytes, Item] | None = None
+
+    def decode(self, raw: bytes) -> Item:
+        last = self._last
+        if last is not None and last[0] is raw:
+            return last[1]
+        item = decode(raw)
+        self._last = (raw, item)
+        return item
+
+    def access(self, path: str) -> Callable[[bytes], Any]:
+        """A function reading `path` (dotted) of a stored item."""
+        if "." not in path and path in self.layout.scalars:
+            needle = b'"' + codec.dumps(path)[1:-1] + b'":'
+            return lambda raw: scalar(raw, needle)
+        get = getter(path)
+        return lambda raw: get(self.decode(raw))
+
+
+def scalar(raw: bytes, needle: bytes) -> Any:
+    """The value of a top-level scalar member, read from the bytes (MISSING when absent)."""
+    start = raw.find(needle, 1, _scalars_end(raw))
+    if start < 0:
+        return MISSING
+    at = start + len(needle)
+    if raw[at] == 0x22:  # a string
+        end = _closing_quote(raw, at + 1)
+        text = raw[at + 1 : end]
+        return text.decode() if _BACKSLASH not in text else orjson.loads(raw[at : end + 1])
+    end = at
+    while raw[end] not in b",}":
+        end += 1
+    return codec.loads(raw[at:end])
+
+
+def _scalars_end(raw: bytes) -> int:
+    """Where the first object or array member starts (the end of the scalar part)."""
+    end = len(raw)
+    for marker in (b'":{', b'":['):
+        found = raw.find(marker, 1, end)
+        while found >= 0 and _escaped(raw, found):
+            found = raw.find(marker, found + 1, end)
+        if found >= 0:
+            end = found
+    return end
+
+
+def _closing_quote(raw: bytes, at: int) -> int:
+    end = raw.find(b'"', at)
+    while _escaped(raw, end):
+        end = raw.find(b'"', end + 1)
+    return end
+
+
+def _escaped(raw: bytes, at: int) -> bool:
+    """Whether the character at `at` is escaped (an odd run of backslashes before it)."""
+    count = 0
+    while raw[at - 1 - count] == _BACKSLASH:
+        count += 1
+    return count % 2 == 1
