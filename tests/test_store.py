@@ -89,20 +89,20 @@ def test_scalars_are_read_from_the_bytes(details):
         "object": {"details": "nested", "x": '":{"details":"no"'},
     }
     raw = LAYOUT.encode(stored)
-    assert scalar(raw, b'"details":') == details
-    assert scalar(raw, b'"event":') == "e"
-    assert scalar(raw, b'"missing":') is MISSING
+    assert scalar(b'"details":', raw) == details
+    assert scalar(b'"event":', raw) == "e"
+    assert scalar(b'"missing":', raw) is MISSING
 
 
 @pytest.mark.parametrize("value", [5, -1.5, True, False, None, 12345678901234567890123])
 def test_non_string_scalars_are_read_from_the_bytes(value):
     raw = LAYOUT.encode({"id": "X-1", "n": value, "object": {"n": "other"}})
-    assert scalar(raw, b'"n":') == value
+    assert scalar(b'"n":', raw) == value
 
 
 def test_a_scalar_only_nested_is_missing_at_the_top():
     raw = LAYOUT.encode({"id": "X-1", "object": {"details": "nested"}})
-    assert scalar(raw, b'"details":') is MISSING
+    assert scalar(b'"details":', raw) is MISSING
     reader = Reader(LAYOUT)
     assert reader.access("details")(raw) is MISSING
     assert reader.access("object.details")(raw) == "nested"
