@@ -45,9 +45,8 @@ def check_port(host: str, port: int) -> None:
 def uwsgi_options(settings: Settings) -> list[str]:
     """uWSGI's command line for these settings."""
     options = [
-        "--http-socket",
+        "--http11-socket",  # HTTP/1.1 with keep-alive (--http-socket closes every connection)
         bind_address(settings.host, settings.port),
-        "--http-keepalive",
         "--module",
         "mockserver.wsgi:application",
         "--master",

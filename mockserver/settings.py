@@ -26,7 +26,7 @@ class Settings:
     faker_seed: int | None = None
     max_records: int = 200_000
     max_body_bytes: int = MIB
-    threads: int = 32
+    threads: int = 8
     log_format: str = "text"
     log_level: str = "info"
     check_responses: bool = False

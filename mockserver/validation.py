@@ -13,10 +13,10 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from jsonschema.exceptions import ValidationError as SchemaViolation
 from jsonschema_path import SchemaPath
 from openapi_core.casting.schemas.exceptions import CastError
 from openapi_core.contrib.werkzeug import WerkzeugOpenAPIRequest
+from openapi_core.datatypes import RequestParameters
 from openapi_core.deserializing.styles.exceptions import EmptyQueryParameterValue
 from openapi_core.validation.request.exceptions import (
     MissingRequiredParameter,
@@ -27,6 +27,7 @@ from werkzeug.datastructures import ImmutableMultiDict
 from werkzeug.wrappers import Request
 
 from mockserver import codec
+from mockserver.compiled import CompiledFactory, Violation
 from mockserver.precheck import Precheck
 from mockserver.problems import Problem, invalid
 from mockserver.router import Match, Operation
@@ -46,7 +47,8 @@ class Checked:
 
 
 class _OpenAPIRequest(WerkzeugOpenAPIRequest):
-    """The request as openapi-core sees it: our query decoding, our parsed body."""
+    """The request as openapi-core sees it: our query decoding, our parsed body, and the
+    request's own headers and cookies (not copied, as the base class does)."""
 
     def __init__(
         self,
@@ -56,9 +58,13 @@ class _OpenAPIRequest(WerkzeugOpenAPIRequest):
         body: bytes | None,
         media_type: str,
     ) -> None:
-        super().__init__(request)
-        self.parameters.query = ImmutableMultiDict(query)
-        self.parameters.path = path
+        self.request = request
+        self.parameters = RequestParameters(
+            query=ImmutableMultiDict(query),
+            header=request.headers,
+            cookie=request.cookies,
+            path=path,
+        )
         self._body = body
         self._media_type = media_type
 
@@ -77,12 +83,19 @@ class Validator:
     def __init__(self, spec: Spec, strict: bool = False) -> None:
         self.spec = spec
         self.strict = strict
-        # openapi-core's own validator; the mock has already found the operation, so it calls
-        # the parameter and body steps directly instead of `iter_errors` (which finds it again).
-        self.openapi: Any = spec.openapi.request_validator
+        # openapi-core's request validator on the compiled schema backend. The mock has already
+        # found the operation, so it calls the parameter and body steps directly instead of
+        # `iter_errors` (which would find it again).
+        own: Any = spec.openapi.request_validator
+        self.factory = CompiledFactory(spec, own.schema_validators_factory)
+        self.openapi: Any = type(own)(
+            spec.openapi.spec,
+            schema_validators_factory=self.factory,
+            extra_media_type_deserializers=own.extra_media_type_deserializers,
+        )
         self._paths = spec.openapi.spec / "paths"
         self._members: dict[tuple[str, str], Members | None] = {}
-        self.precheck = Precheck(spec)
+        self.precheck = Precheck(spec, self.factory)
 
     def check(self, request: Request, match: Match, query: dict[str, str]) -> Checked:
         """Raise a Problem (400/415) for a request that breaks the contract."""
@@ -97,8 +110,11 @@ class Validator:
                     checked.warnings = strip.strip(checked.body)
         # an empty value is no value, as ASP.NET Core binds it (`order=` is no order)
         present = {name: value for name, value in query.items() if value != ""}
-        if not self._passes_precheck(operation, media_type, checked.body, present, match.params):
-            self._explain(request, match, present, media_type, checked.body)
+        params_pass = self._params_pass(operation, present, match.params)
+        body_passes = self._body_passes(operation, media_type, checked.body)
+        if not (params_pass and body_passes):  # openapi-core explains what the pre-check refused
+            parts = (not params_pass, not body_passes)
+            self._explain(request, match, present, media_type, checked.body, parts)
         return checked
 
     def _passes_precheck(
@@ -109,9 +125,17 @@ class Validator:
         query: dict[str, str],
         path: dict[str, str],
     ) -> bool:
+        return self._params_pass(operation, query, path) and self._body_passes(
+            operation, media_type, body
+        )
+
+    def _params_pass(
+        self, operation: Operation, query: dict[str, str], path: dict[str, str]
+    ) -> bool:
         params = self.precheck.parameters(operation)
-        if params is None or not params(query, path):
-            return False
+        return params is not None and params(query, path)
+
+    def _body_passes(self, operation: Operation, media_type: str | None, body: Any) -> bool:
         if media_type is None:
             return not _body_required(operation)
         valid = self.precheck.body(operation, media_type)
@@ -124,17 +148,19 @@ class Validator:
         query: dict[str, str],
         media_type: str | None,
         body: Any,
+        parts: tuple[bool, bool] = (True, True),
     ) -> None:
-        """openapi-core's verdict, with every violation; it has the last word."""
+        """openapi-core's verdict on the parameters and/or the body, with every violation."""
         operation = match.operation
-        raw = json.dumps(body).encode() if media_type is not None else b""
+        raw = codec.dumps(body) if media_type is not None else b""
         path = self._paths / operation.template
         req = _OpenAPIRequest(request, query, match.params, raw, media_type or "")
         op = path / operation.method.lower()
         errors: Errors = {}
-        for error in self.openapi._iter_parameters_errors(req, op, path):
+        parameters, body_part = parts
+        for error in self.openapi._iter_parameters_errors(req, op, path) if parameters else ():
             _add_parameter_error(errors, error)
-        if media_type is not None or _body_required(operation):
+        if body_part and (media_type is not None or _body_required(operation)):
             for error in self.openapi._iter_body_errors(req, op):
                 _add_body_error(errors, error)
         if errors:
@@ -244,7 +270,8 @@ def _add_parameter_error(errors: Errors, error: Exception) -> None:
         message = f"The value of {name} cannot be empty."
     else:
         for violation in getattr(cause, "schema_errors", None) or []:
-            errors.setdefault(name, []).append(_message(violation))
+            for _, text in _violations(violation):
+                errors.setdefault(name, []).append(text)
         return
     errors.setdefault(name, []).append(message)
 
@@ -262,32 +289,21 @@ def _add_body_error(errors: Errors, error: Exception) -> None:
             errors.setdefault(key, []).append(message)
 
 
-def _violations(violation: SchemaViolation) -> list[tuple[str, str]]:
-    """(JSON path, readable message) for one jsonschema error; several for unknown members."""
+def _violations(error: Exception) -> list[tuple[str, str]]:
+    """(JSON path, readable message) for one schema error; several for unknown members."""
+    found = error if isinstance(error, Violation) else Violation.from_jsonschema(error)
     path = ""
-    for part in violation.absolute_path:
+    for part in found.path:
         path = join(path, part)
-    keyword, value = violation.validator, violation.instance
-    if keyword == "required":
-        missing = re.search(r"'(.+)' is a required property", violation.message)
-        name = missing.group(1) if missing else "?"
+    if found.keyword == "required":
+        name = str(found.expected)
         return [(join(path, name), f"The {name} field is required.")]
-    if keyword == "additionalProperties" and isinstance(value, dict):
-        known = (
-            set(violation.schema.get("properties", {}))
-            if isinstance(violation.schema, dict)
-            else set()
-        )
-        return [
-            (join(path, k), f"'{k}' is not a member of this object.")
-            for k in value
-            if k not in known
-        ]
-    if keyword == "readOnly":
-        return [
-            (path or "$", f"The {path.rsplit('.', 1)[-1]} field is read-only: the server sets it.")
-        ]
-    return [(path or "$", _message(violation))]
+    if found.keyword == "additionalProperties":
+        return [(join(path, k), f"'{k}' is not a member of this object.") for k in found.unexpected]
+    if found.keyword == "readOnly":
+        field = path.rsplit(".", 1)[-1]
+        return [(path or "$", f"The {field} field is read-only: the server sets it.")]
+    return [(path or "$", _message(found))]
 
 
 _JSON_TYPES = {
@@ -301,10 +317,12 @@ _JSON_TYPES = {
 }
 
 
-def _message(violation: SchemaViolation) -> str:
-    keyword, value = violation.validator, violation.instance
-    expected: Any = violation.validator_value
+def _message(violation: Violation) -> str:
+    keyword, value, expected = violation.keyword, violation.instance, violation.expected
     if keyword == "type":
+        if isinstance(expected, list):  # a nullable type: null is not what is missing
+            expected = [e for e in expected if e != "null"] or expected
+            expected = expected[0] if len(expected) == 1 else expected
         return (
             f"The value must be {_article(expected)}, not {_JSON_TYPES.get(type(value), 'that')}."
         )
