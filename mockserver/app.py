@@ -119,7 +119,6 @@ def create_app(settings: Settings | None = None, spec: Spec | None = None) -> Fl
     app.add_url_rule(
         "/<path:path>", "api", _api, methods=ALL_METHODS, provide_automatic_options=False
     )
-    app.before_request(_start)
     app.after_request(_log)
     app.register_error_handler(Problem, _problem)
     app.register_error_handler(HTTPException, _http_error)
@@ -184,18 +183,13 @@ def trail() -> Trail:
     return found
 
 
-def _start() -> None:
-    request.environ["mockserver.trail"] = Trail()
-
-
 def _api(path: str) -> Response:
     holder = state()
     req: Request = request._get_current_object()  # type: ignore[attr-defined]
     environ, headers = req.environ, req.headers
     match = holder.router.match(req.method, req.path)
     operation = match.operation
-    notes: Trail = environ["mockserver.trail"]
-    notes.operation = operation
+    notes = environ["mockserver.trail"] = Trail(operation=operation)
     right = required_right(operation.method, operation.resource)
     identity = holder.auth.identify(headers.get("Authorization"), right)
     query = decode(environ.get("QUERY_STRING", "").encode("latin-1").decode("utf-8", "replace"))

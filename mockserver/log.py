@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import atexit
+import collections
 import json
 import logging
 import os
 import sys
+import threading
+import time
 from typing import Any, TextIO
 
 logger = logging.getLogger("mockserver")
@@ -28,6 +32,57 @@ def keep_stderr() -> None:
     _Stderr.stream = os.fdopen(os.dup(sys.stderr.fileno()), "w", buffering=1, encoding="utf-8")
 
 
+class _BatchHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Hands records to a writer thread that formats and writes them in batches, every 10 ms.
+
+    A request only appends its record to a queue: no lock, no system call. Writing each line
+    with its own flush, from eight threads, cost the server a quarter of its throughput.
+    """
+
+    def __init__(self, stream: Any) -> None:
+        super().__init__(stream)
+        self._pending: collections.deque[logging.LogRecord] = collections.deque()
+        self._writer_pid = 0
+        atexit.register(self.flush)
+
+    def handle(self, record: logging.LogRecord) -> bool:
+        if self._writer_pid != os.getpid():  # first record in this process (uWSGI forks)
+            self._writer_pid = os.getpid()
+            threading.Thread(target=self._write_forever, name="log-writer", daemon=True).start()
+        self._pending.append(record)
+        return True
+
+    def _write_forever(self) -> None:
+        while True:
+            time.sleep(0.01)
+            self.flush()
+
+    def flush(self) -> None:
+        lines = []
+        while self._pending:
+            lines.append(self.format(self._pending.popleft()) + "\n")
+        if lines:
+            self.stream.write("".join(lines))
+        self.stream.flush()
+
+
+class _TextFormatter(logging.Formatter):
+    """`2026-11-26T11:33:16 INFO  message`; the time text is made once a second."""
+
+    _second = -1
+    _stamp = ""
+
+    def format(self, record: logging.LogRecord) -> str:
+        second = int(record.created)
+        if second != self._second:
+            self._second = second
+            self._stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(second))
+        line = f"{self._stamp} {record.levelname:<5} {record.getMessage()}"
+        if record.exc_info:
+            line += "\n" + self.formatException(record.exc_info)
+        return line
+
+
 class _JSONFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
@@ -43,16 +98,18 @@ class _JSONFormatter(logging.Formatter):
 
 def configure(log_format: str = "text", level: str = "info") -> None:
     """Send the server's logs to stderr, as text lines or JSON objects."""
-    handler = logging.StreamHandler(_Stderr())
+    handler = _BatchHandler(_Stderr())
     if log_format == "json":
         handler.setFormatter(_JSONFormatter())
     else:
-        handler.setFormatter(
-            logging.Formatter("%(asctime)s %(levelname)-5s %(message)s", "%Y-%m-%dT%H:%M:%S")
-        )
+        handler.setFormatter(_TextFormatter())
     logger.handlers[:] = [handler]
     logger.setLevel(level.upper())
     logger.propagate = False
+    # what each record would look up and nobody prints: the caller's frame, thread, process
+    logging._srcfile = None
+    logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
+    logging.logAsyncioTasks = False  # type: ignore[attr-defined]
 
 
 def request_line(

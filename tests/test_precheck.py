@@ -10,8 +10,8 @@ fields the errors name, are those of openapi-core on its own pure-Python backend
 from __future__ import annotations
 
 import copy
-import os
 import json
+import os
 from typing import Any
 
 import hypothesis
