@@ -11,6 +11,7 @@ from pathlib import Path
 from mockserver import __version__, log
 from mockserver.app import create_app
 from mockserver.auth import TokensFileError
+from mockserver.scenario import ScenarioError
 from mockserver.server import StartupError, check_port, serve
 from mockserver.settings import DEFAULT_PORT, DEFAULT_SPEC, Settings
 from mockserver.spec import SpecError
@@ -103,6 +104,34 @@ def parser() -> argparse.ArgumentParser:
         "(default 8: more threads cost tail latency under load)",
     )
     p.add_argument(
+        "--scenario",
+        type=Path,
+        default=_env("SCENARIO"),
+        metavar="FILE",
+        help="YAML or JSON file of fault rules loaded at start-up (and on every reset)",
+    )
+    p.add_argument(
+        "--fault-seed",
+        type=int,
+        default=_env("FAULT_SEED"),
+        metavar="S",
+        help="seed for fault probabilities and random delays: the same seed, the same run",
+    )
+    p.add_argument(
+        "--journal-size",
+        type=int,
+        default=_env("JOURNAL_SIZE", "10000"),
+        metavar="N",
+        help="requests the journal keeps per session, the oldest dropped (default 10000; 0: none)",
+    )
+    p.add_argument(
+        "--coverage-report",
+        type=Path,
+        default=_env("COVERAGE_REPORT"),
+        metavar="FILE",
+        help="write the coverage at exit: JSON if FILE ends in .json, JUnit XML otherwise",
+    )
+    p.add_argument(
         "--check-responses",
         action="store_true",
         default=(_env("CHECK_RESPONSES", "") or "").lower() in _TRUE,
@@ -138,6 +167,10 @@ def settings_from(args: argparse.Namespace) -> Settings:
         max_body_bytes=args.max_body_bytes,
         threads=args.threads,
         check_responses=args.check_responses,
+        scenario=Path(args.scenario) if args.scenario else None,
+        fault_seed=args.fault_seed,
+        journal_size=args.journal_size,
+        coverage_report=Path(args.coverage_report) if args.coverage_report else None,
         log_format=args.log_format,
         log_level=args.log_level,
     )
@@ -149,7 +182,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = p.parse_args(argv)
     except SystemExit as exc:
         return int(exc.code or 0)
-    for name in ("port", "seed_records", "max_records", "max_body_bytes", "threads"):
+    for name in (
+        "port",
+        "seed_records",
+        "max_records",
+        "max_body_bytes",
+        "threads",
+        "journal_size",
+    ):
         if getattr(args, name) < 0:
             p.error(f"--{name.replace('_', '-')} must be a whole number >= 0")
     settings = settings_from(args)
@@ -168,7 +208,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             settings.seed_records,
         )
         serve(app, settings)
-    except (SpecError, TokensFileError, StartupError) as exc:
+    except (SpecError, TokensFileError, ScenarioError, StartupError) as exc:
         print(f"mockserver: error: {exc}", file=sys.stderr)
         return 1
     return 0

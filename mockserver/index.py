@@ -62,6 +62,14 @@ class Index:
         found.extend(self.others)
         return found
 
+    def copy(self) -> Index:
+        twin = Index(self.path)
+        twin._ids = {
+            value: ids if isinstance(ids, str) else dict(ids) for value, ids in self._ids.items()
+        }
+        twin.others = dict(self.others)
+        return twin
+
     def clear(self) -> None:
         self._ids.clear()
         self.others.clear()

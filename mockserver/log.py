@@ -112,6 +112,11 @@ def configure(log_format: str = "text", level: str = "info") -> None:
     logging.logAsyncioTasks = False  # type: ignore[attr-defined]
 
 
+def flush() -> None:
+    for handler in logger.handlers:
+        handler.flush()
+
+
 def request_line(
     method: str, target: str, status: int, millis: float, extras: dict[str, Any]
 ) -> None:
@@ -120,10 +125,10 @@ def request_line(
         return
     text = " ".join(f"{k}={_quote(v)}" for k, v in extras.items() if v)
     logger.info(
-        "%s %s %d %.1fms%s",
+        "%s %s %s %.1fms%s",
         method,
         target,
-        status,
+        status or "---",
         millis,
         f" {text}" if text else "",
         extra={

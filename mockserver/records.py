@@ -4,10 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
+from openapi_core.validation.schemas import oas30_read_schema_validators_factory
+from openapi_core.validation.schemas.exceptions import InvalidSchemaValue
+
 from mockserver.auth import Identity
 from mockserver.ids import IdFormat
 from mockserver.layout import Item
 from mockserver.resource import Behaviour, now
+from mockserver.router import Router
+from mockserver.spec import Spec
+from mockserver.validation import Errors, violations
 
 COLLECTION = "/public/v1/audit/records"
 
@@ -36,3 +42,32 @@ class RecordBehaviour(Behaviour):
                 }
             ],
         }
+
+
+class Fixtures:
+    """Checks records inserted verbatim (control API) against the spec's audit record schema."""
+
+    def __init__(self, spec: Spec, router: Router) -> None:
+        self._validator: Any = None
+        for op in router.operations:
+            if op.collection == COLLECTION and op.kind == "get":
+                content = spec.openapi.spec / "paths" / op.template / "get" / "responses" / "200"
+                schema = content / "content" / "application/json" / "schema"
+                if "schema" in content / "content" / "application/json":
+                    self._validator = oas30_read_schema_validators_factory.create(
+                        spec.openapi.spec, schema
+                    )
+
+    def errors(self, fixtures: list[Any]) -> Errors:
+        found: Errors = {}
+        for index, fixture in enumerate(fixtures):
+            if self._validator is None:
+                continue
+            try:
+                self._validator.validate(fixture)
+            except InvalidSchemaValue as exc:
+                for error in exc.schema_errors:
+                    for key, message in violations(error):
+                        where = f"[{index}]" + (f".{key}" if key != "$" else "")
+                        found.setdefault(where, []).append(message)
+        return found

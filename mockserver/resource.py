@@ -41,7 +41,8 @@ class Exchange:
     body: Any
     identity: Identity
     base_url: str
-    warnings: list[str] = field(default_factory=list)
+    warnings: list[str]
+    stores: Stores
     streaming: bool = False
 
 
@@ -97,7 +98,7 @@ class Resources:
     def handle(self, call: Exchange) -> Reply:
         op = call.match.operation
         handler = getattr(self, f"_{op.kind}")
-        store = self.stores.open(op.collection_path(call.match.params), op.collection)
+        store = call.stores.open(op.collection_path(call.match.params), op.collection)
         reply: Reply = handler(call, op, store)
         return reply
 

@@ -79,4 +79,5 @@ def serve(app: Flask, settings: Settings) -> None:
     log.keep_stderr()
     url = f"http://{bind_address(settings.host, settings.port)}"
     log.logger.info("serving on %s (health: %s/_mock/health)", url, url)
+    log.flush()  # before uWSGI forks its worker, which would write the pending lines again
     pyuwsgi.run(uwsgi_options(settings))

@@ -30,3 +30,7 @@ class Settings:
     log_format: str = "text"
     log_level: str = "info"
     check_responses: bool = False
+    scenario: Path | None = None
+    fault_seed: int | None = None
+    journal_size: int = 10_000
+    coverage_report: Path | None = None

@@ -157,6 +157,14 @@ class MemoryStore:
             for index in self._indexes.values():
                 index.clear()
 
+    def copy(self) -> MemoryStore:
+        """Another store holding the same items (the bytes are shared, being immutable)."""
+        twin = MemoryStore(self.name, self.max_items, self.layout, (), self._on_evict)
+        with self._lock:
+            twin._items = dict(self._items)
+            twin._indexes = {path: index.copy() for path, index in self._indexes.items()}
+        return twin
+
     def __len__(self) -> int:
         return len(self._items)
 
@@ -232,3 +240,11 @@ class Stores:
     def clear(self) -> None:
         for store in self:
             store.clear()
+
+    def copy(self) -> Stores:
+        """Stores holding the same items, to be changed independently."""
+        twin = Stores(self.max_items, self._on_evict)
+        twin.shapes = self.shapes
+        with self._lock:
+            twin._stores = {path: store.copy() for path, store in self._stores.items()}
+        return twin

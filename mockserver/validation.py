@@ -270,7 +270,7 @@ def _add_parameter_error(errors: Errors, error: Exception) -> None:
         message = f"The value of {name} cannot be empty."
     else:
         for violation in getattr(cause, "schema_errors", None) or []:
-            for _, text in _violations(violation):
+            for _, text in violations(violation):
                 errors.setdefault(name, []).append(text)
         return
     errors.setdefault(name, []).append(message)
@@ -280,16 +280,16 @@ def _add_body_error(errors: Errors, error: Exception) -> None:
     if isinstance(error, MissingRequiredRequestBody):
         errors.setdefault("$", []).append("A non-empty request body is required.")
         return
-    violations = getattr(error.__cause__, "schema_errors", None)
-    if not violations:
+    found = getattr(error.__cause__, "schema_errors", None)
+    if not found:
         errors.setdefault("$", []).append(str(error.__cause__ or error))
         return
-    for violation in violations:
-        for key, message in _violations(violation):
+    for violation in found:
+        for key, message in violations(violation):
             errors.setdefault(key, []).append(message)
 
 
-def _violations(error: Exception) -> list[tuple[str, str]]:
+def violations(error: Exception) -> list[tuple[str, str]]:
     """(JSON path, readable message) for one schema error; several for unknown members."""
     found = error if isinstance(error, Violation) else Violation.from_jsonschema(error)
     path = ""

@@ -1,0 +1,84 @@
+"""Connection faults, done to the real socket: the client sees what a broken network shows it.
+
+* `connection_reset`: the connection is reset (RST): `ECONNRESET` on the client;
+* `empty_response`: closed without a byte of answer: "server disconnected";
+* `malformed_response`: bytes that are not HTTP, then closed;
+* `timeout`: no answer at all, until the client gives up (or `HANG_LIMIT` passes).
+
+The WSGI server hands over the connection: uWSGI's `connection_fd()`, werkzeug's and gunicorn's
+socket in the environ. The app then returns without starting a response, and the server closes
+the connection: with `SO_LINGER` set to zero that close is a reset.
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import socket
+import struct
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+HANG_LIMIT = 600.0  # seconds a `timeout` fault waits at most for the client to give up
+GARBAGE = b"\x00\x17\x03\xffNOT-HTTP garbage from the audit-api mock\r\n\r\n"
+
+
+class NoSocket(Exception):
+    """The WSGI server in use does not hand the connection to the app."""
+
+
+@contextmanager
+def _connection(environ: dict[str, Any]) -> Iterator[socket.socket]:
+    """A socket object on the request's connection (a duplicate: closing it closes nothing)."""
+    given = environ.get("werkzeug.socket") or environ.get("gunicorn.socket")
+    if given is not None:
+        duplicate = given.dup()
+    else:
+        try:
+            import uwsgi  # only importable inside uWSGI
+        except ImportError as exc:
+            raise NoSocket("this WSGI server does not expose the connection") from exc
+        duplicate = socket.socket(fileno=os.dup(uwsgi.connection_fd()))
+    try:
+        yield duplicate
+    finally:
+        duplicate.close()
+
+
+def apply(fault: str, environ: dict[str, Any]) -> None:
+    """Do a connection fault; the caller then returns an empty body without a status."""
+    with _connection(environ) as connection:
+        if fault == "connection_reset":
+            connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        elif fault == "malformed_response":
+            connection.sendall(GARBAGE)
+        elif fault == "timeout":
+            _wait_for_hang_up(connection)
+        if fault != "connection_reset":
+            connection.shutdown(socket.SHUT_RDWR)
+        else:
+            _close_original(environ, connection)
+
+
+def _close_original(environ: dict[str, Any], connection: socket.socket) -> None:
+    """Make the server's own close the last one (so `SO_LINGER` zero sends a reset)."""
+    given = environ.get("werkzeug.socket") or environ.get("gunicorn.socket")
+    if given is not None:
+        given.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        given.close()
+
+
+def _wait_for_hang_up(connection: socket.socket) -> None:
+    """Say nothing until the client closes its side (or HANG_LIMIT passes)."""
+    deadline = time.monotonic() + HANG_LIMIT
+    while time.monotonic() < deadline:
+        readable, _, _ = select.select([connection], [], [], 1.0)
+        if readable:
+            try:
+                if not connection.recv(65536, socket.MSG_PEEK):
+                    return  # the client hung up
+            except OSError:
+                return
+            time.sleep(0.05)  # it sent more (a pipelined request): keep waiting

@@ -1,0 +1,161 @@
+"""The request journal: what each API request sent and what it got, bounded in memory.
+
+An entry is cheap to write (references and a few numbers); it is turned into JSON, with its
+secrets masked, only when someone reads the journal. Once `--journal-size` entries are kept,
+each new one pushes the oldest out, so memory stays flat.
+"""
+
+from __future__ import annotations
+
+import collections
+import itertools
+import re
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import unquote
+
+import orjson
+
+from mockserver.faults import Conditions, Seen
+from mockserver.query import decode
+from mockserver.rql import MISSING
+
+_SECRET_HEADERS = {"authorization", "proxy-authorization", "cookie", "x-api-key"}
+_TOKEN = re.compile(r"^(\S+\s+)?(.{0,8}).*$")
+
+
+def mask(name: str, value: str) -> str:
+    """`Bearer idt:TKN-1234-5678:secret` → `Bearer idt:TKN-***`: enough to tell tokens apart."""
+    if name.lower() not in _SECRET_HEADERS:
+        return value
+    found = _TOKEN.match(value)
+    scheme, start = (found.group(1) or "", found.group(2)) if found else ("", "")
+    return f"{scheme}{start}***"
+
+
+@dataclass
+class Entry:
+    id: int
+    time: float
+    method: str
+    path: str
+    query: str
+    headers: list[tuple[str, str]]
+    body: bytes
+    session: str
+    status: int = 0
+    duration_ms: float = 0.0
+    operation: str | None = None
+    violations: dict[str, list[str]] | None = None
+    warnings: list[str] = field(default_factory=list)
+    fault: str | None = None
+    record_id: str | None = None
+
+    def seen(self) -> Seen:
+        body: Any = MISSING
+        if self.body:
+            try:
+                body = orjson.loads(self.body)
+            except orjson.JSONDecodeError:
+                body = MISSING
+        return Seen(
+            self.method,
+            self.path,
+            decode(self.query).params,
+            {k.lower(): v for k, v in self.headers},
+            body,
+        )
+
+    def as_json(self) -> dict[str, Any]:
+        try:
+            body: Any = orjson.loads(self.body) if self.body else None
+        except orjson.JSONDecodeError:
+            body = self.body.decode("utf-8", "replace")
+        return {
+            "id": self.id,
+            "time": datetime.fromtimestamp(self.time, UTC)
+            .isoformat(timespec="milliseconds")
+            .replace("+00:00", "Z"),
+            "method": self.method,
+            "path": self.path,
+            "query": unquote(self.query),
+            "headers": {name: mask(name, value) for name, value in self.headers},
+            "body": body,
+            "operation": self.operation,
+            "valid": None if self.operation is None else not self.violations,
+            "violations": self.violations or {},
+            "warnings": self.warnings,
+            "fault": self.fault,
+            "status": self.status,
+            "recordId": self.record_id,
+            "durationMs": round(self.duration_ms, 3),
+            "session": self.session,
+        }
+
+
+@dataclass(frozen=True)
+class Matcher:
+    """A journal query: conditions on the request, and on what was answered."""
+
+    conditions: Conditions
+    operation: str | None = None
+    status: int | None = None
+    fault: str | None = None
+
+    @classmethod
+    def parse(cls, given: dict[str, Any]) -> Matcher:
+        return cls(
+            Conditions.parse(given), given.get("operation"), given.get("status"), given.get("fault")
+        )
+
+    def match(self, entry: Entry) -> bool:
+        if self.operation is not None and entry.operation != self.operation:
+            return False
+        if self.status is not None and entry.status != self.status:
+            return False
+        if self.fault is not None and entry.fault != self.fault:
+            return False
+        return self.conditions.match(entry.seen())
+
+
+class Journal:
+    """The last `size` entries of one session."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._entries: collections.deque[Entry] = collections.deque(maxlen=size or None)
+        self._ids = itertools.count(1)
+        self._lock = threading.Lock()
+
+    def open(
+        self,
+        time: float,
+        method: str,
+        path: str,
+        query: str,
+        headers: list[tuple[str, str]],
+        body: bytes,
+        session: str,
+    ) -> Entry:
+        entry = Entry(next(self._ids), time, method, path, query, headers, body, session)
+        if self.size:
+            with self._lock:
+                self._entries.append(entry)
+        return entry
+
+    def __iter__(self) -> Iterator[Entry]:
+        with self._lock:
+            return iter(list(self._entries))
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+    def count(self, matcher: Matcher) -> int:
+        return sum(1 for entry in self if matcher.match(entry))

@@ -1,0 +1,82 @@
+"""Sessions: each caller naming one (`X-Mock-Session`, `?session=` on the control API) gets its
+own records, fault rules, journal and coverage on a shared server; everyone else shares the
+default session. A new session starts from the start-up state (seed records, event types,
+the scenario's rules), copied cheaply: stored records are immutable bytes, shared by all.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import zlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+from mockserver.coverage import Coverage
+from mockserver.faults import Faults
+from mockserver.journal import Journal
+from mockserver.store import Stores
+
+DEFAULT = "default"
+HEADER = "HTTP_X_MOCK_SESSION"
+
+
+@dataclass
+class Session:
+    name: str
+    stores: Stores
+    faults: Faults
+    journal: Journal
+    coverage: Coverage
+
+
+class Sessions:
+    """Sessions by name, made on first use from the start-up state."""
+
+    def __init__(
+        self,
+        initial: Stores,
+        make_coverage: Callable[[], Coverage],
+        journal_size: int,
+        fault_seed: int | None,
+        load_rules: Callable[[Session], None],
+    ) -> None:
+        self.initial = initial
+        self._make_coverage = make_coverage
+        self._journal_size = journal_size
+        self._fault_seed = fault_seed
+        self._load_rules = load_rules
+        self._sessions: dict[str, Session] = {}
+        self._lock = threading.Lock()
+        self.served_by = 0  # the process that serves requests (uWSGI forks a worker)
+
+    def get(self, name: str = DEFAULT) -> Session:
+        self.served_by = os.getpid()
+        session = self._sessions.get(name)
+        if session is None:
+            with self._lock:
+                session = self._sessions.get(name)
+                if session is None:
+                    session = self._sessions[name] = self._new(name)
+        return session
+
+    def _new(self, name: str) -> Session:
+        seed = None if self._fault_seed is None else self._fault_seed + zlib.crc32(name.encode())
+        session = Session(
+            name,
+            self.initial.copy(),
+            Faults(seed),
+            Journal(self._journal_size),
+            self._make_coverage(),
+        )
+        self._load_rules(session)
+        return session
+
+    def reset(self, name: str) -> Session:
+        """Back to the start-up state: records, rules, journal and coverage."""
+        with self._lock:
+            session = self._sessions[name] = self._new(name)
+        return session
+
+    def __iter__(self) -> Iterator[Session]:
+        return iter(list(self._sessions.values()))
