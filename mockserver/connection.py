@@ -6,8 +6,8 @@
 * `timeout`: no answer at all, until the client gives up (or `HANG_LIMIT` passes).
 
 The WSGI server hands over the connection: uWSGI's `connection_fd()`, werkzeug's and gunicorn's
-socket in the environ. The app then returns without starting a response, and the server closes
-the connection: with `SO_LINGER` set to zero that close is a reset.
+socket in the environ. The app then returns without starting a response; the server finds the
+connection closed (or pointed at /dev/null, after a reset) and moves on.
 """
 
 from __future__ import annotations
@@ -17,8 +17,6 @@ import select
 import socket
 import struct
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 HANG_LIMIT = 600.0  # seconds a `timeout` fault waits at most for the client to give up
@@ -29,27 +27,22 @@ class NoSocket(Exception):
     """The WSGI server in use does not hand the connection to the app."""
 
 
-@contextmanager
-def _connection(environ: dict[str, Any]) -> Iterator[socket.socket]:
-    """A socket object on the request's connection (a duplicate: closing it closes nothing)."""
+def _fd(environ: dict[str, Any]) -> int:
+    """The file descriptor of the request's connection, as the WSGI server holds it."""
     given = environ.get("werkzeug.socket") or environ.get("gunicorn.socket")
     if given is not None:
-        duplicate = given.dup()
-    else:
-        try:
-            import uwsgi  # only importable inside uWSGI
-        except ImportError as exc:
-            raise NoSocket("this WSGI server does not expose the connection") from exc
-        duplicate = socket.socket(fileno=os.dup(uwsgi.connection_fd()))
+        return int(given.fileno())
     try:
-        yield duplicate
-    finally:
-        duplicate.close()
+        import uwsgi  # only importable inside uWSGI
+    except ImportError as exc:
+        raise NoSocket("this WSGI server does not expose the connection") from exc
+    return int(uwsgi.connection_fd())
 
 
 def apply(fault: str, environ: dict[str, Any]) -> None:
     """Do a connection fault; the caller then returns an empty body without a status."""
-    with _connection(environ) as connection:
+    fd = _fd(environ)
+    with socket.socket(fileno=os.dup(fd)) as connection:
         if fault == "connection_reset":
             connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         elif fault == "malformed_response":
@@ -58,16 +51,19 @@ def apply(fault: str, environ: dict[str, Any]) -> None:
             _wait_for_hang_up(connection)
         if fault != "connection_reset":
             connection.shutdown(socket.SHUT_RDWR)
-        else:
-            _close_original(environ, connection)
+    if fault == "connection_reset":
+        _drop(fd)
 
 
-def _close_original(environ: dict[str, Any], connection: socket.socket) -> None:
-    """Make the server's own close the last one (so `SO_LINGER` zero sends a reset)."""
-    given = environ.get("werkzeug.socket") or environ.get("gunicorn.socket")
-    if given is not None:
-        given.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-        given.close()
+def _drop(fd: int) -> None:
+    """Close the connection now, under the server's feet but safely: its descriptor number
+    is pointed at /dev/null (so the server's own later close is harmless), and the socket's
+    last reference goes: with SO_LINGER zero, that close is a reset."""
+    null = os.open(os.devnull, os.O_RDWR)
+    try:
+        os.dup2(null, fd)
+    finally:
+        os.close(null)
 
 
 def _wait_for_hang_up(connection: socket.socket) -> None:
