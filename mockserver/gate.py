@@ -185,13 +185,11 @@ def _body(environ: dict[str, Any], limit: int) -> bytes:
 
 
 def _headers(environ: dict[str, Any]) -> list[tuple[str, str]]:
-    found = [
-        (key[5:].replace("_", "-").title(), value)
-        for key, value in environ.items()
-        if key.startswith("HTTP_")
-    ]
-    if environ.get("CONTENT_TYPE"):
-        found.append(("Content-Type", environ["CONTENT_TYPE"]))
+    """The request's headers as WSGI names them (`HTTP_USER_AGENT`); the journal spells them
+    out when it is read."""
+    found = [item for item in environ.items() if item[0][:5] == "HTTP_"]
+    if "CONTENT_TYPE" in environ:
+        found.append(("HTTP_CONTENT_TYPE", environ["CONTENT_TYPE"]))
     return found
 
 

@@ -54,6 +54,10 @@ class Entry:
     fault: str | None = None
     record_id: str | None = None
 
+    def named_headers(self) -> list[tuple[str, str]]:
+        """`HTTP_USER_AGENT` → `User-Agent`."""
+        return [(key[5:].replace("_", "-").title(), value) for key, value in self.headers]
+
     def seen(self) -> Seen:
         body: Any = MISSING
         if self.body:
@@ -65,7 +69,7 @@ class Entry:
             self.method,
             self.path,
             decode(self.query).params,
-            {k.lower(): v for k, v in self.headers},
+            {k.lower(): v for k, v in self.named_headers()},
             body,
         )
 
@@ -82,7 +86,7 @@ class Entry:
             "method": self.method,
             "path": self.path,
             "query": unquote(self.query),
-            "headers": {name: mask(name, value) for name, value in self.headers},
+            "headers": {name: mask(name, value) for name, value in self.named_headers()},
             "body": body,
             "operation": self.operation,
             "valid": None if self.operation is None else not self.violations,
