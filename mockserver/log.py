@@ -43,6 +43,8 @@ class _BatchHandler(logging.StreamHandler):  # type: ignore[type-arg]
         super().__init__(stream)
         self._pending: collections.deque[logging.LogRecord] = collections.deque()
         self._writer_pid = 0
+        self._flushing = threading.Lock()  # the exit flush waits for a batch being written
+        self._lock_pid = os.getpid()
         atexit.register(self.flush)
 
     def handle(self, record: logging.LogRecord) -> bool:
@@ -58,12 +60,15 @@ class _BatchHandler(logging.StreamHandler):  # type: ignore[type-arg]
             self.flush()
 
     def flush(self) -> None:
-        lines = []
-        while self._pending:
-            lines.append(self.format(self._pending.popleft()) + "\n")
-        if lines:
-            self.stream.write("".join(lines))
-        self.stream.flush()
+        if self._lock_pid != os.getpid():  # a forked child: the parent's writer may hold it
+            self._lock_pid, self._flushing = os.getpid(), threading.Lock()
+        with self._flushing:
+            lines = []
+            while self._pending:
+                lines.append(self.format(self._pending.popleft()) + "\n")
+            if lines:
+                self.stream.write("".join(lines))
+            self.stream.flush()
 
 
 class _TextFormatter(logging.Formatter):
