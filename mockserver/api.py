@@ -5,6 +5,7 @@ error; errors of every kind become problem details. One log line per request.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
 
 JSON = "application/json; charset=utf-8"
 PROBLEM_JSON = "application/problem+json; charset=utf-8"
+_INVALID = frozenset({400, 413, 415, 422})  # answers that mean "the request broke the contract"
 
 
 def state() -> State:
@@ -81,6 +83,8 @@ def api(path: str) -> Response:
     holder = state()
     req: Request = request._get_current_object()  # type: ignore[attr-defined]
     environ, headers = req.environ, req.headers
+    if req.path.startswith("/_mock/"):  # no control view took it: 404, or 405 with Allow
+        holder.control_router.match(req.method, req.path)
     match = holder.router.match(req.method, req.path)
     operation = match.operation
     notes = trail()
@@ -110,7 +114,10 @@ def _base_url(environ: dict[str, Any]) -> str:
 
 
 def serve_spec() -> Response:
-    return ApiResponse(state().spec_json, 200, content_type=JSON)
+    holder = state()
+    with contextlib.suppress(Problem):  # a spec may not declare its own document
+        trail().operation = holder.router.match("GET", request.path).operation
+    return ApiResponse(holder.spec_json, 200, content_type=JSON)
 
 
 def _reply(reply: Reply, operation: Operation) -> Response:
@@ -140,8 +147,8 @@ def problem_response(problem: Problem) -> Response:
     trace = trace_id(request.headers.get("traceparent"))
     notes = trail()
     notes.extras["error"] = problem.errors or problem.detail
-    if problem.status == 400 and problem.errors:
-        notes.violations = problem.errors
+    if problem.status in _INVALID and notes.violations is None:
+        notes.violations = problem.errors or {"$": [str(problem)]}
     media = _media_type(notes.operation, problem.status, PROBLEM_JSON)
     body = codec.dumps(problem.body(trace))
     return ApiResponse(body, problem.status, headers=problem.headers, content_type=media)
@@ -174,6 +181,7 @@ def finish(response: Response) -> Response:
         notes.extras["fault"] = action.rule
         if action.status and response.status_code < 300:
             response.status_code = action.status  # the normal answer, the rule's status
+            response.headers.update(action.headers)
     response.status = status_line(response.status_code)
     millis = (time.perf_counter() - notes.started) * 1000
     path = environ.get("PATH_INFO", "").encode("latin-1").decode("utf-8", "replace")

@@ -10,7 +10,6 @@ import logging
 import os
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from flask import Flask
 from werkzeug.exceptions import HTTPException
@@ -27,12 +26,13 @@ from mockserver.problems import Problem
 from mockserver.records import COLLECTION as RECORDS
 from mockserver.records import Fixtures, RecordBehaviour
 from mockserver.resource import Resources
-from mockserver.router import Router
+from mockserver.router import Operation, Router
 from mockserver.scenario import RuleBook, load_scenario
 from mockserver.session import DEFAULT, Session, Sessions
 from mockserver.settings import CONTROL_SPEC, Settings
 from mockserver.spec import Spec, as_json, load_spec
 from mockserver.store import Stores
+from mockserver.tally import Tally, write_report
 from mockserver.validation import Validator
 
 ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE"]
@@ -59,6 +59,7 @@ class State:
     started: float = field(default_factory=time.monotonic)
     spec_json: bytes = b""
     media_types: dict[tuple[str, int], str] = field(default_factory=dict)
+    tally: Tally | None = None  # every answer, for the coverage report at exit
 
 
 def create_app(settings: Settings | None = None, spec: Spec | None = None) -> Flask:
@@ -103,23 +104,22 @@ def create_app(settings: Settings | None = None, spec: Spec | None = None) -> Fl
         Fixtures(spec, router),
         checker=ResponseChecker(spec, control) if settings.check_responses else None,
         spec_json=as_json(spec),
+        tally=Tally(settings.coverage_report) if settings.coverage_report is not None else None,
     )
     sessions.get(DEFAULT)
     sessions.served_by = 0  # not this process, if a WSGI server forks a worker to serve
-    if settings.coverage_report is not None:
-        atexit.register(_write_coverage, holder, settings.coverage_report)
+    if holder.tally is not None:
+        atexit.register(_write_coverage, holder.tally, router.operations)
     return _flask(holder)
 
 
-def _write_coverage(holder: State, path: Path) -> None:
-    """The coverage of every session, written by the process that served the requests."""
-    if holder.sessions.served_by != os.getpid():
-        return  # uWSGI's master: the worker holds the counts and writes them
-    total = Coverage(holder.router.operations)
-    for session in holder.sessions:
-        total.absorb(session.coverage)
-    total.write(path)
-    log.logger.info("coverage report written to %s", path)
+def _write_coverage(tally: Tally, operations: list[Operation]) -> None:
+    """Served in-process: the report, from this process's tally. (uWSGI's master, which made
+    the tally, runs no exit handlers: its exit command writes the report.)"""
+    if os.getpid() == tally.owner and tally.path.exists():
+        tally.close()
+        write_report(tally.report, operations)
+        log.logger.info("coverage report written to %s", tally.report)
 
 
 def _flask(holder: State) -> Flask:

@@ -78,6 +78,7 @@ class Violation(Exception):
         instance: Any,
         expected: Any,
         unexpected: list[str] | None = None,
+        branches: list[list[Violation]] | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
@@ -86,6 +87,7 @@ class Violation(Exception):
         self.instance = instance
         self.expected = expected
         self.unexpected = unexpected or []
+        self.branches = branches or []  # oneOf/anyOf: the violations of each alternative
 
     @classmethod
     def from_rust(cls, error: Any) -> Violation:
@@ -98,6 +100,7 @@ class Violation(Exception):
             error.instance,
             getattr(kind, "value", None),
             list(getattr(kind, "unexpected", None) or []),
+            [[cls.from_rust(e) for e in branch] for branch in getattr(kind, "context", None) or []],
         )
 
     @classmethod
@@ -109,8 +112,20 @@ class Violation(Exception):
         elif keyword == "additionalProperties" and isinstance(instance, dict):
             known = error.schema.get("properties", {}) if isinstance(error.schema, dict) else {}
             unexpected = [k for k in instance if k not in known]
+        branches: dict[Any, list[Violation]] = {}
+        for inner in error.context or ():
+            branches.setdefault(inner.relative_schema_path[0], []).append(
+                cls.from_jsonschema(inner)
+            )
+        path = tuple(error.absolute_path)
         return cls(
-            error.message, tuple(error.absolute_path), str(keyword), instance, expected, unexpected
+            error.message,
+            path,
+            str(keyword),
+            instance,
+            expected,
+            unexpected,
+            list(branches.values()),
         )
 
 

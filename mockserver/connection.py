@@ -3,7 +3,10 @@
 * `connection_reset`: the connection is reset (RST): `ECONNRESET` on the client;
 * `empty_response`: closed without a byte of answer: "server disconnected";
 * `malformed_response`: bytes that are not HTTP, then closed;
-* `timeout`: no answer at all, until the client gives up (or `HANG_LIMIT` passes).
+* `timeout`: no answer at all, until the client gives up (or `HANG_LIMIT` passes, or the
+  server shuts down). The connection is handed to a holder thread, so a hung request does not
+  keep one of the server's threads: any number of clients can wait for their timeouts at once,
+  and SIGTERM never waits for them.
 
 The WSGI server hands over the connection: uWSGI's `connection_fd()`, werkzeug's and gunicorn's
 socket in the environ. The app then returns without starting a response; the server finds the
@@ -13,10 +16,12 @@ connection closed (or pointed at /dev/null, after a reset) and moves on.
 from __future__ import annotations
 
 import os
-import select
+import selectors
 import socket
 import struct
+import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 HANG_LIMIT = 600.0  # seconds a `timeout` fault waits at most for the client to give up
@@ -39,26 +44,29 @@ def _fd(environ: dict[str, Any]) -> int:
     return int(uwsgi.connection_fd())
 
 
-def apply(fault: str, environ: dict[str, Any]) -> None:
-    """Do a connection fault; the caller then returns an empty body without a status."""
+def apply(fault: str, environ: dict[str, Any], hung_up: Callable[[], None] | None = None) -> None:
+    """Do a connection fault; the caller then returns an empty body without a status.
+    `hung_up` is called when the client of a `timeout` gives up."""
     fd = _fd(environ)
+    if fault == "timeout":
+        _holder().hold(socket.socket(fileno=os.dup(fd)), hung_up)
+        _detach(fd)  # the server's thread finds /dev/null there, and moves on
+        return
     with socket.socket(fileno=os.dup(fd)) as connection:
         if fault == "connection_reset":
             connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         elif fault == "malformed_response":
             connection.sendall(GARBAGE)
-        elif fault == "timeout":
-            _wait_for_hang_up(connection)
         if fault != "connection_reset":
             connection.shutdown(socket.SHUT_RDWR)
     if fault == "connection_reset":
-        _drop(fd)
+        _detach(fd)  # the last reference to the socket goes: with SO_LINGER zero, a reset
 
 
-def _drop(fd: int) -> None:
-    """Close the connection now, under the server's feet but safely: its descriptor number
-    is pointed at /dev/null (so the server's own later close is harmless), and the socket's
-    last reference goes: with SO_LINGER zero, that close is a reset."""
+def _detach(fd: int) -> None:
+    """Take the connection from under the server's feet, safely: its descriptor number is
+    pointed at /dev/null, so what the server then reads is an end of file, and its own
+    later close is harmless."""
     null = os.open(os.devnull, os.O_RDWR)
     try:
         os.dup2(null, fd)
@@ -66,15 +74,62 @@ def _drop(fd: int) -> None:
         os.close(null)
 
 
-def _wait_for_hang_up(connection: socket.socket) -> None:
-    """Say nothing until the client closes its side (or HANG_LIMIT passes)."""
-    deadline = time.monotonic() + HANG_LIMIT
-    while time.monotonic() < deadline:
-        readable, _, _ = select.select([connection], [], [], 1.0)
-        if readable:
-            try:
-                if not connection.recv(65536, socket.MSG_PEEK):
-                    return  # the client hung up
-            except OSError:
-                return
-            time.sleep(0.05)  # it sent more (a pipelined request): keep waiting
+class _Holder:
+    """Keeps `timeout` connections open, saying nothing, until each client hangs up."""
+
+    def __init__(self) -> None:
+        self._selector = selectors.DefaultSelector()
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._selector.register(self._wake_r, selectors.EVENT_READ)
+        self._lock = threading.Lock()
+        threading.Thread(target=self._run, name="timeout-holder", daemon=True).start()
+
+    def hold(self, connection: socket.socket, hung_up: Callable[[], None] | None) -> None:
+        connection.setblocking(False)
+        with self._lock:
+            deadline = time.monotonic() + HANG_LIMIT
+            self._selector.register(connection, selectors.EVENT_READ, (deadline, hung_up))
+        self._wake_w.send(b"\0")
+
+    def _run(self) -> None:
+        while True:
+            events = self._selector.select(timeout=1.0)
+            with self._lock:
+                for key, _ in events:
+                    if key.fileobj is self._wake_r:
+                        self._wake_r.recv(4096)
+                    elif _hung_up(key.fileobj):  # type: ignore[arg-type]
+                        self._release(key)
+                now = time.monotonic()
+                for key in list(self._selector.get_map().values()):
+                    if key.data is not None and key.data[0] < now:
+                        self._release(key)
+
+    def _release(self, key: selectors.SelectorKey) -> None:
+        self._selector.unregister(key.fileobj)
+        key.fileobj.close()  # type: ignore[union-attr]
+        if key.data[1] is not None:
+            key.data[1]()
+
+
+def _hung_up(connection: socket.socket) -> bool:
+    """The client closed its side; what else it sends (a pipelined request) is dropped."""
+    try:
+        return not connection.recv(65536)
+    except BlockingIOError:
+        return False
+    except OSError:
+        return True
+
+
+_holders: dict[int, _Holder] = {}
+_holders_lock = threading.Lock()
+
+
+def _holder() -> _Holder:
+    """This process's holder (uWSGI forks its worker after the app is built)."""
+    pid = os.getpid()
+    with _holders_lock:
+        if pid not in _holders:
+            _holders[pid] = _Holder()
+        return _holders[pid]

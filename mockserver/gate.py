@@ -18,6 +18,7 @@ from mockserver.api import Trail
 from mockserver.faults import Action, Seen, preferred
 from mockserver.problems import Problem, status_line, trace_id
 from mockserver.query import decode
+from mockserver.router import Operation
 from mockserver.rql import MISSING
 from mockserver.session import DEFAULT, HEADER, Session
 
@@ -64,8 +65,16 @@ class Gate:
             status[0] = int(line.split(" ", 1)[0])
             return start_response(line, headers, *rest)
 
+        if action is not None and action.fault == "timeout":
+
+            def hung_up() -> None:  # the client gave up: how long it waited
+                entry.duration_ms = max(entry.duration_ms, (time.perf_counter() - started) * 1000)
+
+            environ["mockserver.hung_up"] = hung_up
         result = self._serve(environ, capture, action)
         trail: Trail = environ["mockserver.trail"]
+        if action is not None and trail.operation is None:  # the gate answered for the API
+            trail.operation = self._operation(environ)
         if not trail.logged:  # the gate answered (or broke the connection) itself
             shown = f"{path}?{environ['QUERY_STRING']}" if environ.get("QUERY_STRING") else path
             what = (
@@ -81,13 +90,22 @@ class Gate:
                 {"fault": what},
             )
         entry.status, entry.fault = status[0], action.rule if action else None
-        entry.duration_ms = (time.perf_counter() - started) * 1000
+        entry.duration_ms = max(entry.duration_ms, (time.perf_counter() - started) * 1000)
         entry.operation = trail.operation.operation_id if trail.operation else None
         entry.violations = trail.violations
         entry.warnings = list(trail.extras.get("warnings") or [])
         entry.record_id = trail.extras.get("record")
         session.coverage.count(entry.operation, status[0], entry.fault)
+        if self.state.tally is not None:
+            self.state.tally.add(entry.operation, status[0], entry.fault)
         return result
+
+    def _operation(self, environ: dict[str, Any]) -> Operation | None:
+        try:
+            method, path = environ["REQUEST_METHOD"], environ["PATH_INFO"]
+            return self.state.router.match(method, path).operation
+        except Problem:
+            return None
 
     def _decide(
         self, environ: dict[str, Any], session: Session, path: str, body: bytes
@@ -108,7 +126,7 @@ class Gate:
         if action.delay_ms:
             time.sleep(action.delay_ms / 1000)
         if action.fault:
-            connection.apply(action.fault, environ)
+            connection.apply(action.fault, environ, environ.get("mockserver.hung_up"))
             return []  # no status: the server closes the connection
         if action.status is None:
             return self.inner(environ, start_response)
@@ -128,25 +146,30 @@ def _problem(
 def _answer(
     environ: dict[str, Any], start_response: Callable[..., Any], action: Action, state: State
 ) -> list[bytes]:
-    """A rule's answer: its body, or a problem shaped as the spec shapes its errors."""
+    """A rule's answer: its body (as the spec's media type for that status, or JSON), or a
+    problem shaped as the spec shapes its errors. The rule's headers win over the defaults."""
     status = action.status or 500
+    declared = _media_type(environ, status, state)
     if action.body is not MISSING:
-        body = codec.dumps(action.body)
-        return _respond(
-            start_response, status, body, "application/json; charset=utf-8", action.headers
-        )
+        given = {k.lower(): v for k, v in dict(action.headers).items()}.get("content-type")
+        media = given or declared or "application/json; charset=utf-8"
+        raw = isinstance(action.body, str) and "json" not in media
+        body = action.body.encode() if raw else codec.dumps(action.body)
+        return _respond(start_response, status, body, media, action.headers)
     if status in (204, 304):
         return _respond(start_response, status, b"", None, action.headers)
     problem = Problem(status, headers=dict(action.headers))
-    return _problem(environ, start_response, problem, _media_type(environ, status, state))
+    return _problem(environ, start_response, problem, declared)
 
 
 def _respond(
     start_response: Callable[..., Any], status: int, body: bytes, media: str | None, extra: Any
 ) -> list[bytes]:
-    headers = [("Content-Type", media)] if media else []
+    given = dict(extra)
+    named = {name.lower() for name in given}
+    headers = [("Content-Type", media)] if media and "content-type" not in named else []
     headers += [("Content-Length", str(len(body)))] if body else []
-    start_response(status_line(status), [*headers, *dict(extra).items()])
+    start_response(status_line(status), [*headers, *given.items()])
     return [body] if body else []
 
 

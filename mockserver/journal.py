@@ -24,7 +24,9 @@ from mockserver.query import decode
 from mockserver.rql import MISSING
 
 _SECRET_HEADERS = {"authorization", "proxy-authorization", "cookie", "x-api-key"}
-_TOKEN = re.compile(r"^(\S+\s+)?(.{0,8}).*$")
+_TOKEN = re.compile(r"^(\S+\s+)?(.*)$")
+_SHOWN = 8  # characters of a secret kept, to tell tokens apart...
+_SHOWN_FROM = 16  # ...when it is at least this long: a short one is masked whole
 
 
 def mask(name: str, value: str) -> str:
@@ -32,8 +34,8 @@ def mask(name: str, value: str) -> str:
     if name.lower() not in _SECRET_HEADERS:
         return value
     found = _TOKEN.match(value)
-    scheme, start = (found.group(1) or "", found.group(2)) if found else ("", "")
-    return f"{scheme}{start}***"
+    scheme, secret = (found.group(1) or "", found.group(2)) if found else ("", "")
+    return f"{scheme}{secret[:_SHOWN] if len(secret) >= _SHOWN_FROM else ''}***"
 
 
 @dataclass

@@ -27,9 +27,13 @@ class _Stderr:
         (self.stream or sys.stderr).flush()
 
 
-def keep_stderr() -> None:
-    """Keep writing logs to today's stderr (uWSGI sends its own messages to /dev/null)."""
-    _Stderr.stream = os.fdopen(os.dup(sys.stderr.fileno()), "w", buffering=1, encoding="utf-8")
+def keep_stderr() -> int:
+    """Keep writing logs to today's stderr (uWSGI sends its own messages to /dev/null);
+    its descriptor, which commands the server runs inherit."""
+    fd = os.dup(sys.stderr.fileno())
+    os.set_inheritable(fd, True)
+    _Stderr.stream = os.fdopen(fd, "w", buffering=1, encoding="utf-8")
+    return fd
 
 
 class _BatchHandler(logging.StreamHandler):  # type: ignore[type-arg]

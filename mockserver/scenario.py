@@ -71,7 +71,7 @@ class RuleBook:
                     ]
                 }
             )
-        if "body" in given and documented:
+        if "body" in given:  # checked for each operation that declares the status
             errors = self._body_errors(candidates, status, given["body"])
             if errors:
                 raise invalid(errors)
@@ -100,9 +100,9 @@ class RuleBook:
             except InvalidSchemaValue as exc:
                 for error in exc.schema_errors:
                     for key, message in violations(error):
-                        errors.setdefault(f"body.{key}" if key != "$" else "body", []).append(
-                            message
-                        )
+                        found = errors.setdefault(f"body.{key}" if key != "$" else "body", [])
+                        if message not in found:  # operations sharing a schema say it once
+                            found.append(message)
         return errors
 
 

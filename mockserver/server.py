@@ -13,12 +13,16 @@ from __future__ import annotations
 
 import errno
 import gc
+import shlex
 import socket
 
 from flask import Flask
 
 from mockserver import log, wsgi
 from mockserver.settings import Settings
+from mockserver.tally import exit_command
+
+SHUTDOWN_GRACE = 5  # seconds in-flight requests get to finish after SIGTERM
 
 
 class StartupError(Exception):
@@ -56,14 +60,15 @@ def uwsgi_options(settings: Settings) -> list[str]:
         str(settings.threads),
         "--enable-threads",
         "--need-app",
-        "--die-on-term",
+        "--hook-master-start",
+        "unix_signal:15 gracefully_kill_them_all",  # SIGTERM: in-flight requests finish first
         "--disable-logging",  # the app logs one line per request itself
         "--buffer-size",
         "65535",  # request line and headers up to 64 KiB
         "--reload-mercy",
         "10",
         "--worker-reload-mercy",
-        "10",
+        str(SHUTDOWN_GRACE),
     ]
     if settings.log_level != "debug":
         options += ["--logto", "/dev/null"]  # uWSGI's banner; the app keeps its own stderr
@@ -76,8 +81,13 @@ def serve(app: Flask, settings: Settings) -> None:
 
     wsgi.application = app
     gc.freeze()  # what start-up built (spec, validators, seeded stores) is never scanned again
-    log.keep_stderr()
+    log_fd = log.keep_stderr()
     url = f"http://{bind_address(settings.host, settings.port)}"
     log.logger.info("serving on %s (health: %s/_mock/health)", url, url)
     log.flush()  # before uWSGI forks its worker, which would write the pending lines again
-    pyuwsgi.run(uwsgi_options(settings))
+    options = uwsgi_options(settings)
+    holder = app.extensions["mockserver"]
+    if holder.tally is not None:  # the master writes the coverage report once its worker is gone
+        command = exit_command(holder.spec.path, holder.tally.report, settings.log_format, log_fd)
+        options += ["--exec-as-user-atexit", shlex.join(command)]
+    pyuwsgi.run(options)

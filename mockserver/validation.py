@@ -303,7 +303,33 @@ def violations(error: Exception) -> list[tuple[str, str]]:
     if found.keyword == "readOnly":
         field = path.rsplit(".", 1)[-1]
         return [(path or "$", f"The {field} field is read-only: the server sets it.")]
+    alternatives = _required_alternatives(found)
+    if alternatives:
+        return [(path or "$", f"One of the fields {', '.join(alternatives)} is required.")]
+    branch = _closest_branch(found)
+    if branch:
+        return [pair for inner in branch for pair in violations(inner)]
     return [(path or "$", _message(found))]
+
+
+def _required_alternatives(found: Violation) -> list[str]:
+    """`anyOf: [required: [a]], [required: [b]]...` all missed: the names a, b..."""
+    if len(found.branches) < 2 or not all(
+        len(branch) == 1 and branch[0].keyword == "required" for branch in found.branches
+    ):
+        return []
+    return [str(branch[0].expected) for branch in found.branches]
+
+
+def _closest_branch(found: Violation) -> list[Violation] | None:
+    """Of the alternatives a oneOf/anyOf value fails, the one it was meant to be: not one
+    whose very type differs from the value's, and then the one it misses least."""
+    meant = [
+        branch
+        for branch in found.branches
+        if not any(v.keyword == "type" and v.path == found.path for v in branch)
+    ]
+    return min(meant, key=len) if meant else None
 
 
 _JSON_TYPES = {

@@ -1,0 +1,130 @@
+"""What the fault machinery costs the plain path: this checkout against an earlier revision.
+
+    .venv/bin/python bench/gate.py [--baseline REV] [--rounds N] [--duration S]
+
+The baseline (default: the last commit before the gate, sessions and journal existed) is
+checked out in a git worktree under bench/.tools and served from it with this venv; both
+servers start with the same flags and no fault rules, and wrk loads them in alternation,
+round after round (POST valid, POST invalid, GET by id, 16 connections). Prints per scenario
+the median req/s of each and their ratio; raw results go to bench/results/gate-<time>.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import targets as tg
+import wrk
+from payload import write_bodies
+from targets import log
+
+BASELINE = "e79900f"  # "Request logs written in batches": the request path before the gate
+RECORDS = "/public/v1/audit/records"
+SEED = 1_000
+
+
+def worktree(revision: str) -> Path:
+    """A checkout of `revision` under bench/.tools (made once, kept)."""
+    sha = subprocess.run(
+        ["git", "rev-parse", "--short", revision],
+        cwd=tg.ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    path = tg.TOOLS / f"baseline-{sha}"
+    if not path.exists():
+        subprocess.run(
+            ["git", "worktree", "add", "--detach", str(path), sha],
+            cwd=tg.ROOT,
+            check=True,
+            capture_output=True,
+        )
+    return path
+
+
+def start(processes: tg.Processes, logs: Path, name: str, source: Path) -> tg.Target:
+    """`python -m mockserver` from `source` (its package first on the path), seeded a little."""
+    port = tg.free_port()
+    command = [sys.executable, "-m", "mockserver", "--port", str(port)]
+    command += ["--seed-records", str(SEED), "--faker-seed", "1"]
+    env = {**os.environ, "PYTHONPATH": str(source)}
+    log_path = logs / f"{name}-{port}.log"
+    with log_path.open("ab") as output:
+        started = time.perf_counter()
+        process = subprocess.Popen(
+            command,
+            stdin=subprocess.DEVNULL,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,
+        )
+        processes.started.append(process)
+    base = f"http://127.0.0.1:{port}"
+    tg.wait_until(f"{base}/_mock/health", process, 120)
+    return tg.Target(name, base, process, time.perf_counter() - started, log_path)
+
+
+def first_id(target: tg.Target) -> str:
+    status, body = tg.http("GET", f"{target.base}{RECORDS}?limit=1")
+    assert status == 200, f"{target.name}: list answered {status}"
+    return str(json.loads(body)["data"][0]["id"])
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--baseline", default=BASELINE)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--duration", type=float, default=8.0)
+    args = parser.parse_args()
+    wrk_bin = tg.ensure_wrk()
+    results = tg.BENCH / "results"
+    results.mkdir(exist_ok=True)
+    bodies = write_bodies(results)
+    processes = tg.Processes()
+    try:
+        servers = {
+            "baseline": start(processes, results, "baseline", worktree(args.baseline)),
+            "current": start(processes, results, "current", tg.ROOT),
+        }
+        record = first_id(servers["current"])
+        loads = {
+            "post-valid": (RECORDS, "post.lua", Path(bodies["valid"])),
+            "post-invalid": (RECORDS, "post.lua", Path(bodies["invalid"])),
+            "get-by-id": (f"{RECORDS}/{record}", "get.lua", None),
+        }
+        rps: dict[str, dict[str, list[float]]] = {k: {n: [] for n in servers} for k in loads}
+        for number in range(1, args.rounds + 1):
+            for key, (path, script, body) in loads.items():
+                order = list(servers) if number % 2 else list(reversed(servers))
+                for name in order:
+                    url = servers[name].base + path
+                    load = wrk.Load(url, script, body, duration=args.duration)
+                    wrk.run(wrk_bin, wrk.Load(url, script, body, duration=1))  # warm-up
+                    rps[key][name].append(wrk.run(wrk_bin, load).rps)
+                    log(f"round {number} {key} {name}: {rps[key][name][-1]:.0f} req/s")
+    finally:
+        processes.stop_all()
+    print(f"{'scenario':<14}{'baseline':>10}{'current':>10}{'ratio':>8}   (median req/s)")
+    for key, by_name in rps.items():
+        base = statistics.median(by_name["baseline"])
+        current = statistics.median(by_name["current"])
+        print(f"{key:<14}{base:>10.0f}{current:>10.0f}{current / base:>8.3f}")
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    out = results / f"gate-{stamp}.json"
+    out.write_text(json.dumps({"baseline": args.baseline, "rps": rps}, indent=2))
+    log(f"raw results: {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
