@@ -66,6 +66,7 @@ def start(processes: tg.Processes, logs: Path, name: str, source: Path) -> tg.Ta
             stdout=output,
             stderr=subprocess.STDOUT,
             env=env,
+            cwd=source,  # `python -m` puts the working directory first on the path
             start_new_session=True,
         )
         processes.started.append(process)
@@ -75,7 +76,7 @@ def start(processes: tg.Processes, logs: Path, name: str, source: Path) -> tg.Ta
 
 
 def first_id(target: tg.Target) -> str:
-    status, body = tg.http("GET", f"{target.base}{RECORDS}?limit=1")
+    status, body = tg.http("GET", f"{target.base}{RECORDS}?limit=1", headers=tg.AUTH)
     assert status == 200, f"{target.name}: list answered {status}"
     return str(json.loads(body)["data"][0]["id"])
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import contextlib
 import time
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
@@ -18,6 +17,7 @@ from werkzeug.wrappers import Request
 
 from mockserver import codec, log
 from mockserver.auth import required_right
+from mockserver.journal import Trail
 from mockserver.problems import Problem, status_line, trace_id
 from mockserver.query import decode
 from mockserver.resource import Exchange, Reply
@@ -37,9 +37,9 @@ def state() -> State:
     return found
 
 
-def session() -> Session:
+def session(environ: dict[str, Any] | None = None) -> Session:
     """The request's session (the gate picked it; the default one otherwise)."""
-    found: Session | None = request.environ.get("mockserver.session")
+    found: Session | None = (environ or request.environ).get("mockserver.session")
     return found if found is not None else state().sessions.get()
 
 
@@ -60,19 +60,9 @@ class ApiResponse(Response):
         return headers
 
 
-@dataclass
-class Trail:
-    """What one request leaves for its log line and journal entry (in the WSGI environ)."""
-
-    started: float = field(default_factory=time.perf_counter)
-    operation: Operation | None = None
-    extras: dict[str, Any] = field(default_factory=dict)
-    violations: dict[str, list[str]] | None = None
-    logged: bool = False
-
-
-def trail() -> Trail:
-    environ = request.environ
+def trail(environ: dict[str, Any] | None = None) -> Trail:
+    """What the request leaves for its log line and journal entry (the gate made it)."""
+    environ = environ or request.environ
     found: Trail | None = environ.get("mockserver.trail")
     if found is None:
         found = environ["mockserver.trail"] = Trail()
@@ -82,12 +72,12 @@ def trail() -> Trail:
 def api(path: str) -> Response:
     holder = state()
     req: Request = request._get_current_object()  # type: ignore[attr-defined]
-    environ, headers = req.environ, req.headers
-    if req.path.startswith("/_mock/"):  # no control view took it: 404, or 405 with Allow
-        holder.control_router.match(req.method, req.path)
-    match = holder.router.match(req.method, req.path)
+    environ, headers, method, path = req.environ, req.headers, req.method, req.path
+    if path.startswith("/_mock/"):  # no control view took it: 404, or 405 with Allow
+        holder.control_router.match(method, path)
+    match = holder.router.match(method, path)
     operation = match.operation
-    notes = trail()
+    notes = trail(environ)
     notes.operation = operation
     right = required_right(operation.method, operation.resource)
     identity = holder.auth.identify(headers.get("Authorization"), right)
@@ -100,7 +90,7 @@ def api(path: str) -> Response:
         identity,
         _base_url(environ),
         checked.warnings,
-        session().stores,
+        session(environ).stores,
         streaming=headers.get("MPT-Streaming", "").strip().lower() == "true",
     )
     reply = holder.resources.handle(exchange)
@@ -175,7 +165,7 @@ def crash(error: Exception) -> Response:
 
 def finish(response: Response) -> Response:
     environ = request.environ
-    notes = trail()
+    notes = trail(environ)
     action = environ.get("mockserver.action")
     if action is not None:  # a fault rule or `Prefer` touched this request
         notes.extras["fault"] = action.rule
@@ -200,4 +190,5 @@ def finish(response: Response) -> Response:
     target = f"{path}?{unquote(query)}" if query else path
     log.request_line(environ["REQUEST_METHOD"], target, response.status_code, millis, notes.extras)
     notes.logged = True
+    notes.status = response.status_code
     return response

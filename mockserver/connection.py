@@ -45,7 +45,8 @@ def _fd(environ: dict[str, Any]) -> int:
 
 
 def apply(fault: str, environ: dict[str, Any], hung_up: Callable[[], None] | None = None) -> None:
-    """Do a connection fault; the caller then returns an empty body without a status.
+    """Do a connection fault. The connection is then detached from the server (its descriptor
+    points at /dev/null), so whatever the server still writes or reads there is harmless.
     `hung_up` is called when the client of a `timeout` gives up."""
     fd = _fd(environ)
     if fault == "timeout":
@@ -59,8 +60,7 @@ def apply(fault: str, environ: dict[str, Any], hung_up: Callable[[], None] | Non
             connection.sendall(GARBAGE)
         if fault != "connection_reset":
             connection.shutdown(socket.SHUT_RDWR)
-    if fault == "connection_reset":
-        _detach(fd)  # the last reference to the socket goes: with SO_LINGER zero, a reset
+    _detach(fd)  # the socket's last reference goes (with SO_LINGER zero: a reset)
 
 
 def _detach(fd: int) -> None:

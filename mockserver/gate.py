@@ -14,8 +14,8 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from mockserver import codec, connection, log
-from mockserver.api import Trail
 from mockserver.faults import Action, Seen, preferred
+from mockserver.journal import Trail
 from mockserver.problems import Problem, status_line, trace_id
 from mockserver.query import decode
 from mockserver.router import Operation
@@ -28,6 +28,9 @@ if TYPE_CHECKING:
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 _SESSION = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 CONTROL_PREFIX = "/_mock"
+_API = "/public/v1"
+_API_TWICE = _API + _API + "/"
+SESSION_PREFIX = "/_session/"  # `/_session/NAME/public/v1/...`: a base URL that names a session
 
 
 class Gate:
@@ -39,14 +42,16 @@ class Gate:
         self, environ: dict[str, Any], start_response: Callable[..., Any]
     ) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
+        if path.startswith(SESSION_PREFIX):
+            path = _enter_session(environ, path)
         if path.startswith(CONTROL_PREFIX):
             return self.inner(environ, start_response)
         name = environ.get(HEADER, DEFAULT)
-        if not _SESSION.match(name):
+        if name is not DEFAULT and not _SESSION.match(name):
             return _problem(environ, start_response, _bad_session(), None)
-        session = self.state.sessions.get(name)
-        environ["mockserver.session"] = session
+        session = environ["mockserver.session"] = self.state.sessions.get(name)
         body = _body(environ, self.state.settings.max_body_bytes)
+        trail = environ["mockserver.trail"] = Trail(time.perf_counter())
         entry = session.journal.open(
             time.time(),
             environ["REQUEST_METHOD"],
@@ -55,49 +60,45 @@ class Gate:
             _headers(environ),
             body,
             session.name,
+            trail,
         )
-        started = time.perf_counter()
-        environ["mockserver.trail"] = Trail(started)
         action = self._decide(environ, session, path, body)
-        status = [0]
+        if action is None:
+            result = self.inner(environ, start_response)
+        else:
+            entry.fault = action.rule
+            result = self._act(environ, start_response, action, trail)
+        trail.ended = max(trail.ended, time.perf_counter())
+        session.coverage.count(entry.operation, trail.status, entry.fault)
+        if self.state.tally is not None:
+            self.state.tally.add(entry.operation, trail.status, entry.fault)
+        return result
+
+    def _act(
+        self,
+        environ: dict[str, Any],
+        start_response: Callable[..., Any],
+        action: Action,
+        trail: Trail,
+    ) -> Iterable[bytes]:
+        """A rule (or `Prefer`) applies: serve the request its way, and log what it did when the
+        app did not."""
 
         def capture(line: str, headers: list[tuple[str, str]], *rest: Any) -> Any:
-            status[0] = int(line.split(" ", 1)[0])
+            trail.status = int(line.split(" ", 1)[0])
             return start_response(line, headers, *rest)
 
-        if action is not None and action.fault == "timeout":
-
-            def hung_up() -> None:  # the client gave up: how long it waited
-                entry.duration_ms = max(entry.duration_ms, (time.perf_counter() - started) * 1000)
-
-            environ["mockserver.hung_up"] = hung_up
-        result = self._serve(environ, capture, action)
-        trail: Trail = environ["mockserver.trail"]
-        if action is not None and trail.operation is None:  # the gate answered for the API
+        result = self._serve(environ, capture, action, trail)
+        if trail.operation is None:  # the gate answered for the API
             trail.operation = self._operation(environ)
-        if not trail.logged:  # the gate answered (or broke the connection) itself
-            shown = f"{path}?{environ['QUERY_STRING']}" if environ.get("QUERY_STRING") else path
-            what = (
-                f"{action.rule} ({action.fault})"
-                if action and action.fault
-                else (action.rule if action else None)
-            )
+        if not trail.logged:
+            path, query = environ.get("PATH_INFO", ""), environ.get("QUERY_STRING")
+            what = f"{action.rule} ({action.fault})" if action.fault else action.rule
+            millis = (time.perf_counter() - trail.started) * 1000
+            shown = f"{path}?{query}" if query else path
             log.request_line(
-                environ["REQUEST_METHOD"],
-                shown,
-                status[0],
-                (time.perf_counter() - started) * 1000,
-                {"fault": what},
+                environ["REQUEST_METHOD"], shown, trail.status, millis, {"fault": what}
             )
-        entry.status, entry.fault = status[0], action.rule if action else None
-        entry.duration_ms = max(entry.duration_ms, (time.perf_counter() - started) * 1000)
-        entry.operation = trail.operation.operation_id if trail.operation else None
-        entry.violations = trail.violations
-        entry.warnings = list(trail.extras.get("warnings") or [])
-        entry.record_id = trail.extras.get("record")
-        session.coverage.count(entry.operation, status[0], entry.fault)
-        if self.state.tally is not None:
-            self.state.tally.add(entry.operation, status[0], entry.fault)
         return result
 
     def _operation(self, environ: dict[str, Any]) -> Operation | None:
@@ -118,16 +119,24 @@ class Gate:
         return preferred(prefer) if prefer else None
 
     def _serve(
-        self, environ: dict[str, Any], start_response: Callable[..., Any], action: Action | None
+        self,
+        environ: dict[str, Any],
+        start_response: Callable[..., Any],
+        action: Action,
+        trail: Trail,
     ) -> Iterable[bytes]:
-        if action is None:
-            return self.inner(environ, start_response)
         environ["mockserver.action"] = action
         if action.delay_ms:
             time.sleep(action.delay_ms / 1000)
         if action.fault:
-            connection.apply(action.fault, environ, environ.get("mockserver.hung_up"))
-            return []  # no status: the server closes the connection
+
+            def hung_up() -> None:  # a `timeout`'s client gave up: how long it waited
+                trail.ended = time.perf_counter()
+
+            connection.apply(action.fault, environ, hung_up)
+            start_response(status_line(500), [])  # an answer for the server to write: to /dev/null
+            trail.status = 0  # nothing reached the client
+            return []
         if action.status is None:
             return self.inner(environ, start_response)
         if action.body is MISSING and (action.status < 300 or action.status == 304):
@@ -184,6 +193,20 @@ def _media_type(environ: dict[str, Any], status: int, state: State) -> str | Non
         declared = state.spec.schema(declared["$ref"])
     content = declared.get("content") if isinstance(declared, dict) else None
     return f"{next(iter(content))}; charset=utf-8" if content else None
+
+
+def _enter_session(environ: dict[str, Any], path: str) -> str:
+    """`/_session/NAME/rest` is `/rest` in session NAME (the prefix becomes the script name,
+    so the links the server writes keep it). The official client keeps such a base URL's path
+    and adds its own `/public/v1`: `/_session/NAME/public/v1/public/v1/...` is read once."""
+    name, _, rest = path[len(SESSION_PREFIX) :].partition("/")
+    rest = "/" + rest
+    if rest.startswith(_API_TWICE):
+        rest = rest[len(_API) :]
+    environ[HEADER] = name
+    environ["SCRIPT_NAME"] = environ.get("SCRIPT_NAME", "") + SESSION_PREFIX + name
+    environ["PATH_INFO"] = rest
+    return rest
 
 
 def _bad_session() -> Problem:

@@ -11,6 +11,7 @@ import collections
 import itertools
 import re
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -21,6 +22,7 @@ import orjson
 
 from mockserver.faults import Conditions, Seen
 from mockserver.query import decode
+from mockserver.router import Operation
 from mockserver.rql import MISSING
 
 _SECRET_HEADERS = {"authorization", "proxy-authorization", "cookie", "x-api-key"}
@@ -38,8 +40,25 @@ def mask(name: str, value: str) -> str:
     return f"{scheme}{secret[:_SHOWN] if len(secret) >= _SHOWN_FROM else ''}***"
 
 
-@dataclass
+@dataclass(slots=True)
+class Trail:
+    """What one request leaves for its log line and journal entry (in the WSGI environ): the
+    app and the gate fill it in as the request goes."""
+
+    started: float = field(default_factory=time.perf_counter)
+    operation: Operation | None = None
+    extras: dict[str, Any] = field(default_factory=dict)
+    violations: dict[str, list[str]] | None = None
+    logged: bool = False
+    status: int = 0  # 0: no answer reached the client (a connection fault)
+    ended: float = 0.0
+
+
+@dataclass(slots=True)
 class Entry:
+    """One journaled request: what it sent (kept as the WSGI server gave it: turned into JSON
+    only when read) and its trail."""
+
     id: int
     time: float
     method: str
@@ -48,13 +67,22 @@ class Entry:
     headers: list[tuple[str, str]]
     body: bytes
     session: str
-    status: int = 0
-    duration_ms: float = 0.0
-    operation: str | None = None
-    violations: dict[str, list[str]] | None = None
-    warnings: list[str] = field(default_factory=list)
+    trail: Trail
     fault: str | None = None
-    record_id: str | None = None
+
+    @property
+    def status(self) -> int:
+        return self.trail.status
+
+    @property
+    def operation(self) -> str | None:
+        found = self.trail.operation
+        return found.operation_id if found is not None else None
+
+    @property
+    def duration_ms(self) -> float:
+        trail = self.trail
+        return max(trail.ended - trail.started, 0.0) * 1000
 
     def named_headers(self) -> list[tuple[str, str]]:
         """`HTTP_USER_AGENT` → `User-Agent`."""
@@ -91,12 +119,12 @@ class Entry:
             "headers": {name: mask(name, value) for name, value in self.named_headers()},
             "body": body,
             "operation": self.operation,
-            "valid": None if self.operation is None else not self.violations,
-            "violations": self.violations or {},
-            "warnings": self.warnings,
+            "valid": None if self.operation is None else not self.trail.violations,
+            "violations": self.trail.violations or {},
+            "warnings": list(self.trail.extras.get("warnings") or []),
             "fault": self.fault,
             "status": self.status,
-            "recordId": self.record_id,
+            "recordId": self.trail.extras.get("record"),
             "durationMs": round(self.duration_ms, 3),
             "session": self.session,
         }
@@ -145,8 +173,9 @@ class Journal:
         headers: list[tuple[str, str]],
         body: bytes,
         session: str,
+        trail: Trail,
     ) -> Entry:
-        entry = Entry(next(self._ids), time, method, path, query, headers, body, session)
+        entry = Entry(next(self._ids), time, method, path, query, headers, body, session, trail)
         if self.size:
             with self._lock:
                 self._entries.append(entry)

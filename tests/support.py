@@ -78,17 +78,24 @@ class Server:
         # read the output while the server runs: a full pipe would block its logging
         self._reader = threading.Thread(target=self._drain, daemon=True)
         self._reader.start()
+        try:
+            return self._wait_until_ready(timeout)
+        except BaseException:
+            self.stop()  # never leave a server behind
+            raise
+
+    def _wait_until_ready(self, timeout: float) -> Server:
+        assert self.process is not None
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 self._reader.join(timeout=5)
                 raise RuntimeError("mockserver exited:\n" + "\n".join(self.log))
             try:
-                if requests.get(f"{self.url}/_mock/health", timeout=1).status_code == 200:
+                if requests.get(f"{self.url}/_mock/health", timeout=2).status_code == 200:
                     return self
-            except requests.ConnectionError:
+            except (requests.ConnectionError, requests.Timeout):  # not listening, or forking
                 time.sleep(0.05)
-        self.stop()
         raise RuntimeError("mockserver did not become ready")
 
     def _drain(self) -> None:
