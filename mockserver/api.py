@@ -6,7 +6,9 @@ error; errors of every kind become problem details. One log line per request.
 from __future__ import annotations
 
 import contextlib
+import functools
 import time
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
@@ -15,7 +17,7 @@ from werkzeug.datastructures import Headers
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Request
 
-from mockserver import codec, log
+from mockserver import codec, connection, log
 from mockserver.auth import required_right
 from mockserver.journal import Trail
 from mockserver.problems import Problem, status_line, trace_id
@@ -23,6 +25,7 @@ from mockserver.query import decode
 from mockserver.resource import Exchange, Reply
 from mockserver.router import Operation
 from mockserver.session import Session
+from mockserver.stream import chunked
 
 if TYPE_CHECKING:
     from mockserver.app import State
@@ -91,11 +94,24 @@ def api(path: str) -> Response:
         _base_url(environ),
         checked.warnings,
         session(environ).stores,
-        streaming=headers.get("MPT-Streaming", "").strip().lower() == "true",
     )
+    if headers.get("MPT-Streaming", "").strip().lower() == "true":
+        _streaming(exchange, environ, holder.settings.max_export)
     reply = holder.resources.handle(exchange)
     notes.extras.update(record=reply.record_id, warnings=exchange.warnings)
-    return _reply(reply, operation)
+    if exchange.streaming:
+        notes.extras["streamed"] = reply.headers.get("MPT-Item-Count")
+    return _reply(reply, operation, environ)
+
+
+def _streaming(exchange: Exchange, environ: dict[str, Any], cap: int) -> None:
+    """A streamed read: its format, cap, and what a fault rule does to it."""
+    action = environ.get("mockserver.action")
+    exchange.streaming = True
+    exchange.accept = environ.get("HTTP_ACCEPT")
+    exchange.max_export = cap
+    exchange.stream_fault = action.stream if action is not None else None
+    exchange.cut = functools.partial(connection.apply, "empty_response", environ, None)
 
 
 def _base_url(environ: dict[str, Any]) -> str:
@@ -110,9 +126,14 @@ def serve_spec() -> Response:
     return ApiResponse(holder.spec_json, 200, content_type=JSON)
 
 
-def _reply(reply: Reply, operation: Operation) -> Response:
+def _reply(reply: Reply, operation: Operation, environ: dict[str, Any]) -> Response:
     if reply.body is None:
         return ApiResponse(status=reply.status, headers=reply.headers)
+    if isinstance(reply.body, Iterator):  # a stream: sent as it is made
+        parts, headers = reply.body, dict(reply.headers)
+        if "uwsgi.version" in environ and environ.get("SERVER_PROTOCOL") == "HTTP/1.1":
+            parts, headers["Transfer-Encoding"] = chunked(parts), "chunked"
+        return ApiResponse(parts, reply.status, headers, direct_passthrough=True)
     media = _media_type(operation, reply.status, JSON)
     body = reply.body if isinstance(reply.body, bytes) else codec.dumps(reply.body)
     return ApiResponse(body, reply.status, reply.headers, content_type=media)

@@ -97,6 +97,13 @@ def parser() -> argparse.ArgumentParser:
         help="largest request body accepted, else 413 (default 1 MiB)",
     )
     p.add_argument(
+        "--max-export",
+        type=int,
+        default=_env("MAX_EXPORT", "100000"),
+        metavar="N",
+        help="most items a streamed read (MPT-Streaming: true) may hold, else 413 (default 100000)",
+    )
+    p.add_argument(
         "--threads",
         type=int,
         default=_env("THREADS", "8"),
@@ -171,6 +178,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
         fault_seed=args.fault_seed,
         journal_size=args.journal_size,
         coverage_report=Path(args.coverage_report) if args.coverage_report else None,
+        max_export=args.max_export,
         log_format=args.log_format,
         log_level=args.log_level,
     )
@@ -189,6 +197,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "max_body_bytes",
         "threads",
         "journal_size",
+        "max_export",
     ):
         if getattr(args, name) < 0:
             p.error(f"--{name.replace('_', '-')} must be a whole number >= 0")

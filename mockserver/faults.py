@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mockserver.rql import MISSING
+from mockserver.stream import StreamFault
 
 CONNECTION_FAULTS = ("connection_reset", "empty_response", "malformed_response", "timeout")
 
@@ -125,6 +126,7 @@ class Action:
     headers: Mapping[str, str] = field(default_factory=dict)
     fault: str | None = None
     delay_ms: float = 0.0
+    stream: StreamFault | None = None  # what happens to a streamed answer
 
 
 @dataclass
@@ -161,6 +163,7 @@ class Rule:
             headers=given.get("headers") or {},
             fault=given.get("fault"),
             delay_ms=self.delay.draw(rng) if self.delay else 0.0,
+            stream=StreamFault.parse(given.get("stream")),
         )
 
 

@@ -5,7 +5,8 @@ casting, then the schema), about half a millisecond even on the compiled backend
 pre-check asks the same compiled schemas directly and skips the pipeline for a valid request.
 Only a request it rejects goes through openapi-core, which explains what is wrong and keeps
 the last word (a request openapi-core accepts is accepted). Parameters are cast the way
-openapi-core casts them; anything unusual (headers, cookies, styles, arrays) gets no pre-check.
+openapi-core casts them; anything unusual (cookies, constrained headers, styles, arrays)
+gets no pre-check; an optional header that may be any string needs none.
 """
 
 from __future__ import annotations
@@ -68,6 +69,8 @@ class Precheck:
         checks: list[tuple[str, str, bool, Callable[[str], bool]]] = []
         for param in _parameters(self.spec, operation):
             where = param.get("in")
+            if where == "header" and _any_string(self.spec, param):
+                continue  # an optional header any string may be: nothing to check
             if where not in ("query", "path") or "content" in param:
                 raise Unsupported(f"{where} parameter")
             if param.get("style", "form" if where == "query" else "simple") not in (
@@ -127,6 +130,19 @@ class Precheck:
     def _string(self, param: dict[str, Any]) -> Check | None:
         compiled = compile_schema(self.spec, param.get("schema", {}), self.factory.formats)
         return None if compiled is None else compiled.is_valid
+
+
+def _any_string(spec: Spec, param: dict[str, Any]) -> bool:
+    schema = deref(spec, param.get("schema", {}))
+    constraints = (
+        set(schema) - {"type", "description", "example"} if isinstance(schema, dict) else {1}
+    )
+    return (
+        not param.get("required")
+        and "content" not in param
+        and not constraints
+        and (schema.get("type") == "string")
+    )
 
 
 def _parameters(spec: Spec, operation: Operation) -> list[dict[str, Any]]:

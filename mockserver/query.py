@@ -7,6 +7,7 @@ part is an RQL expression (or `render()`).
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -137,6 +138,18 @@ def page(params: dict[str, str]) -> Page:
     if errors:
         raise invalid(errors)
     return Page(offset=values["offset"], limit=min(values["limit"], MAX_LIMIT))
+
+
+def stream_limit(params: dict[str, str]) -> int:
+    """A streamed read's `limit`: how many items at most (no `limit`, or a negative one: all)."""
+    text = params.get("limit")
+    if text is None:
+        return sys.maxsize
+    try:
+        value = int(text)
+    except ValueError:
+        raise invalid({"limit": [f"The value '{text}' is not valid for limit."]}) from None
+    return sys.maxsize if value < 0 else value
 
 
 @dataclass(frozen=True)

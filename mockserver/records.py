@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from openapi_core.validation.schemas import oas30_read_schema_validators_factory
 from openapi_core.validation.schemas.exceptions import InvalidSchemaValue
 
+from mockserver import codec
 from mockserver.auth import Identity
 from mockserver.ids import IdFormat
 from mockserver.layout import Item
@@ -42,6 +44,31 @@ class RecordBehaviour(Behaviour):
                 }
             ],
         }
+
+    def render(self, item: Item) -> Item:
+        """`render()`: the `details` template filled from the record's `documents`."""
+        details, documents = item.get("details"), item.get("documents")
+        if not isinstance(details, str) or "{{" not in details or not isinstance(documents, dict):
+            return item
+        return {**item, "details": fill(details, documents)}
+
+
+_PLACEHOLDER = re.compile(r"\{\{\s*([^{}\s]+)\s*\}\}")
+
+
+def fill(template: str, documents: dict[str, Any]) -> str:
+    """`{{order.status}}` is the `status` of the document `order`; a string as it is, any other
+    value as JSON; a placeholder naming nothing stays as it is written."""
+
+    def value(found: re.Match[str]) -> str:
+        current: Any = documents
+        for part in found.group(1).split("."):
+            if not isinstance(current, dict) or part not in current:
+                return found.group(0)
+            current = current[part]
+        return current if isinstance(current, str) else codec.dumps(current).decode()
+
+    return _PLACEHOLDER.sub(value, template)
 
 
 class Fixtures:

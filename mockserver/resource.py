@@ -7,21 +7,23 @@ generic one for any other collection of a spec loaded with `--spec`).
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
-from mockserver import codec
+from mockserver import codec, stream
 from mockserver.auth import Identity
 from mockserver.ids import IdFormat, from_schema, guess
 from mockserver.layout import Item, decode
 from mockserver.problems import Problem
-from mockserver.query import Query, filtering, ordering, page
+from mockserver.query import Query, filtering, ordering, page, stream_limit
 from mockserver.router import Match, Operation
 from mockserver.rql import FieldCheck
 from mockserver.schema import Resolve, fields, item_schema, layout
 from mockserver.store import Search, Shape, Store, Stores
+from mockserver.stream import StreamFault
 
 
 @dataclass
@@ -30,6 +32,10 @@ class Reply:
     body: Any = None
     headers: dict[str, str] = field(default_factory=dict)
     record_id: str | None = None
+
+
+def _nothing() -> None:
+    pass
 
 
 @dataclass
@@ -44,6 +50,10 @@ class Exchange:
     warnings: list[str]
     stores: Stores
     streaming: bool = False
+    accept: str | None = None  # what a streamed read may be answered in
+    stream_fault: StreamFault | None = None
+    cut: Callable[[], None] = _nothing  # breaks the connection (a stream fault)
+    max_export: int = 100_000  # items a streamed read may hold
 
 
 class Behaviour:
@@ -60,6 +70,10 @@ class Behaviour:
 
     def created(self, body: dict[str, Any], item_id: str, identity: Identity) -> Item:
         return {"id": item_id, **body}
+
+    def render(self, item: Item) -> Item:
+        """The item as `render()` shows it (records fill their `details` template)."""
+        return item
 
 
 def now() -> str:
@@ -104,29 +118,62 @@ class Resources:
 
     def _list(self, call: Exchange, op: Operation, store: Store) -> Reply:
         if call.streaming:
-            raise Problem(501, "Streaming reads (MPT-Streaming: true) are not supported yet.")
-        known = self._fields[op.collection]
+            return self._stream(call, op, store)
         paging = page(call.query.params)
-        reader = store.reader()
-        chosen = filtering(call.query, known, reader.access)
-        order = ordering(call.query.params.get("order"), known)
-        search = Search(reader, chosen.where, chosen.equalities, order, paging.offset, paging.limit)
-        found = store.find(search)
-        selection = call.query.selection
+        found = store.find(self._search(call, op, store, paging.offset, paging.limit))
         meta: dict[str, Any] = {
             "pagination": {"offset": paging.offset, "limit": paging.limit, "total": found.total}
         }
-        if selection.omitted:
-            meta["omitted"] = selection.omitted
-            data = codec.dumps([selection.apply(decode(raw)) for raw in found.items])
-        else:
-            data = b"[" + b",".join(found.items) + b"]"
+        if call.query.selection.omitted:
+            meta["omitted"] = call.query.selection.omitted
+        shown = self._shown(call, op, found.items)
+        data = b"[" + b",".join(shown) + b"]"
         return Reply(200, b'{"$meta":' + codec.dumps(meta) + b',"data":' + data + b"}")
+
+    def _stream(self, call: Exchange, op: Operation, store: Store) -> Reply:
+        """`MPT-Streaming: true`: every match (at most `limit`), streamed."""
+        stream.check(call.query.params, 0, call.max_export)
+        media = stream.media_type(call.accept)
+        limit = stream_limit(call.query.params)
+        found = store.find(self._search(call, op, store, 0, limit))
+        count = min(found.total, limit)
+        stream.check({}, count, call.max_export)
+        meta: dict[str, Any] = {"pagination": {"offset": 0, "limit": count, "total": count}}
+        if call.query.selection.omitted:
+            meta["omitted"] = call.query.selection.omitted
+        items = self._shown(call, op, found.items)
+        body = stream.body(media, items, meta, call.stream_fault, call.cut)
+        return Reply(200, body, stream.headers(media, count, call.stream_fault))
+
+    def _search(
+        self, call: Exchange, op: Operation, store: Store, offset: int, limit: int
+    ) -> Search:
+        known = self._fields[op.collection]
+        reader = store.reader()
+        chosen = filtering(call.query, known, reader.access)
+        order = ordering(call.query.params.get("order"), known)
+        return Search(reader, chosen.where, chosen.equalities, order, offset, limit)
+
+    def _shown(self, call: Exchange, op: Operation, items: Iterable[bytes]) -> Iterable[bytes]:
+        """The stored bytes as the query asks to see them: `select` and `render()` applied
+        (made one by one as they are read: a stream never holds them all)."""
+        selection, render = call.query.selection, call.query.render
+        if not selection.exclude and not render:
+            return items
+        behaviour = self._behaviours[op.collection]
+
+        def shown(raw: bytes) -> bytes:
+            item = decode(raw)
+            if render:
+                item = behaviour.render(item)
+            return codec.dumps(selection.apply(item))
+
+        return map(shown, items)
 
     def _get(self, call: Exchange, op: Operation, store: Store) -> Reply:
         raw = self._existing(call, op, store)
-        selection = call.query.selection
-        return Reply(200, codec.dumps(selection.apply(decode(raw))) if selection.exclude else raw)
+        [shown] = self._shown(call, op, [raw])
+        return Reply(200, shown)
 
     def _create(self, call: Exchange, op: Operation, store: Store) -> Reply:
         behaviour = self._behaviours[op.collection]

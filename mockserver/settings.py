@@ -34,3 +34,4 @@ class Settings:
     fault_seed: int | None = None
     journal_size: int = 10_000
     coverage_report: Path | None = None
+    max_export: int = 100_000
