@@ -86,6 +86,9 @@ def main() -> int:
     parser.add_argument("--baseline", default=BASELINE)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--duration", type=float, default=8.0)
+    parser.add_argument(
+        "--only", action="append", help="a scenario to run (repeatable; default: all three)"
+    )
     args = parser.parse_args()
     wrk_bin = tg.ensure_wrk()
     results = tg.BENCH / "results"
@@ -103,6 +106,7 @@ def main() -> int:
             "post-invalid": (RECORDS, "post.lua", Path(bodies["invalid"])),
             "get-by-id": (f"{RECORDS}/{record}", "get.lua", None),
         }
+        loads = {k: v for k, v in loads.items() if not args.only or k in args.only}
         rps: dict[str, dict[str, list[float]]] = {k: {n: [] for n in servers} for k in loads}
         for number in range(1, args.rounds + 1):
             for key, (path, script, body) in loads.items():

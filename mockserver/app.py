@@ -107,7 +107,6 @@ def create_app(settings: Settings | None = None, spec: Spec | None = None) -> Fl
         tally=Tally(settings.coverage_report) if settings.coverage_report is not None else None,
     )
     sessions.get(DEFAULT)
-    sessions.served_by = 0  # not this process, if a WSGI server forks a worker to serve
     if holder.tally is not None:
         atexit.register(_write_coverage, holder.tally, router.operations)
     return _flask(holder)

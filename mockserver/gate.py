@@ -8,6 +8,7 @@ or closed connection), which a Flask view cannot. With no rules, it adds a few m
 from __future__ import annotations
 
 import io
+import operator
 import re
 import time
 from collections.abc import Callable, Iterable
@@ -15,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from mockserver import codec, connection, log
 from mockserver.faults import Action, Seen, preferred
-from mockserver.journal import Trail
+from mockserver.journal import Headers, Trail
 from mockserver.problems import Problem, status_line, trace_id
 from mockserver.query import decode
 from mockserver.router import Operation
@@ -230,13 +231,26 @@ def _body(environ: dict[str, Any], limit: int) -> bytes:
     return body
 
 
-def _headers(environ: dict[str, Any]) -> list[tuple[str, str]]:
-    """The request's headers as WSGI names them (`HTTP_USER_AGENT`); the journal spells them
-    out when it is read."""
-    found = [item for item in environ.items() if item[0][:5] == "HTTP_"]
-    if "CONTENT_TYPE" in environ:
-        found.append(("HTTP_CONTENT_TYPE", environ["CONTENT_TYPE"]))
-    return found
+def _headers(environ: dict[str, Any]) -> Headers:
+    """The request's headers as WSGI names them (`HTTP_USER_AGENT`), names and values apart;
+    the journal spells them out when it is read. Requests of one client have the same keys
+    in the same order: which of them are headers is found once per key layout (and the names
+    shared), then the values are read with one C-level getter."""
+    layout = tuple(environ)
+    found = _LAYOUTS.get(layout)
+    if found is None:
+        if len(_LAYOUTS) > 256:
+            _LAYOUTS.clear()
+        names = tuple(k for k in layout if k[:5] == "HTTP_" or k == "CONTENT_TYPE")
+        found = _LAYOUTS[layout] = (names, operator.itemgetter(*names) if names else None)
+    names, get = found
+    if get is None:
+        return (), ()
+    values = get(environ)
+    return names, values if len(names) > 1 else (values,)
+
+
+_LAYOUTS: dict[tuple[str, ...], tuple[tuple[str, ...], Callable[..., Any] | None]] = {}
 
 
 def _seen(environ: dict[str, Any], path: str, body: bytes) -> Seen:

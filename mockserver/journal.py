@@ -40,6 +40,13 @@ def mask(name: str, value: str) -> str:
     return f"{scheme}{secret[:_SHOWN] if len(secret) >= _SHOWN_FROM else ''}***"
 
 
+Headers = tuple[tuple[str, ...], tuple[str, ...]]  # WSGI names (`HTTP_USER_AGENT`), values
+
+
+def _spelled(key: str) -> str:
+    return (key[5:] if key.startswith("HTTP_") else key).replace("_", "-").title()
+
+
 @dataclass(slots=True)
 class Trail:
     """What one request leaves for its log line and journal entry (in the WSGI environ): the
@@ -64,7 +71,7 @@ class Entry:
     method: str
     path: str
     query: str
-    headers: list[tuple[str, str]]
+    headers: Headers
     body: bytes
     session: str
     trail: Trail
@@ -85,8 +92,9 @@ class Entry:
         return max(trail.ended - trail.started, 0.0) * 1000
 
     def named_headers(self) -> list[tuple[str, str]]:
-        """`HTTP_USER_AGENT` → `User-Agent`."""
-        return [(key[5:].replace("_", "-").title(), value) for key, value in self.headers]
+        """`HTTP_USER_AGENT` → `User-Agent`, `CONTENT_TYPE` → `Content-Type`."""
+        names, values = self.headers
+        return [(_spelled(key), value) for key, value in zip(names, values, strict=True)]
 
     def seen(self) -> Seen:
         body: Any = MISSING
@@ -170,15 +178,14 @@ class Journal:
         method: str,
         path: str,
         query: str,
-        headers: list[tuple[str, str]],
+        headers: Headers,
         body: bytes,
         session: str,
         trail: Trail,
     ) -> Entry:
         entry = Entry(next(self._ids), time, method, path, query, headers, body, session, trail)
         if self.size:
-            with self._lock:
-                self._entries.append(entry)
+            self._entries.append(entry)  # atomic: a deque's append holds the GIL throughout
         return entry
 
     def __iter__(self) -> Iterator[Entry]:

@@ -6,7 +6,6 @@ the scenario's rules), copied cheaply: stored records are immutable bytes, share
 
 from __future__ import annotations
 
-import os
 import threading
 import zlib
 from collections.abc import Callable, Iterator
@@ -48,10 +47,8 @@ class Sessions:
         self._load_rules = load_rules
         self._sessions: dict[str, Session] = {}
         self._lock = threading.Lock()
-        self.served_by = 0  # the process that serves requests (uWSGI forks a worker)
 
     def get(self, name: str = DEFAULT) -> Session:
-        self.served_by = os.getpid()
         session = self._sessions.get(name)
         if session is None:
             with self._lock:
