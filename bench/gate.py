@@ -4,9 +4,10 @@
 
 The baseline (default: the last commit before the gate, sessions and journal existed) is
 checked out in a git worktree under bench/.tools and served from it with this venv; both
-servers start with the same flags and no fault rules, and wrk loads them in alternation,
-round after round (POST valid, POST invalid, GET by id, 16 connections). Prints per scenario
-the median req/s of each and their ratio; raw results go to bench/results/gate-<time>.json.
+servers start with the same flags and no fault rules, afresh every round (a process lands on
+the cores anew each time), and wrk loads them in alternation (POST valid, POST invalid, GET by
+id, 16 connections; the order flips every round). Prints per scenario the median req/s of each
+and their ratio; raw results go to bench/results/gate-<time>.json.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import targets as tg
 import wrk
@@ -81,6 +83,40 @@ def first_id(target: tg.Target) -> str:
     return str(json.loads(body)["data"][0]["id"])
 
 
+def one_round(
+    number: int,
+    sources: dict[str, Path],
+    bodies: dict[str, Any],
+    args: argparse.Namespace,
+    wrk_bin: str,
+    results: Path,
+) -> dict[str, dict[str, float]]:
+    """Fresh servers (a process placed anew on the cores every round), each scenario on both."""
+    processes = tg.Processes()
+    measured: dict[str, dict[str, float]] = {}
+    try:
+        servers = {name: start(processes, results, name, path) for name, path in sources.items()}
+        record = first_id(servers["current"])
+        loads = {
+            "post-valid": (RECORDS, "post.lua", Path(bodies["valid"])),
+            "post-invalid": (RECORDS, "post.lua", Path(bodies["invalid"])),
+            "get-by-id": (f"{RECORDS}/{record}", "get.lua", None),
+        }
+        for key, (path, script, body) in loads.items():
+            if args.only and key not in args.only:
+                continue
+            order = list(servers) if number % 2 else list(reversed(servers))
+            for name in order:
+                url = servers[name].base + path
+                wrk.run(wrk_bin, wrk.Load(url, script, body, duration=1))  # warm-up
+                rate = wrk.run(wrk_bin, wrk.Load(url, script, body, duration=args.duration)).rps
+                measured.setdefault(key, {})[name] = rate
+                log(f"round {number} {key} {name}: {rate:.0f} req/s")
+    finally:
+        processes.stop_all()
+    return measured
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--baseline", default=BASELINE)
@@ -94,31 +130,13 @@ def main() -> int:
     results = tg.BENCH / "results"
     results.mkdir(exist_ok=True)
     bodies = write_bodies(results)
-    processes = tg.Processes()
-    try:
-        servers = {
-            "baseline": start(processes, results, "baseline", worktree(args.baseline)),
-            "current": start(processes, results, "current", tg.ROOT),
-        }
-        record = first_id(servers["current"])
-        loads = {
-            "post-valid": (RECORDS, "post.lua", Path(bodies["valid"])),
-            "post-invalid": (RECORDS, "post.lua", Path(bodies["invalid"])),
-            "get-by-id": (f"{RECORDS}/{record}", "get.lua", None),
-        }
-        loads = {k: v for k, v in loads.items() if not args.only or k in args.only}
-        rps: dict[str, dict[str, list[float]]] = {k: {n: [] for n in servers} for k in loads}
-        for number in range(1, args.rounds + 1):
-            for key, (path, script, body) in loads.items():
-                order = list(servers) if number % 2 else list(reversed(servers))
-                for name in order:
-                    url = servers[name].base + path
-                    load = wrk.Load(url, script, body, duration=args.duration)
-                    wrk.run(wrk_bin, wrk.Load(url, script, body, duration=1))  # warm-up
-                    rps[key][name].append(wrk.run(wrk_bin, load).rps)
-                    log(f"round {number} {key} {name}: {rps[key][name][-1]:.0f} req/s")
-    finally:
-        processes.stop_all()
+    sources = {"baseline": worktree(args.baseline), "current": tg.ROOT}
+    rps: dict[str, dict[str, list[float]]] = {}
+    for number in range(1, args.rounds + 1):
+        round_rps = one_round(number, sources, bodies, args, wrk_bin, results)
+        for key, by_name in round_rps.items():
+            for name, value in by_name.items():
+                rps.setdefault(key, {}).setdefault(name, []).append(value)
     print(f"{'scenario':<14}{'baseline':>10}{'current':>10}{'ratio':>8}   (median req/s)")
     for key, by_name in rps.items():
         base = statistics.median(by_name["baseline"])
