@@ -111,6 +111,13 @@ def parser() -> argparse.ArgumentParser:
         "(default 8: more threads cost tail latency under load)",
     )
     p.add_argument(
+        "--admin-token",
+        default=_env("ADMIN_TOKEN"),
+        metavar="TOKEN",
+        help="protect the control API (/_mock): it then needs 'Authorization: Bearer TOKEN' "
+        "(prefer the MOCKSERVER_ADMIN_TOKEN variable: a command line is visible to all)",
+    )
+    p.add_argument(
         "--scenario",
         type=Path,
         default=_env("SCENARIO"),
@@ -179,6 +186,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
         journal_size=args.journal_size,
         coverage_report=Path(args.coverage_report) if args.coverage_report else None,
         max_export=args.max_export,
+        admin_token=args.admin_token or None,
         log_format=args.log_format,
         log_level=args.log_level,
     )

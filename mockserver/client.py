@@ -97,9 +97,11 @@ class Client:
         session: str | None = None,
         timeout: float = 10.0,
         http: requests.Session | None = None,
+        admin_token: str | None = None,
     ) -> None:
         self.url = url.rstrip("/")
         self.session = session
+        self.admin_token = admin_token
         self.timeout = timeout
         self._http = http or requests.Session()
 
@@ -246,13 +248,18 @@ class Client:
 
     # ------------------------------------------------------------------ transport
 
+    def _control_headers(self) -> dict[str, str]:
+        if self.admin_token is None:
+            return self.headers
+        return {**self.headers, "Authorization": f"Bearer {self.admin_token}"}
+
     def _call(self, method: str, path: str, json: Any = None, params: Json | None = None) -> Any:
         answer = self._http.request(
             method,
             f"{self.url}/_mock{path}",
             json=json,
             params=params,
-            headers=self.headers,
+            headers=self._control_headers(),
             timeout=self.timeout,
         )
         if answer.status_code >= 400:

@@ -7,6 +7,7 @@ refused) and errors are problem details, like the API's. `?session=NAME` (or the
 
 from __future__ import annotations
 
+import hmac
 import time
 from typing import Any
 
@@ -25,6 +26,22 @@ from mockserver.validation import Checked
 
 blueprint = Blueprint("control", __name__, url_prefix="/_mock")
 JSON = "application/json; charset=utf-8"
+
+
+@blueprint.before_request
+def _door() -> None:
+    """With `--admin-token`, every control request shows it (`Authorization: Bearer ...`)."""
+    expected = state().settings.admin_token
+    if expected is None:
+        return
+    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip(), expected):
+        trail().operation = None
+        raise Problem(
+            401,
+            "The control API needs the admin token: Authorization: Bearer <--admin-token>.",
+            headers={"WWW-Authenticate": 'Bearer realm="mockserver-control"'},
+        )
 
 
 def _request() -> tuple[Session, Checked, dict[str, str]]:

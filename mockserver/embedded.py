@@ -89,7 +89,7 @@ class MockServer:
 
     def client(self, session: str | None = None) -> Client:
         """The control API, on the default session or the one named."""
-        return Client(self.url, session)
+        return Client(self.url, session, admin_token=self.settings.admin_token)
 
     def __enter__(self) -> MockServer:
         return self.start()

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 
 MARKER = "mockserver"
 URL_VARIABLE = "MOCKSERVER_URL"
+ADMIN_VARIABLE = "MOCKSERVER_ADMIN_TOKEN"  # the external server's admin token, if it has one
 SESSION_OPTIONS = ("seed_records", "faker_seed", "scenario")  # applied through the control API
 
 
@@ -91,7 +92,7 @@ class _Server:
     def client(self, session: str | None = None) -> Client:
         from mockserver.client import Client
 
-        return Client(self.url, session)
+        return Client(self.url, session, admin_token=os.environ.get(ADMIN_VARIABLE))
 
 
 @pytest.fixture(scope="session")
@@ -126,7 +127,10 @@ def mock(request: pytest.FixtureRequest, mockserver_servers: Servers) -> Client:
     marker = request.node.get_closest_marker(MARKER)
     options = dict(marker.kwargs) if marker else {}
     session_options = {k: options.pop(k) for k in SESSION_OPTIONS if k in options}
-    client = Client(mockserver_servers.url(options), session_name(request.node.nodeid))
+    token = options.get("admin_token") or os.environ.get(ADMIN_VARIABLE)
+    client = Client(
+        mockserver_servers.url(options), session_name(request.node.nodeid), admin_token=token
+    )
     client.reset()
     _prepare(client, session_options)
     return client

@@ -46,6 +46,24 @@ def check_port(host: str, port: int) -> None:
             raise StartupError(f"cannot listen on {host}:{port}: {exc.strerror}") from exc
 
 
+LOOPBACK = ("127.", "::1", "localhost")
+
+
+def exposure_warning(settings: Settings) -> list[str]:
+    """Lines to log when the control API is open to the network: a non-loopback address
+    and no admin token."""
+    if settings.admin_token or settings.host.startswith(LOOPBACK):
+        return []
+    return [
+        "!" * 78,
+        f"! the control API (/_mock) is open to anyone who can reach {settings.host}:"
+        f"{settings.port}:",
+        "! they can reset it, read its journal and script its faults.",
+        "! Set MOCKSERVER_ADMIN_TOKEN (or --admin-token) to protect it.",
+        "!" * 78,
+    ]
+
+
 def uwsgi_options(settings: Settings) -> list[str]:
     """uWSGI's command line for these settings."""
     options = [
@@ -84,6 +102,8 @@ def serve(app: Flask, settings: Settings) -> None:
     log_fd = log.keep_stderr()
     url = f"http://{bind_address(settings.host, settings.port)}"
     log.logger.info("serving on %s (health: %s/_mock/health)", url, url)
+    for line in exposure_warning(settings):
+        log.logger.warning(line)
     log.flush()  # before uWSGI forks its worker, which would write the pending lines again
     options = uwsgi_options(settings)
     holder = app.extensions["mockserver"]

@@ -35,3 +35,4 @@ class Settings:
     journal_size: int = 10_000
     coverage_report: Path | None = None
     max_export: int = 100_000
+    admin_token: str | None = None  # required on /_mock when set

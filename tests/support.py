@@ -92,7 +92,8 @@ class Server:
                 self._reader.join(timeout=5)
                 raise RuntimeError("mockserver exited:\n" + "\n".join(self.log))
             try:
-                if requests.get(f"{self.url}/_mock/health", timeout=2).status_code == 200:
+                answer = requests.get(f"{self.url}/_mock/health", timeout=2)
+                if answer.status_code in (200, 401):  # 401: up, with an admin token
                     return self
             except (requests.ConnectionError, requests.Timeout):  # not listening, or forking
                 time.sleep(0.05)

@@ -396,19 +396,6 @@ def test_held_timeouts_take_no_thread_of_the_server(start_server: StartServer) -
             sock.close()
 
 
-def test_sigterm_does_not_wait_for_held_timeouts(start_server: StartServer) -> None:
-    server = start_server()
-    add_rule(server, {"method": "GET", "path": RECORDS, "fault": "timeout"})
-    with connect(server) as sock:
-        sock.sendall(http_request())
-        time.sleep(0.2)
-        with Timer() as stopping:
-            assert server.stop() == 0
-        sock.settimeout(5)
-        assert sock.recv(1) == b""  # closed, with no answer
-    assert stopping.seconds < 3
-
-
 @pytest.mark.parametrize("fault", ["connection_reset", "empty_response", "malformed_response"])
 def test_a_fault_on_a_kept_alive_connection(start_server: StartServer, fault: str) -> None:
     """The second request of a keep-alive connection is broken; the first was answered."""
