@@ -84,20 +84,20 @@ def round_table(runs: list[dict[str, Any]], round_: int) -> str:
                 _ratio(r.get(SILENT)),
             ]
         )
-    return table(
-        [
-            "scenario",
-            "target",
-            "req/s",
-            "p50 ms",
-            "p99 ms",
-            "bad/req",
-            "sock err",
-            "x prism",
-            "x silent",
-        ],
-        rows,
-    )
+    return table(LOAD_COLUMNS, rows)
+
+
+LOAD_COLUMNS = [
+    "scenario",
+    "target",
+    "req/s",
+    "p50 ms",
+    "p99 ms",
+    "bad/req",
+    "sock err",
+    "x prism",
+    "x silent",
+]
 
 
 @dataclass
@@ -177,20 +177,7 @@ def median_table(found: list[Median]) -> str:
         ]
         for m in found
     ]
-    return table(
-        [
-            "scenario",
-            "target",
-            "req/s",
-            "p50 ms",
-            "p99 ms",
-            "bad/req",
-            "sock err",
-            "x prism",
-            "x silent",
-        ],
-        rows,
-    )
+    return table(LOAD_COLUMNS, rows)
 
 
 @dataclass

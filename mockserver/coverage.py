@@ -31,19 +31,6 @@ class Coverage:
             if fault:
                 self._faults[fault] += 1
 
-    def absorb(self, other: Coverage) -> None:
-        """Add another coverage's counts to this one (sessions into the report at exit)."""
-        with other._lock:
-            answers, faults = Counter(other._answers), Counter(other._faults)
-        with self._lock:
-            self._answers.update(answers)
-            self._faults.update(faults)
-
-    def clear(self) -> None:
-        with self._lock:
-            self._answers.clear()
-            self._faults.clear()
-
     def report(self) -> dict[str, Any]:
         with self._lock:
             answers, faults = dict(self._answers), dict(self._faults)

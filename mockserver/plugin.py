@@ -144,18 +144,7 @@ def _prepare(client: Client, options: dict[str, Any]) -> None:
         seeder = Seeder(options.get("faker_seed"))
         client.add_records(*seeder.records(int(options["seed_records"])))
     if options.get("scenario"):
-        client.add_faults([{**rule, "session": client.session} for rule in _rules(options)])
+        from mockserver.scenario import read_rules
 
-
-def _rules(options: dict[str, Any]) -> list[dict[str, Any]]:
-    import json
-
-    import yaml
-
-    path = Path(options["scenario"])
-    text = path.read_text(encoding="utf-8")
-    data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
-    rules = data.get("rules") if isinstance(data, dict) else data
-    if not isinstance(rules, list):
-        raise pytest.UsageError(f"{path}: a scenario is a list of rules, or a mapping with 'rules'")
-    return rules
+        rules = read_rules(Path(options["scenario"]))  # the server checks each rule
+        client.add_faults([{**rule, "session": client.session} for rule in rules])

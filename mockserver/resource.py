@@ -132,12 +132,12 @@ class Resources:
 
     def _stream(self, call: Exchange, op: Operation, store: Store) -> Reply:
         """`MPT-Streaming: true`: every match (at most `limit`), streamed."""
-        stream.check(call.query.params, 0, call.max_export)
+        stream.refuse_offset(call.query.params)
         media = stream.media_type(call.accept)
         limit = stream_limit(call.query.params)
         found = store.find(self._search(call, op, store, 0, limit))
         count = min(found.total, limit)
-        stream.check({}, count, call.max_export)
+        stream.check_cap(count, call.max_export)
         meta: dict[str, Any] = {"pagination": {"offset": 0, "limit": count, "total": count}}
         if call.query.selection.omitted:
             meta["omitted"] = call.query.selection.omitted

@@ -130,8 +130,8 @@ def _response_schema(spec: Spec, op: Operation, status: int) -> Any:
     return None
 
 
-def load_scenario(path: Path, book: RuleBook) -> list[dict[str, Any]]:
-    """The rules of a scenario file (YAML or JSON: a list of rules, or `{rules: [...]}`)."""
+def read_rules(path: Path) -> list[Any]:
+    """The rules a scenario file holds (YAML or JSON: a list, or `{rules: [...]}`), unchecked."""
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
@@ -143,6 +143,12 @@ def load_scenario(path: Path, book: RuleBook) -> list[dict[str, Any]]:
     rules = data.get("rules") if isinstance(data, dict) else data
     if not isinstance(rules, list):
         raise ScenarioError(f"{path}: a scenario is a list of rules, or a mapping with 'rules'")
+    return rules
+
+
+def load_scenario(path: Path, book: RuleBook) -> list[dict[str, Any]]:
+    """The rules of a scenario file, each checked against the control and API specs."""
+    rules = read_rules(path)
     for number, rule in enumerate(rules, 1):
         errors = book.shape_errors(rule)
         if not errors:

@@ -54,10 +54,14 @@ def media_type(accept: str | None) -> str:
     return str(best)
 
 
-def check(params: dict[str, str], count: int, cap: int) -> None:
-    """A streamed read takes no `offset` (400), and at most `cap` items (413)."""
+def refuse_offset(params: dict[str, str]) -> None:
+    """A streamed read takes no `offset` (400), as on the platform."""
     if "offset" in params:
         raise invalid({"offset": ["offset is not supported in streaming mode."]})
+
+
+def check_cap(count: int, cap: int) -> None:
+    """A streamed read holds at most `cap` items (413 naming the cap)."""
     if count > cap:
         raise Problem(
             413,
