@@ -10,11 +10,12 @@ import logging
 import os
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from flask import Flask
 from werkzeug.exceptions import HTTPException
 
-from mockserver import api, log
+from mockserver import api, log, snapshot
 from mockserver.auth import Authenticator, load_tokens
 from mockserver.conformance import ResponseChecker
 from mockserver.coverage import Coverage
@@ -60,6 +61,7 @@ class State:
     spec_json: bytes = b""
     media_types: dict[tuple[str, int], str] = field(default_factory=dict)
     tally: Tally | None = None  # every answer, for the coverage report at exit
+    forked: bool = False  # served by a forked worker (uWSGI), not by the process that made it
 
 
 def create_app(settings: Settings | None = None, spec: Spec | None = None) -> Flask:
@@ -107,9 +109,41 @@ def create_app(settings: Settings | None = None, spec: Spec | None = None) -> Fl
         tally=Tally(settings.coverage_report) if settings.coverage_report is not None else None,
     )
     sessions.get(DEFAULT)
+    if settings.state_file is not None:
+        _restore(holder, settings.state_file)
     if holder.tally is not None:
         atexit.register(_write_coverage, holder.tally, router.operations)
     return _flask(holder)
+
+
+def _restore(holder: State, path: Path) -> None:
+    """Load `--state-file` when it exists, and save to it when this server stops."""
+    if path.exists():
+        templates = {op.collection for op in holder.router.operations if op.collection}
+        started = time.monotonic()
+        count, items = snapshot.load(path, holder.sessions, holder.rules, templates)
+        took = time.monotonic() - started
+        log.logger.info(
+            "state loaded from %s: %d items in %d sessions (%.1fs)", path, items, count, took
+        )
+    else:
+        log.logger.info("no state file %s yet: it is written when the server stops", path)
+    atexit.register(_save, holder, path, os.getpid())
+
+
+def _save(holder: State, path: Path, creator: int) -> None:
+    """Save the sessions, from the process that served them: uWSGI's worker, not its master
+    (which made the app, forked the worker and holds only the start-up state)."""
+    if holder.forked and os.getpid() == creator:
+        return
+    started = time.monotonic()
+    try:
+        items = snapshot.save(path, holder.sessions, f"{holder.spec.title} {holder.spec.version}")
+    except OSError as exc:
+        log.logger.error("cannot save the state to %s: %s", path, exc)
+        return
+    took = time.monotonic() - started
+    log.logger.info("state saved to %s: %d items (%.1fs)", path, items, took)
 
 
 def _write_coverage(tally: Tally, operations: list[Operation]) -> None:

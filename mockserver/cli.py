@@ -14,6 +14,7 @@ from mockserver.auth import TokensFileError
 from mockserver.scenario import ScenarioError
 from mockserver.server import StartupError, check_port, serve
 from mockserver.settings import DEFAULT_PORT, DEFAULT_SPEC, Settings
+from mockserver.snapshot import StateFileError
 from mockserver.spec import SpecError
 
 _TRUE = {"1", "true", "yes", "on"}
@@ -146,6 +147,22 @@ def parser() -> argparse.ArgumentParser:
         help="write the coverage at exit: JSON if FILE ends in .json, JUnit XML otherwise",
     )
     p.add_argument(
+        "--state-file",
+        type=Path,
+        default=_env("STATE_FILE"),
+        metavar="FILE",
+        help="keep records, event types and fault rules across restarts: loaded at start-up "
+        "when FILE exists, written (atomically) at shutdown",
+    )
+    p.add_argument(
+        "--cors-origin",
+        action="append",
+        default=[o.strip() for o in (_env("CORS_ORIGIN") or "").split(",") if o.strip()],
+        metavar="ORIGIN",
+        help="let browser pages from ORIGIN (e.g. http://localhost:3000, or *) call the mock "
+        "(CORS); repeat for more. Default: none",
+    )
+    p.add_argument(
         "--check-responses",
         action="store_true",
         default=(_env("CHECK_RESPONSES", "") or "").lower() in _TRUE,
@@ -187,6 +204,8 @@ def settings_from(args: argparse.Namespace) -> Settings:
         coverage_report=Path(args.coverage_report) if args.coverage_report else None,
         max_export=args.max_export,
         admin_token=args.admin_token or None,
+        state_file=Path(args.state_file) if args.state_file else None,
+        cors_origins=tuple(args.cors_origin),
         log_format=args.log_format,
         log_level=args.log_level,
     )
@@ -225,7 +244,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             settings.seed_records,
         )
         serve(app, settings)
-    except (SpecError, TokensFileError, ScenarioError, StartupError) as exc:
+    except (SpecError, TokensFileError, ScenarioError, StateFileError, StartupError) as exc:
         print(f"mockserver: error: {exc}", file=sys.stderr)
         return 1
     return 0

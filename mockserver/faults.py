@@ -188,6 +188,16 @@ class Faults:
             self.rules.append(rule)
         return rule
 
+    def restore(self, state: dict[str, Any], documented: bool) -> Rule:
+        """A saved rule (`Rule.state()`) back, with its id and counters."""
+        rule = self.add(state["rule"], documented)
+        rule.id, rule.matched, rule.fired = state["id"], state["matched"], state["fired"]
+        digits = rule.id.rpartition("-")[2]
+        number = int(digits) if rule.id.startswith("rule-") and digits.isdigit() else 0
+        with self._lock:
+            self._ids = itertools.count(max(number + 1, next(self._ids)))
+        return rule
+
     def remove(self, rule_id: str) -> bool:
         with self._lock:
             kept = [rule for rule in self.rules if rule.id != rule_id]

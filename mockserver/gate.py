@@ -15,8 +15,10 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from mockserver import codec, connection, log
+from mockserver.cors import Cors, is_preflight
 from mockserver.faults import Action, Seen, preferred
 from mockserver.journal import Headers, Trail
+from mockserver.masking import shown
 from mockserver.problems import Problem, status_line, trace_id
 from mockserver.query import decode
 from mockserver.router import Operation
@@ -38,10 +40,16 @@ class Gate:
     def __init__(self, inner: WSGIApp, state: State) -> None:
         self.inner = inner
         self.state = state
+        self.cors = Cors(state.settings.cors_origins) if state.settings.cors_origins else None
 
     def __call__(
         self, environ: dict[str, Any], start_response: Callable[..., Any]
     ) -> Iterable[bytes]:
+        origin = environ.get("HTTP_ORIGIN")
+        if origin is not None and self.cors is not None and self.cors.allows(origin):
+            if is_preflight(environ):
+                return self.cors.preflight(environ, start_response)
+            start_response = self.cors.wrap(start_response, origin)
         path = environ.get("PATH_INFO", "")
         if path.startswith(SESSION_PREFIX):
             path = _enter_session(environ, path)
@@ -93,12 +101,12 @@ class Gate:
         if trail.operation is None:  # the gate answered for the API
             trail.operation = self._operation(environ)
         if not trail.logged:
-            path, query = environ.get("PATH_INFO", ""), environ.get("QUERY_STRING")
+            path, query = environ.get("PATH_INFO", ""), environ.get("QUERY_STRING", "")
             what = f"{action.rule} ({action.fault})" if action.fault else action.rule
             millis = (time.perf_counter() - trail.started) * 1000
-            shown = f"{path}?{query}" if query else path
+            target = shown(path, query)
             log.request_line(
-                environ["REQUEST_METHOD"], shown, trail.status, millis, {"fault": what}
+                environ["REQUEST_METHOD"], target, trail.status, millis, {"fault": what}
             )
         return result
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import collections
 import itertools
-import re
 import threading
 import time
 from collections.abc import Iterator
@@ -21,24 +20,10 @@ from urllib.parse import unquote
 import orjson
 
 from mockserver.faults import Conditions, Seen
+from mockserver.masking import mask, mask_query
 from mockserver.query import decode
 from mockserver.router import Operation
 from mockserver.rql import MISSING
-
-_SECRET_HEADERS = {"authorization", "proxy-authorization", "cookie", "x-api-key"}
-_TOKEN = re.compile(r"^(\S+\s+)?(.*)$")
-_SHOWN = 8  # characters of a secret kept, to tell tokens apart...
-_SHOWN_FROM = 16  # ...when it is at least this long: a short one is masked whole
-
-
-def mask(name: str, value: str) -> str:
-    """`Bearer idt:TKN-1234-5678:secret` → `Bearer idt:TKN-***`: enough to tell tokens apart."""
-    if name.lower() not in _SECRET_HEADERS:
-        return value
-    found = _TOKEN.match(value)
-    scheme, secret = (found.group(1) or "", found.group(2)) if found else ("", "")
-    return f"{scheme}{secret[:_SHOWN] if len(secret) >= _SHOWN_FROM else ''}***"
-
 
 Headers = tuple[tuple[str, ...], tuple[str, ...]]  # WSGI names (`HTTP_USER_AGENT`), values
 
@@ -123,7 +108,7 @@ class Entry:
             .replace("+00:00", "Z"),
             "method": self.method,
             "path": self.path,
-            "query": unquote(self.query),
+            "query": mask_query(unquote(self.query)),
             "headers": {name: mask(name, value) for name, value in self.named_headers()},
             "body": body,
             "operation": self.operation,

@@ -47,20 +47,35 @@ class _BatchHandler(logging.StreamHandler):  # type: ignore[type-arg]
         super().__init__(stream)
         self._pending: collections.deque[logging.LogRecord] = collections.deque()
         self._writer_pid = 0
+        self._writer: threading.Thread | None = None
+        self._stopping = threading.Event()
         self._flushing = threading.Lock()  # the exit flush waits for a batch being written
         self._lock_pid = os.getpid()
         atexit.register(self.flush)
 
     def handle(self, record: logging.LogRecord) -> bool:
+        self._pending.append(record)
         if self._writer_pid != os.getpid():  # first record in this process (uWSGI forks)
             self._writer_pid = os.getpid()
-            threading.Thread(target=self._write_forever, name="log-writer", daemon=True).start()
-        self._pending.append(record)
+            try:
+                self._writer = threading.Thread(target=self._write_forever, name="log-writer")
+                self._writer.daemon = True
+                self._writer.start()
+            except RuntimeError:  # the interpreter is exiting: the exit flush writes it
+                pass
         return True
 
+    def stop_writer(self) -> None:
+        """Write what is pending and end the writer thread; the next record starts one."""
+        if self._writer is not None and self._writer_pid == os.getpid():
+            self._stopping.set()
+            self._writer.join()
+            self._stopping.clear()
+        self._writer, self._writer_pid = None, 0
+        self.flush()
+
     def _write_forever(self) -> None:
-        while True:
-            time.sleep(0.01)
+        while not self._stopping.wait(0.01):
             self.flush()
 
     def flush(self) -> None:
@@ -124,6 +139,17 @@ def configure(log_format: str = "text", level: str = "info") -> None:
 def flush() -> None:
     for handler in logger.handlers:
         handler.flush()
+
+
+def before_fork() -> None:
+    """Write what is pending and stop the writer thread. A process forked while another of its
+    threads holds the GIL (the writer wakes every 10 ms) starts with a GIL nobody will release:
+    uWSGI's worker then hangs at birth, never serving."""
+    for handler in logger.handlers:
+        if isinstance(handler, _BatchHandler):
+            handler.stop_writer()
+        else:
+            handler.flush()
 
 
 def request_line(

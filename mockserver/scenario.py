@@ -54,6 +54,16 @@ class RuleBook:
             return errors
         return {}
 
+    def refusal(self, given: Any) -> str:
+        """Why a rule that did not come over HTTP (a file's) is not valid; "" if it is."""
+        errors = self.shape_errors(given)
+        if not errors:
+            try:
+                self.check(given)
+            except Exception as exc:  # a Problem with the violations
+                errors = getattr(exc, "errors", None) or {"$": [str(exc)]}
+        return "; ".join(f"{k}: {' '.join(v)}" for k, v in errors.items())
+
     def check(self, given: dict[str, Any]) -> bool:
         """Whether the rule's status is documented; a Problem (400) for a rule that cannot be."""
         status = given.get("status")
@@ -150,13 +160,7 @@ def load_scenario(path: Path, book: RuleBook) -> list[dict[str, Any]]:
     """The rules of a scenario file, each checked against the control and API specs."""
     rules = read_rules(path)
     for number, rule in enumerate(rules, 1):
-        errors = book.shape_errors(rule)
-        if not errors:
-            try:
-                book.check(rule)
-            except Exception as exc:  # a Problem with the violations
-                errors = getattr(exc, "errors", None) or {"$": [str(exc)]}
-        if errors:
-            found = "; ".join(f"{k}: {' '.join(v)}" for k, v in errors.items())
+        found = book.refusal(rule)
+        if found:
             raise ScenarioError(f"{path}: rule {number} is not valid: {found}")
     return rules

@@ -104,9 +104,10 @@ def serve(app: Flask, settings: Settings) -> None:
     log.logger.info("serving on %s (health: %s/_mock/health)", url, url)
     for line in exposure_warning(settings):
         log.logger.warning(line)
-    log.flush()  # before uWSGI forks its worker, which would write the pending lines again
+    log.before_fork()  # no pending lines for the worker to write again, no thread in the way
     options = uwsgi_options(settings)
     holder = app.extensions["mockserver"]
+    holder.forked = True
     if holder.tally is not None:  # the master writes the coverage report once its worker is gone
         command = exit_command(holder.spec.path, holder.tally.report, settings.log_format, log_fd)
         options += ["--exec-as-user-atexit", shlex.join(command)]

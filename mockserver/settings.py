@@ -36,3 +36,5 @@ class Settings:
     coverage_report: Path | None = None
     max_export: int = 100_000
     admin_token: str | None = None  # required on /_mock when set
+    state_file: Path | None = None  # sessions saved at shutdown, loaded at start-up
+    cors_origins: tuple[str, ...] = ()  # browser origins allowed to call (`*`: any)

@@ -63,8 +63,10 @@ class MemoryStore:
         layout: Layout | None = None,
         indexed: tuple[str, ...] = (),
         on_evict: OnEvict | None = None,
+        template: str | None = None,
     ) -> None:
         self.name = name
+        self.template = template or name  # the spec's path of the collection
         self.max_items = max_items
         self.layout = layout or Layout()
         self._items: dict[str, bytes] = {}
@@ -159,7 +161,9 @@ class MemoryStore:
 
     def copy(self) -> MemoryStore:
         """Another store holding the same items (the bytes are shared, being immutable)."""
-        twin = MemoryStore(self.name, self.max_items, self.layout, (), self._on_evict)
+        twin = MemoryStore(
+            self.name, self.max_items, self.layout, (), self._on_evict, self.template
+        )
         with self._lock:
             twin._items = dict(self._items)
             twin._indexes = {path: index.copy() for path, index in self._indexes.items()}
@@ -226,7 +230,12 @@ class Stores:
                 store = self._stores.setdefault(
                     collection,
                     MemoryStore(
-                        collection, self.max_items, shape.layout, shape.indexed, self._on_evict
+                        collection,
+                        self.max_items,
+                        shape.layout,
+                        shape.indexed,
+                        self._on_evict,
+                        template,
                     ),
                 )
         return store

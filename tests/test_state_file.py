@@ -1,0 +1,225 @@
+"""`--state-file`: records, event types and fault rules survive a restart; the file is written
+atomically (a `kill -9` during the write leaves the previous file); a bad file stops start-up."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+import requests
+from support import AUTH, EVENT_TYPES, MOCKSERVER, RECORDS, ROOT, Server, free_port, new_record
+
+from mockserver import snapshot
+from mockserver.store import Stores
+
+StartServer = Callable[..., Server]
+SESSION = {"X-Mock-Session": "team-a"}
+
+
+def logged(server: Server, text: str) -> bool:
+    """Whether the server's output has `text` (read by a thread: it may take a moment)."""
+    deadline = time.monotonic() + 5
+    while not any(text in line for line in server.log):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
+
+
+def post(server: Server, body: dict[str, Any], headers: dict[str, str] | None = None) -> Any:
+    answer = requests.post(
+        server.url + RECORDS, json=body, headers={**AUTH, **(headers or {})}, timeout=5
+    )
+    assert answer.status_code == 201, answer.text
+    return answer.json()
+
+
+def read(server: Server, path: str, headers: dict[str, str] | None = None) -> Any:
+    answer = requests.get(server.url + path, headers={**AUTH, **(headers or {})}, timeout=5)
+    assert answer.status_code == 200, answer.text
+    return answer.json()
+
+
+def control(server: Server, method: str, path: str, **kwargs: Any) -> Any:
+    answer = requests.request(method, f"{server.url}/_mock{path}", timeout=5, **kwargs)
+    assert answer.status_code < 300, answer.text
+    return answer.json() if answer.content else None
+
+
+def test_records_event_types_and_rules_survive_a_restart(
+    start_server: StartServer, tmp_path: Path
+) -> None:
+    state = tmp_path / "state.jsonl"
+    first = start_server("--state-file", str(state))
+    created = [post(first, new_record(details=f"record {n}")) for n in range(3)]
+    theirs = post(first, new_record(details="team a's"), SESSION)
+    kinds = read(first, EVENT_TYPES + "?limit=1000")["data"]
+    control(first, "POST", "/faults", json={"method": "DELETE", "status": 503, "times": 3})
+    spent = {"method": "GET", "path": RECORDS + "/{id}", "status": 500, "times": 2}
+    control(first, "POST", "/faults", json=spent)
+    assert requests.get(first.url + RECORDS + "/AUD-1", headers=AUTH, timeout=5).status_code == 500
+    assert first.stop() == 0
+    assert any(f"state saved to {state}" in line for line in first.log), first.log
+
+    second = start_server("--state-file", str(state))
+    assert logged(second, f"state loaded from {state}")
+    rules = control(second, "GET", "/faults")["data"]
+    assert [(r["id"], r["matched"], r["fired"], r["active"]) for r in rules] == [
+        ("rule-1", 0, 0, True),
+        ("rule-2", 1, 1, True),
+    ]
+    assert requests.get(second.url + RECORDS + "/AUD-1", headers=AUTH, timeout=5).status_code == 500
+    gone = requests.get(second.url + RECORDS + "/AUD-1", headers=AUTH, timeout=5)
+    assert gone.status_code == 404  # `times: 2` counted across the restart
+    for record in created:
+        assert read(second, f"{RECORDS}/{record['id']}") == record
+    assert read(second, RECORDS)["$meta"]["pagination"]["total"] == 3
+    assert read(second, f"{RECORDS}/{theirs['id']}", SESSION) == theirs
+    assert read(second, RECORDS, SESSION)["$meta"]["pagination"]["total"] == 1
+    assert read(second, EVENT_TYPES + "?limit=1000")["data"] == kinds
+    added = control(second, "POST", "/faults", json={"status": 502, "times": 1})["data"]
+    assert added[0]["id"] == "rule-3"  # ids go on from the saved ones
+
+
+def test_a_missing_file_is_written_at_shutdown(start_server: StartServer, tmp_path: Path) -> None:
+    state = tmp_path / "new" / "state.jsonl"
+    state.parent.mkdir()
+    server = start_server("--state-file", str(state))
+    assert logged(server, f"no state file {state} yet")
+    record = post(server, new_record())
+    assert server.stop() == 0
+    stored = snapshot.read(state, lambda: Stores(100), {RECORDS})["default"].stores[RECORDS]
+    assert [orjson.loads(raw) for raw in stored] == [record]
+    assert list(state.parent.iterdir()) == [state]  # no temporary file left behind
+
+
+def test_reset_goes_back_to_the_start_up_configuration_not_the_file(
+    start_server: StartServer, tmp_path: Path
+) -> None:
+    state = tmp_path / "state.jsonl"
+    first = start_server("--state-file", str(state))
+    post(first, new_record())
+    assert first.stop() == 0
+    second = start_server("--state-file", str(state))
+    assert read(second, RECORDS)["$meta"]["pagination"]["total"] == 1
+    control(second, "POST", "/reset")
+    assert read(second, RECORDS)["$meta"]["pagination"]["total"] == 0
+
+
+def test_kill_9_saves_nothing_and_keeps_the_previous_file(
+    start_server: StartServer, tmp_path: Path
+) -> None:
+    state = tmp_path / "state.jsonl"
+    first = start_server("--state-file", str(state))
+    kept = post(first, new_record(details="kept"))
+    assert first.stop() == 0
+    assert state.exists(), first.log
+    before = state.read_bytes()
+    second = start_server("--state-file", str(state))
+    post(second, new_record(details="lost"))
+    assert second.process is not None
+    worker = subprocess.run(["pgrep", "-P", str(second.process.pid)], capture_output=True)
+    for pid in [second.process.pid, *map(int, worker.stdout.split())]:
+        os.kill(pid, signal.SIGKILL)
+    second.process.wait(timeout=10)
+    assert state.read_bytes() == before
+    third = start_server("--state-file", str(state))
+    assert read(third, RECORDS)["data"] == [kept]
+
+
+WRITER = """
+import sys
+from pathlib import Path
+from mockserver import create_app, Settings
+from mockserver import snapshot
+app = create_app(Settings(seed_records=int(sys.argv[2]), faker_seed=int(sys.argv[3])))
+holder = app.extensions["mockserver"]
+path = Path(sys.argv[1])
+while True:
+    snapshot.save(path, holder.sessions, "test")
+    print("saved", flush=True)
+"""
+
+
+def test_a_kill_9_during_the_write_leaves_the_previous_file(tmp_path: Path) -> None:
+    """A process saving 20 000 records in a loop is killed at random moments; each time the
+    file holds a whole state, the one before or the new one: never a mix, never cut short."""
+    state = tmp_path / "state.jsonl"
+    _writer(state, 300, once=True).wait()
+    rng = random.Random(7)
+    for _ in range(6):
+        writer = _writer(state, 20_000)
+        assert writer.stdout is not None
+        if rng.random() < 0.5:
+            assert writer.stdout.readline() == "saved\n"  # one whole save, then kill mid-write
+        time.sleep(rng.uniform(0.0, 0.4))
+        writer.send_signal(signal.SIGKILL)
+        writer.wait()
+        assert _held(state) in (300, 20_000)
+
+
+def _writer(path: Path, records: int, once: bool = False) -> subprocess.Popen[str]:
+    script = WRITER.replace("while True:", "for _ in range(1):") if once else WRITER
+    return subprocess.Popen(
+        [sys.executable, "-c", script, str(path), str(records), "2"],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+    )
+
+
+def _held(path: Path) -> int:
+    """How many records the state file holds (StateFileError if it is not whole)."""
+    return len(snapshot.read(path, lambda: Stores(100_000), {RECORDS})["default"].stores[RECORDS])
+
+
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [
+        (b"garbage\n", "not a [kind, payload] JSON line"),
+        (b'["state",{"version":99}]\n["end",{"sessions":0,"items":0}]\n', "not a mockserver state"),
+        (b'["state",{"version":1}]\n["session","default"]\n', "cut short (no 'end' line)"),
+        (
+            b'["state",{"version":1}]\n["session","default"]\n["end",{"sessions":1,"items":5}]\n',
+            "holds {'sessions': 1, 'items': 0}",
+        ),
+        (
+            b'["state",{"version":1}]\n["session","default"]\n["rules",[{"id":"rule-1",'
+            b'"rule":{"status":"x"},"matched":0,"fired":0}]]\n["end",{"sessions":1,"items":0}]\n',
+            "rule rule-1 is not valid",
+        ),
+        (
+            b'["state",{"version":1}]\n["session","default"]\n["collection",{"path":"'
+            + RECORDS.encode()
+            + b'","template":"'
+            + RECORDS.encode()
+            + b'"}]\n["item",{"no":"id"}]\n["end",{"sessions":1,"items":1}]\n',
+            "a 'item' line that makes no sense",
+        ),
+    ],
+    ids=["not-json", "other-version", "cut-short", "count-mismatch", "bad-rule", "item-no-id"],
+)
+def test_a_bad_state_file_stops_start_up_naming_it(
+    tmp_path: Path, content: bytes, problem: str
+) -> None:
+    state = tmp_path / "state.jsonl"
+    state.write_bytes(content)
+    done = subprocess.run(
+        [str(MOCKSERVER), "--port", str(free_port()), "--state-file", str(state)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 1
+    assert str(state) in done.stderr
+    assert problem in done.stderr, done.stderr
+    assert state.read_bytes() == content  # left as it was
