@@ -37,7 +37,6 @@ from mockserver.tally import Tally, write_report
 from mockserver.validation import Validator
 
 ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE"]
-SPEC_PATH = "/public/v1/audit/openapi.json"
 
 
 @dataclass
@@ -59,7 +58,7 @@ class State:
     checker: ResponseChecker | None = None
     started: float = field(default_factory=time.monotonic)
     spec_json: bytes = b""
-    media_types: dict[tuple[str, int], str] = field(default_factory=dict)
+    media_types: dict[tuple[str, int], str | None] = field(default_factory=dict)
     tally: Tally | None = None  # every answer, for the coverage report at exit
     forked: bool = False  # served by a forked worker (uWSGI), not by the process that made it
 
@@ -159,13 +158,14 @@ def _flask(holder: State) -> Flask:
     app = Flask("mockserver")
     app.response_class = api.ApiResponse
     app.config["MAX_CONTENT_LENGTH"] = holder.settings.max_body_bytes
+    app.config["PROVIDE_AUTOMATIC_OPTIONS"] = False  # OPTIONS is a 405 with Allow, as the API's
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.extensions["mockserver"] = holder
     from mockserver.control import blueprint
 
     app.register_blueprint(blueprint)
     app.add_url_rule(
-        SPEC_PATH, "spec", api.serve_spec, methods=["GET"], provide_automatic_options=False
+        api.SPEC_PATH, "spec", api.serve_spec, methods=["GET"], provide_automatic_options=False
     )
     app.add_url_rule(
         "/",

@@ -107,9 +107,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--threads",
         type=int,
-        default=_env("THREADS", "8"),
-        help="threads serving requests at once; a delayed request holds one "
-        "(default 8: more threads cost tail latency under load)",
+        default=_env("THREADS", str(Settings.threads)),
+        help="connections served at once: a kept-alive connection holds a thread while it is "
+        f"open, a delayed request too (default {Settings.threads})",
     )
     p.add_argument(
         "--admin-token",

@@ -21,7 +21,7 @@ from mockserver.layout import decode
 from mockserver.problems import Problem, invalid
 from mockserver.query import decode as decode_query
 from mockserver.records import COLLECTION as RECORDS
-from mockserver.session import DEFAULT, Session
+from mockserver.session import DEFAULT, NAME_RULE, Session
 from mockserver.validation import Checked
 
 blueprint = Blueprint("control", __name__, url_prefix="/_mock")
@@ -51,6 +51,8 @@ def _request() -> tuple[Session, Checked, dict[str, str]]:
     trail().operation = None
     query = decode_query(request.environ.get("QUERY_STRING", "")).params
     checked = holder.control_validator.check(request, match, query)
+    if query.get("session") == "":  # an unset variable in CI: not silently the shared session
+        raise invalid({"session": [NAME_RULE]})
     name = query.get("session") or request.headers.get("X-Mock-Session") or DEFAULT
     return holder.sessions.get(name), checked, query
 

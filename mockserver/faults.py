@@ -42,7 +42,7 @@ class Conditions:
     """Method, path and the `when` conditions of a rule or a journal matcher."""
 
     method: str | None = None
-    path: re.Pattern[str] | None = None
+    path: PathPattern | None = None
     headers: Mapping[str, str] = field(default_factory=dict)
     query: Mapping[str, str] = field(default_factory=dict)
     body: Any = MISSING
@@ -71,11 +71,51 @@ class Conditions:
         return self.body is MISSING or contains(seen.body, self.body)
 
 
-def path_pattern(path: str) -> re.Pattern[str]:
-    """An exact path, or a spec template whose `{name}` parts match one segment each."""
-    parts = re.split(r"(\{[^{}/]+\})", path.rstrip("/") or "/")
-    regex = "".join("[^/]+" if p.startswith("{") else re.escape(p) for p in parts)
-    return re.compile(f"^{regex}/?$", re.IGNORECASE)
+_PLACEHOLDER = re.compile(r"\{[^{}/]+\}")
+
+
+class PathPattern:
+    """An exact path, or a spec template whose `{name}` parts match one or more characters of
+    one segment each; any case, with or without a trailing slash. Matched segment by segment
+    in linear time: a regex of the template would backtrack exponentially on templates such as
+    `/{a}{b}{c}...!`, and a rule is tried on every request."""
+
+    def __init__(self, path: str) -> None:
+        template = (path.rstrip("/") or "/").lower()
+        # each segment: the literal pieces around its placeholders
+        self._segments = [_PLACEHOLDER.split(segment) for segment in template.split("/")]
+
+    def match(self, path: str) -> bool:
+        path = path.lower()
+        return self._fits(path) or (path.endswith("/") and self._fits(path[:-1]))
+
+    def _fits(self, path: str) -> bool:
+        parts = path.split("/")
+        return len(parts) == len(self._segments) and all(
+            _segment_fits(pieces, part) for pieces, part in zip(self._segments, parts, strict=True)
+        )
+
+
+def _segment_fits(pieces: list[str], text: str) -> bool:
+    """Whether `text` is the pieces with one or more characters between each two: each piece
+    is taken where it is first found, which leaves the most room for the ones after it."""
+    if len(pieces) == 1:
+        return text == pieces[0]
+    head, tail = pieces[0], pieces[-1]
+    at, stop = len(head), len(text) - len(tail)  # placeholders fill text[at:stop]
+    if stop <= at or not (text.startswith(head) and text.endswith(tail)):
+        return False
+    for piece in pieces[1:-1]:
+        found = text.find(piece, at + 1, stop - 1)  # a character at least on either side
+        if found < 0:
+            return False
+        at = found + len(piece)
+    return stop > at
+
+
+def path_pattern(path: str) -> PathPattern:
+    """What a rule's or a matcher's `path` matches (see `PathPattern`)."""
+    return PathPattern(path)
 
 
 def contains(actual: Any, expected: Any) -> bool:
@@ -226,15 +266,21 @@ class Faults:
         return None
 
 
-_PREFER = re.compile(r"(code|delay)\s*=\s*(\d+)", re.IGNORECASE)
+_PREFER = re.compile(r"(code|delay)\s*=\s*([0-9]+)", re.IGNORECASE | re.ASCII)
 
 
 def preferred(header: str) -> Action | None:
     """`Prefer: code=403` and/or `delay=200` (Prism's convention) as an action."""
-    found = {name.lower(): int(value) for name, value in _PREFER.findall(header)}
+    found = {name.lower(): _whole(value) for name, value in _PREFER.findall(header)}
     if not found:
         return None
     status = found.get("code")
-    if status is not None and not 100 <= status <= 599:
+    if status is not None and not 200 <= status <= 599:  # a 1xx cannot end an exchange
         status = None
     return Action(rule="prefer", status=status, delay_ms=float(min(found.get("delay", 0), 600_000)))
+
+
+def _whole(digits: str) -> int:
+    """ASCII digits as a number; more than 9 of them (past int()'s 4300, too) is 10**9."""
+    digits = digits.lstrip("0") or "0"
+    return int(digits) if len(digits) <= 9 else 10**9

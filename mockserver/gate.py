@@ -14,16 +14,16 @@ import time
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
-from mockserver import codec, connection, log
+from mockserver import api, codec, connection, log
 from mockserver.cors import Cors, is_preflight
 from mockserver.faults import Action, Seen, preferred
 from mockserver.journal import Headers, Trail
 from mockserver.masking import shown
-from mockserver.problems import Problem, status_line, trace_id
+from mockserver.problems import Problem, invalid, status_line, trace_id
 from mockserver.query import decode
 from mockserver.router import Operation
 from mockserver.rql import MISSING
-from mockserver.session import DEFAULT, HEADER, Session
+from mockserver.session import DEFAULT, HEADER, NAME_RULE, Session
 
 if TYPE_CHECKING:
     from mockserver.app import State
@@ -33,12 +33,13 @@ _SESSION = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 CONTROL_PREFIX = "/_mock"
 _API = "/public/v1"
 _API_TWICE = _API + _API + "/"
+SOCKET_TIMEOUT = 4  # seconds uWSGI waits for a client's next bytes (its --socket-timeout)
 SESSION_PREFIX = "/_session/"  # `/_session/NAME/public/v1/...`: a base URL that names a session
 
 
 class Gate:
     def __init__(self, inner: WSGIApp, state: State) -> None:
-        self.inner = inner
+        self.inner = inner  # Flask: the control API and the spec document
         self.state = state
         self.cors = Cors(state.settings.cors_origins) if state.settings.cors_origins else None
 
@@ -59,7 +60,10 @@ class Gate:
         if name is not DEFAULT and not _SESSION.match(name):
             return _problem(environ, start_response, _bad_session(), None)
         session = environ["mockserver.session"] = self.state.sessions.get(name)
-        body = _body(environ, self.state.settings.max_body_bytes)
+        try:
+            body = _body(environ, self.state.settings.max_body_bytes)
+        except Problem as problem:
+            return _refused(environ, start_response, problem)
         trail = environ["mockserver.trail"] = Trail(time.perf_counter())
         entry = session.journal.open(
             time.time(),
@@ -73,7 +77,7 @@ class Gate:
         )
         action = self._decide(environ, session, path, body)
         if action is None:
-            result = self.inner(environ, start_response)
+            result = self._app(path)(environ, start_response)
         else:
             entry.fault = action.rule
             result = self._act(environ, start_response, action, trail)
@@ -146,11 +150,33 @@ class Gate:
             start_response(status_line(500), [])  # an answer for the server to write: to /dev/null
             trail.status = 0  # nothing reached the client
             return []
+        app = self._app(environ.get("PATH_INFO", ""))
         if action.status is None:
-            return self.inner(environ, start_response)
+            return app(environ, start_response)
         if action.body is MISSING and (action.status < 300 or action.status == 304):
-            return self.inner(environ, start_response)  # the normal answer, the rule's status
-        return _answer(environ, start_response, action, self.state)
+            return app(environ, start_response)  # the normal answer, the rule's status
+        declared = api.media_type(self.state, self._operation(environ), action.status, None)
+        return _answer(environ, start_response, action, declared)
+
+    def _app(self, path: str) -> WSGIApp:
+        """What answers an API request: the lane, or Flask for the spec document."""
+        return self.inner if path == api.SPEC_PATH else self._lane
+
+    def _lane(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        return api.serve(self.state, environ, start_response)
+
+
+def _refused(
+    environ: dict[str, Any], start_response: Callable[..., Any], problem: Problem
+) -> list[bytes]:
+    """A request whose body could not be read: its problem, and its log line."""
+    started = time.perf_counter()
+    answer = _problem(environ, start_response, problem, None)
+    target = shown(environ.get("PATH_INFO", ""), environ.get("QUERY_STRING", ""))
+    millis = (time.perf_counter() - started) * 1000
+    error = problem.errors or problem.detail
+    log.request_line(environ["REQUEST_METHOD"], target, problem.status, millis, {"error": error})
+    return answer
 
 
 def _problem(
@@ -162,12 +188,14 @@ def _problem(
 
 
 def _answer(
-    environ: dict[str, Any], start_response: Callable[..., Any], action: Action, state: State
+    environ: dict[str, Any],
+    start_response: Callable[..., Any],
+    action: Action,
+    declared: str | None,
 ) -> list[bytes]:
     """A rule's answer: its body (as the spec's media type for that status, or JSON), or a
     problem shaped as the spec shapes its errors. The rule's headers win over the defaults."""
     status = action.status or 500
-    declared = _media_type(environ, status, state)
     if action.body is not MISSING:
         given = {k.lower(): v for k, v in dict(action.headers).items()}.get("content-type")
         media = given or declared or "application/json; charset=utf-8"
@@ -191,19 +219,6 @@ def _respond(
     return [body] if body else []
 
 
-def _media_type(environ: dict[str, Any], status: int, state: State) -> str | None:
-    """The media type the spec declares for this status of the request's operation."""
-    try:
-        match = state.router.match(environ["REQUEST_METHOD"], environ.get("PATH_INFO", ""))
-    except Problem:
-        return None
-    declared = match.operation.node.get("responses", {}).get(str(status))
-    if isinstance(declared, dict) and "$ref" in declared:
-        declared = state.spec.schema(declared["$ref"])
-    content = declared.get("content") if isinstance(declared, dict) else None
-    return f"{next(iter(content))}; charset=utf-8" if content else None
-
-
 def _enter_session(environ: dict[str, Any], path: str) -> str:
     """`/_session/NAME/rest` is `/rest` in session NAME (the prefix becomes the script name,
     so the links the server writes keep it). The official client keeps such a base URL's path
@@ -222,20 +237,53 @@ def _bad_session() -> Problem:
     return Problem(
         400,
         "One or more validation errors occurred.",
-        errors={"X-Mock-Session": ["A session name is 1 to 64 letters, digits, '.', '_' or '-'."]},
+        errors={"X-Mock-Session": [NAME_RULE]},
     )
 
 
 def _body(environ: dict[str, Any], limit: int) -> bytes:
-    """The request body (read once, and handed on to the app), unless it is over the limit."""
+    """The request body (read once, and handed on to the app), unless it is over the limit;
+    a Problem when it ends before its Content-Length."""
+    if "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower():
+        return _chunked(environ, limit)
     try:
         length = int(environ.get("CONTENT_LENGTH") or 0)
     except ValueError:
         return b""
     if not 0 < length <= limit:
         return b""
-    body: bytes = environ["wsgi.input"].read(length)
+    try:
+        body: bytes = environ["wsgi.input"].read(length)
+    except OSError:  # the client sent less and waited: uWSGI's read timed out
+        body = b""
+    if len(body) < length:
+        raise invalid(
+            {"Content-Length": [f"The body ended before its Content-Length ({length} bytes)."]}
+        )
     environ["wsgi.input"] = io.BytesIO(body)
+    return body
+
+
+def _chunked(environ: dict[str, Any], limit: int) -> bytes:
+    """A chunked body, read whole (up to the limit) under uWSGI and handed on with its length;
+    other servers de-chunk `wsgi.input` themselves."""
+    if "uwsgi.version" not in environ:
+        return b""
+    import uwsgi
+
+    parts, size = [], 0
+    try:
+        while part := uwsgi.chunked_read(SOCKET_TIMEOUT):
+            size += len(part)
+            if size > limit:
+                raise Problem(413, f"The request body is larger than the limit of {limit} bytes.")
+            parts.append(part)
+    except OSError as exc:
+        raise invalid({"Transfer-Encoding": [f"The chunked body is broken: {exc}."]}) from exc
+    body = b"".join(parts)
+    environ["wsgi.input"] = io.BytesIO(body)
+    environ["CONTENT_LENGTH"] = str(len(body))
+    del environ["HTTP_TRANSFER_ENCODING"]
     return body
 
 

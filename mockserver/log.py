@@ -7,6 +7,7 @@ import collections
 import json
 import logging
 import os
+import re
 import sys
 import threading
 import time
@@ -90,6 +91,13 @@ class _BatchHandler(logging.StreamHandler):  # type: ignore[type-arg]
             self.stream.flush()
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def _escaped(found: re.Match[str]) -> str:
+    return found.group().encode("unicode_escape").decode("ascii")
+
+
 class _TextFormatter(logging.Formatter):
     """`2026-11-26T11:33:16 INFO  message`; the time text is made once a second."""
 
@@ -101,7 +109,10 @@ class _TextFormatter(logging.Formatter):
         if second != self._second:
             self._second = second
             self._stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(second))
-        line = f"{self._stamp} {record.levelname:<5} {record.getMessage()}"
+        message = record.getMessage()
+        if _CONTROL.search(message):  # a CR/LF a request sent must not start a forged line
+            message = _CONTROL.sub(_escaped, message)
+        line = f"{self._stamp} {record.levelname:<5} {message}"
         if record.exc_info:
             line += "\n" + self.formatException(record.exc_info)
         return line

@@ -7,6 +7,7 @@ part is an RQL expression (or `render()`).
 
 from __future__ import annotations
 
+import re
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -15,6 +16,7 @@ from urllib.parse import unquote
 
 from mockserver.problems import invalid
 from mockserver.rql import (
+    MAX_EXPRESSIONS,
     Access,
     Call,
     FieldCheck,
@@ -28,7 +30,11 @@ from mockserver.rql import (
 
 DEFAULT_LIMIT = 10
 MAX_LIMIT = 100
+MAX_ORDER = 10  # sort keys: each is a sort of every match
 RESERVED = {"limit", "offset", "order", "select"}
+# a whole number as ASP.NET Core binds one (NumberStyles.Integer): ASCII digits, a sign, spaces
+# around; not Python's int() extras (`1_000`, other scripts' digits)
+_INTEGER = re.compile(r"\s*[+-]?\d+\s*", re.ASCII)
 
 
 @dataclass(frozen=True)
@@ -42,9 +48,8 @@ class Selection:
         if not text:
             return cls()
         parts = (p.strip() for p in text.split(","))
-        return cls(
-            tuple(tuple(p[1:].split(".")) for p in parts if p.startswith("-") and len(p) > 1)
-        )
+        left_out = (tuple(p[1:].split(".")) for p in parts if p.startswith("-") and len(p) > 1)
+        return cls(tuple(dict.fromkeys(left_out)))  # each once, in the order given
 
     @property
     def omitted(self) -> list[str]:
@@ -116,6 +121,13 @@ def shortcut(name: str, value: str) -> Call:
     return Call("eq", (Value(name), Value(value)))
 
 
+def integer(text: str) -> int:
+    """A whole-number parameter; ValueError for anything else."""
+    if not _INTEGER.fullmatch(text):
+        raise ValueError(text)
+    return int(text)
+
+
 @dataclass(frozen=True)
 class Page:
     offset: int
@@ -129,7 +141,7 @@ def page(params: dict[str, str]) -> Page:
     for name, default in (("limit", DEFAULT_LIMIT), ("offset", 0)):
         text = params.get(name)
         try:
-            values[name] = default if text is None else int(text)
+            values[name] = default if text is None else integer(text)
         except ValueError:
             errors[name] = [f"The value '{text}' is not valid for {name}."]
             continue
@@ -146,7 +158,7 @@ def stream_limit(params: dict[str, str]) -> int:
     if text is None:
         return sys.maxsize
     try:
-        value = int(text)
+        value = integer(text)
     except ValueError:
         raise invalid({"limit": [f"The value '{text}' is not valid for limit."]}) from None
     return sys.maxsize if value < 0 else value
@@ -162,6 +174,9 @@ class Filter:
 
 def filtering(query: Query, known: FieldCheck, access: Access | None = None) -> Filter:
     """The filter of a query; 400 naming the bad part when an expression is malformed."""
+    if len(query.filters) > MAX_EXPRESSIONS:  # each holds one at least: refused unread
+        message = f"The filter has more than {MAX_EXPRESSIONS} expressions."
+        raise invalid({query.filters[MAX_EXPRESSIONS]: [message]})
     calls = []
     for text in query.filters:
         try:
@@ -183,15 +198,18 @@ SortKey = Callable[[Any], Any]
 
 
 def ordering(text: str | None, known: FieldCheck) -> list[tuple[str, bool]]:
-    """`order=-timestamp,id` → [('timestamp', True), ('id', False)]; 400 for unknown fields."""
-    keys = []
+    """`order=-timestamp,id` → [('timestamp', True), ('id', False)]; 400 for unknown fields
+    and for more than MAX_ORDER fields. A field given again is left out: it orders nothing."""
+    keys: dict[str, bool] = {}
     for raw in (text or "").split(","):
         raw = raw.strip()
         descending = raw.startswith("-")
         name = raw.lstrip("+-").strip()
-        if not name:
+        if not name or name in keys:
             continue
         if not known(name):
             raise invalid({name: ["Unknown expression group."]})
-        keys.append((name, descending))
-    return keys
+        keys[name] = descending
+        if len(keys) > MAX_ORDER:
+            raise invalid({"order": [f"At most {MAX_ORDER} fields can order a list."]})
+    return list(keys.items())

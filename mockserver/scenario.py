@@ -8,7 +8,8 @@ schema for that answer (400 with the violations otherwise). Statuses the spec do
 
 from __future__ import annotations
 
-import json
+import math
+import re
 from pathlib import Path
 from typing import Any
 
@@ -16,13 +17,18 @@ import yaml
 from openapi_core.validation.schemas import oas30_read_schema_validators_factory
 from openapi_core.validation.schemas.exceptions import InvalidSchemaValue
 
+from mockserver import codec
 from mockserver.faults import path_pattern
 from mockserver.problems import invalid
 from mockserver.router import Operation, Router
 from mockserver.spec import Spec
-from mockserver.validation import Errors, violations
+from mockserver.validation import MAX_DEPTH, Errors, violations
 
 SCENARIO_KEYS = ("rules",)
+MAX_VALUES = 100_000  # values in a scenario file, its YAML aliases expanded
+_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # a header name (RFC 9110)
+_FRAMING = frozenset({"content-length", "transfer-encoding"})  # the server frames the body
+_NO_CONTENT = frozenset({204, 205, 304})
 
 
 class ScenarioError(Exception):
@@ -66,9 +72,18 @@ class RuleBook:
 
     def check(self, given: dict[str, Any]) -> bool:
         """Whether the rule's status is documented; a Problem (400) for a rule that cannot be."""
+        header_errors = _header_errors(given.get("headers") or {})
+        if header_errors:
+            raise invalid(header_errors)
+        for name in ("delay_ms", "probability"):  # NaN passes every minimum and maximum
+            problem = _not_json(given.get(name), name)
+            if problem:
+                raise invalid({name: [problem]})
         status = given.get("status")
         if status is None:
             return True
+        if "body" in given and status in _NO_CONTENT:
+            raise invalid({"body": [f"A {status} answer has no body."]})
         candidates = self.operations(given)
         documented = bool(candidates) and all(_declares(op, status) for op in candidates)
         if not documented and self.strict:
@@ -116,6 +131,19 @@ class RuleBook:
         return errors
 
 
+def _header_errors(headers: dict[str, str]) -> Errors:
+    """Header names the rule's answer could not send as they are written."""
+    errors: Errors = {}
+    for name in headers:
+        if not _TOKEN.fullmatch(name):
+            errors[f"headers.{name}"] = [
+                "A header name is letters, digits and !#$%&'*+-.^_`|~ only."
+            ]
+        elif name.lower() in _FRAMING:
+            errors[f"headers.{name}"] = [f"The server sets {name} itself."]
+    return errors
+
+
 def _template_fits(op: Operation, path: str) -> bool:
     """A concrete path (`/public/v1/audit/records/AUD-1`) fits the operation's template."""
     return bool(path_pattern(op.template).match(path))
@@ -141,19 +169,96 @@ def _response_schema(spec: Spec, op: Operation, status: int) -> Any:
 
 
 def read_rules(path: Path) -> list[Any]:
-    """The rules a scenario file holds (YAML or JSON: a list, or `{rules: [...]}`), unchecked."""
+    """The rules a scenario file holds (YAML or JSON: a list, or `{rules: [...]}`), unchecked.
+    JSON values only (what the control API takes): objects with string keys, no NaN, nested
+    at most as deep as a request body may be, and no more than MAX_VALUES in all."""
     try:
-        text = path.read_text(encoding="utf-8")
+        raw = path.read_bytes()
     except OSError as exc:
         raise ScenarioError(f"{path}: cannot read the scenario: {exc.strerror or exc}") from exc
     try:
-        data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
-    except (json.JSONDecodeError, yaml.YAMLError) as exc:
+        data = codec.loads(raw) if path.suffix == ".json" else _yaml(raw.decode())
+    except UnicodeDecodeError as exc:
+        raise ScenarioError(f"{path}: the scenario is not UTF-8 text: {exc.reason}") from exc
+    except RecursionError as exc:
+        raise ScenarioError(f"{path}: cannot parse the scenario: {_too_deep()}") from exc
+    except (ValueError, yaml.YAMLError) as exc:  # json.JSONDecodeError is a ValueError
         raise ScenarioError(f"{path}: cannot parse the scenario: {exc}") from exc
+    problem = _not_json(data)
+    if problem:
+        raise ScenarioError(f"{path}: cannot use the scenario: {problem}")
     rules = data.get("rules") if isinstance(data, dict) else data
     if not isinstance(rules, list):
         raise ScenarioError(f"{path}: a scenario is a list of rules, or a mapping with 'rules'")
     return rules
+
+
+class _Loader(yaml.SafeLoader):
+    """PyYAML's safe loader, stopping at nesting deeper than MAX_DEPTH: its composer recurses
+    (Python's recursion limit would stop it only after reading all of a deep document), and
+    its scanner looks ahead over every open `[`/`{` of a line for each token it reads."""
+
+    depth = 0
+
+    def fetch_flow_collection_start(self, TokenClass: Any) -> None:  # noqa: N803 (PyYAML's)
+        if self.flow_level >= MAX_DEPTH:
+            raise yaml.YAMLError(_too_deep())
+        super().fetch_flow_collection_start(TokenClass)
+
+    def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
+        self.depth += 1
+        try:
+            if self.depth > MAX_DEPTH:
+                raise yaml.YAMLError(_too_deep())
+            return super().compose_node(parent, index)
+        finally:
+            self.depth -= 1
+
+
+def _yaml(text: str) -> Any:
+    """The one document of a YAML text, read with `_Loader` (safe: plain data only)."""
+    loader = _Loader(text)
+    try:
+        return loader.get_single_data()
+    finally:
+        loader.dispose()
+
+
+def _too_deep() -> str:
+    return f"it is nested deeper than the maximum of {MAX_DEPTH} levels"
+
+
+_BIGGEST = 10**codec.MAX_DIGITS  # integers with more digits cannot be written back as JSON
+
+
+def _not_json(data: Any, where: str = "") -> str:
+    """Why parsed YAML or JSON is not JSON as the control API takes it; "" if it is. Walks
+    what YAML aliases share as often as it is referred to, up to MAX_VALUES values."""
+    stack: list[tuple[Any, str, int]] = [(data, where, 1)]
+    seen = 0
+    while stack:
+        node, where, depth = stack.pop()
+        seen += 1
+        if seen > MAX_VALUES:
+            return f"it holds more than {MAX_VALUES} values (YAML aliases counted out)"
+        if depth > MAX_DEPTH:
+            where = where if len(where) < 60 else where[:50] + "..."
+            return f"{where or 'it'} is nested deeper than the maximum of {MAX_DEPTH} levels"
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if not isinstance(key, str):
+                    return f"{where or 'the top level'} has a key that is not a string: {key!r}"
+                stack.append((value, f"{where}.{key}" if where else key, depth + 1))
+        elif isinstance(node, list):
+            stack.extend((value, f"{where}[{i}]", depth + 1) for i, value in enumerate(node))
+        elif isinstance(node, float) and not math.isfinite(node):
+            return f"{where or 'it'} is {node}, which JSON cannot hold"
+        elif isinstance(node, int) and not isinstance(node, bool) and abs(node) >= _BIGGEST:
+            return f"{where or 'it'} has more than {codec.MAX_DIGITS} digits"
+        elif not isinstance(node, str | int | float | None):  # YAML dates, binary, sets
+            kind = type(node).__name__
+            return f"{where or 'it'} is a YAML {kind}, which JSON cannot hold (quote it)"
+    return ""
 
 
 def load_scenario(path: Path, book: RuleBook) -> list[dict[str, Any]]:

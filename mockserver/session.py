@@ -18,6 +18,7 @@ from mockserver.store import Stores
 
 DEFAULT = "default"
 HEADER = "HTTP_X_MOCK_SESSION"
+NAME_RULE = "A session name is 1 to 64 letters, digits, '.', '_' or '-'."
 
 
 @dataclass

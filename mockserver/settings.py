@@ -26,7 +26,7 @@ class Settings:
     faker_seed: int | None = None
     max_records: int = 200_000
     max_body_bytes: int = MIB
-    threads: int = 8
+    threads: int = 64  # each open keep-alive connection holds one (uWSGI's HTTP/1.1 socket)
     log_format: str = "text"
     log_level: str = "info"
     check_responses: bool = False

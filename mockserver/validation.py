@@ -23,6 +23,7 @@ from openapi_core.validation.request.exceptions import (
     MissingRequiredRequestBody,
     ParameterValidationError,
 )
+from openapi_core.validation.schemas.exceptions import InvalidSchemaValue
 from werkzeug.datastructures import ImmutableMultiDict
 from werkzeug.wrappers import Request
 
@@ -95,10 +96,12 @@ class Validator:
         )
         self._paths = spec.openapi.spec / "paths"
         self._members: dict[tuple[str, str], Members | None] = {}
+        self._body_validators: dict[tuple[str, str], Any] = {}
         self.precheck = Precheck(spec, self.factory)
 
     def check(self, request: Request, match: Match, query: dict[str, str]) -> Checked:
-        """Raise a Problem (400/415) for a request that breaks the contract."""
+        """Raise a Problem (400/411/414/415) for a request that breaks the contract."""
+        check_target(request.environ)
         operation = match.operation
         checked = Checked()
         media_type, raw = self._body(request, operation)
@@ -160,16 +163,54 @@ class Validator:
         parameters, body_part = parts
         for error in self.openapi._iter_parameters_errors(req, op, path) if parameters else ():
             _add_parameter_error(errors, error)
-        if body_part and (media_type is not None or _body_required(operation)):
+        if body_part and media_type is not None:
+            self._body_errors(operation, media_type, body, errors)
+        elif body_part and _body_required(operation):
             for error in self.openapi._iter_body_errors(req, op):
                 _add_body_error(errors, error)
         if errors:
             raise invalid(errors)
 
+    def _body_errors(
+        self, operation: Operation, media_type: str, body: Any, errors: Errors
+    ) -> None:
+        """openapi-core's body step from its schema check on: the very validator it makes
+        (found once per operation and media type), given the body already parsed. Finding
+        the media type and parsing the body again cost it twice the check itself."""
+        content = operation.node.get("requestBody", {}).get("content", {}).get(media_type, {})
+        if "schema" not in content:
+            return  # nothing to check it against
+        key = (operation.operation_id, media_type)
+        validator = self._body_validators.get(key)
+        if validator is None:
+            op = self._paths / operation.template / operation.method.lower()
+            schema = op / "requestBody" / "content" / media_type / "schema"
+            validator = self._body_validators[key] = self.factory.create(
+                self.openapi.spec,
+                schema,
+                format_validators=self.openapi.format_validators,
+                extra_format_validators=self.openapi.extra_format_validators,
+                forbid_unspecified_additional_properties=(
+                    self.openapi.forbid_unspecified_additional_properties
+                ),
+                enforce_properties_required=self.openapi.enforce_properties_required,
+            )
+        try:
+            validator.validate(body)
+        except InvalidSchemaValue as exc:
+            for violation in exc.schema_errors:
+                for name, message in violations(violation):
+                    errors.setdefault(name, []).append(message)
+
     def _body(self, request: Request, operation: Operation) -> tuple[str | None, bytes]:
         """The declared media type the body is sent as (None: no body) and its bytes; or 415."""
         content = operation.node.get("requestBody", {}).get("content")
+        length = request.headers.get("Content-Length")
+        if length is not None and not (length.isascii() and length.strip().isdigit()):
+            raise invalid({"Content-Length": [f"The value '{length}' is not a valid length."]})
         raw = request.get_data(cache=True)
+        if not raw and "chunked" in request.headers.get("Transfer-Encoding", "").lower():
+            raise Problem(411, "A chunked request body is not supported: send a Content-Length.")
         if not content or (not raw and not request.content_type):
             return None, b""
         sent, charset = parse_media_type(request.content_type or "")
@@ -201,6 +242,20 @@ class Validator:
 _MEDIA = re.compile(r"^\s*([^\s;/]+/[^\s;]+)\s*(?:;(.*))?$")
 
 
+def check_target(environ: dict[str, Any]) -> None:
+    """414 for a query string the server could not read. uWSGI leaves out a variable that
+    does not fit its 64 KiB request buffer (and says so only in its own log): the query
+    string of a URL over about 32 KiB (less with large headers), which the request would
+    otherwise be served without (a filtered read answering every record)."""
+    uri = environ.get("REQUEST_URI")
+    if uri and not environ.get("QUERY_STRING") and uri.partition("?")[2]:
+        raise Problem(
+            414,
+            f"The request is too large for the server to read whole (a URL of {len(uri)} "
+            "bytes): keep the URL under about 32 KiB.",
+        )
+
+
 def parse_media_type(header: str) -> tuple[str, str]:
     """`application/json; charset=UTF-8` → (`application/json`, `utf-8`); never raises."""
     found = _MEDIA.match(header)
@@ -223,8 +278,9 @@ def decode_json(raw: bytes) -> Any:
         message = f"The body is not valid UTF-8: byte {byte} at offset {exc.start}."
         raise invalid({"$": [message]}) from exc
     except json.JSONDecodeError as exc:
+        what = exc.msg.removesuffix(" at")  # "Unterminated string starting at" at line...
         where = f"at line {exc.lineno}, column {exc.colno}"
-        raise invalid({"$": [f"The body is not valid JSON: {exc.msg} {where}."]}) from exc
+        raise invalid({"$": [f"The body is not valid JSON: {what} {where}."]}) from exc
     except ValueError as exc:
         raise invalid({"$": [f"The body is not valid JSON: {exc}."]}) from exc
     except RecursionError as exc:

@@ -603,6 +603,7 @@ def test_coverage_counts_answers_per_operation_and_status_and_fired_faults(
         "403": 0,
         "404": 0,
         "413": 0,
+        "414": 0,
         "415": 0,
         "500": 0,
     }
@@ -694,7 +695,7 @@ def test_the_coverage_report_is_junit_xml_for_any_other_name(
     suites = {suite.get("name"): suite for suite in root.iter("testsuite")}
     create = suites[f"POST {RECORDS}"]
     cases = {case.get("name", "").split()[0]: case for case in create.iter("testcase")}
-    assert set(cases) == {"201", "400", "401", "403", "404", "413", "415", "500"}
+    assert set(cases) == {"201", "400", "401", "403", "404", "413", "414", "415", "500"}
     assert all(case.get("classname") == "createAuditRecord" for case in cases.values())
     assert cases["201"].get("name") == "201 answered 2 times"
     assert cases["201"].find("skipped") is None
@@ -702,7 +703,7 @@ def test_the_coverage_report_is_junit_xml_for_any_other_name(
     never = cases["415"].find("skipped")  # a status never answered: a skipped test case
     assert never is not None
     assert never.get("message") == "status 415 never answered"
-    assert (create.get("tests"), create.get("skipped")) == ("8", "6")
+    assert (create.get("tests"), create.get("skipped")) == ("9", "7")
     spec_document = suites["GET /public/v1/audit/openapi.json"]
     assert (spec_document.get("tests"), spec_document.get("skipped")) == ("1", "1")
     assert len([line for line in server.log if f"coverage report written to {path}" in line]) == 1
