@@ -57,6 +57,9 @@ _TOKENS_FILE_SCHEMA = {
 }
 
 
+_KNOWN = 1024  # (Authorization header, right) pairs whose identity is remembered
+
+
 class TokensFileError(Exception):
     """The tokens file cannot be used; the message names the file and the problem."""
 
@@ -95,10 +98,21 @@ class Authenticator:
     enabled: bool = True
     tokens: dict[str, Identity] | None = None
     default: Identity = field(default_factory=Identity)
+    _known: dict[tuple[str | None, str], Identity] = field(default_factory=dict, repr=False)
 
     def identify(self, header: str | None, right: str) -> Identity:
         if not self.enabled:
             return self.default
+        found = self._known.get((header, right))  # a client sends the same header every time
+        if found is not None:
+            return found
+        identity = self._identity(header, right)
+        if len(self._known) >= _KNOWN:
+            self._known.clear()
+        self._known[(header, right)] = identity
+        return identity
+
+    def _identity(self, header: str | None, right: str) -> Identity:
         token = _bearer(header)
         if self.tokens is None:
             identity = _from_token(token, self.default)

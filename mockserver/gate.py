@@ -33,6 +33,7 @@ _SESSION = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 CONTROL_PREFIX = "/_mock"
 _API = "/public/v1"
 _API_TWICE = _API + _API + "/"
+BODY = "mockserver.body"  # the request body as the gate read it, for the app not to read again
 SOCKET_TIMEOUT = 4  # seconds uWSGI waits for a client's next bytes (its --socket-timeout)
 SESSION_PREFIX = "/_session/"  # `/_session/NAME/public/v1/...`: a base URL that names a session
 
@@ -250,6 +251,8 @@ def _body(environ: dict[str, Any], limit: int) -> bytes:
         length = int(environ.get("CONTENT_LENGTH") or 0)
     except ValueError:
         return b""
+    if length == 0:
+        environ[BODY] = b""
     if not 0 < length <= limit:
         return b""
     try:
@@ -261,6 +264,7 @@ def _body(environ: dict[str, Any], limit: int) -> bytes:
             {"Content-Length": [f"The body ended before its Content-Length ({length} bytes)."]}
         )
     environ["wsgi.input"] = io.BytesIO(body)
+    environ[BODY] = body
     return body
 
 
@@ -284,6 +288,7 @@ def _chunked(environ: dict[str, Any], limit: int) -> bytes:
     environ["wsgi.input"] = io.BytesIO(body)
     environ["CONTENT_LENGTH"] = str(len(body))
     del environ["HTTP_TRANSFER_ENCODING"]
+    environ[BODY] = body
     return body
 
 

@@ -7,9 +7,9 @@ generic one for any other collection of a spec loaded with `--spec`).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
@@ -77,8 +77,16 @@ class Behaviour:
 
 
 def now() -> str:
-    """UTC, millisecond precision, `Z`: how the platform writes timestamps."""
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    """UTC, millisecond precision, `Z`: how the platform writes timestamps. The date and time
+    of day are formatted once a second."""
+    second, fraction = divmod(time.time_ns() // 1_000_000, 1000)
+    last = _last[0]  # read once: another thread may replace it meanwhile
+    if last[0] != second:
+        last = _last[0] = (second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second)))
+    return f"{last[1]}.{fraction:03d}Z"
+
+
+_last: list[tuple[int, str]] = [(-1, "")]  # the last second formatted, and its text
 
 
 class Resources:
