@@ -451,8 +451,7 @@ def server_flags(args: argparse.Namespace) -> list[str]:
         str(args.journal_size),
         "--fault-seed",
         "1",
-        "--threads",
-        str(args.server_threads),
+        *(["--threads", str(args.server_threads)] if args.server_threads else []),
     ]
 
 
@@ -1013,7 +1012,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         "--server-threads",
         type=int,
-        help="the server's --threads (default writers + readers + 4: a kept-alive connection "
+        help="the server's --threads (default: the server's own, 64; a kept-alive connection "
         "holds a server thread, see bench/README.md)",
     )
     parser.add_argument("--post-faults", type=int, help="times of rule 1 (default 4 x duration)")
@@ -1021,7 +1020,6 @@ def parse_args() -> argparse.Namespace:
     args = parser.parse_args()
     args.post_faults = args.post_faults or max(10, round(4 * args.duration))
     args.get_faults = args.get_faults or max(5, round(2 * args.duration))
-    args.server_threads = args.server_threads or args.writers + args.readers + 4
     if args.writers < 2 or args.readers < 1:
         parser.error("at least two writers and one reader (the fault rules need them)")
     return args

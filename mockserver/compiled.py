@@ -17,7 +17,7 @@ A property test checks this backend against openapi-core's own on generated requ
 from __future__ import annotations
 
 from collections.abc import Callable
-from functools import partial
+from functools import cached_property, partial
 from typing import Any
 
 import jsonschema_rs
@@ -158,8 +158,12 @@ class CompiledValidator(SchemaValidator):
         if self.compiled.is_valid(value):
             return
         errors = [Violation.from_rust(error) for error in self.compiled.iter_errors(value)]
-        schema_type = (self.schema / "type").read_str_or_list("any")
-        raise InvalidSchemaValue(value, schema_type, schema_errors=errors)
+        raise InvalidSchemaValue(value, self._type, schema_errors=errors)
+
+    @cached_property
+    def _type(self) -> Any:
+        """The schema's `type` (read once: a path lookup costs a third of an explanation)."""
+        return (self.schema / "type").read_str_or_list("any")
 
 
 class CompiledFactory(SchemaValidatorsFactory):

@@ -155,19 +155,21 @@ class Validator:
     ) -> None:
         """openapi-core's verdict on the parameters and/or the body, with every violation."""
         operation = match.operation
-        raw = codec.dumps(body) if media_type is not None else b""
-        path = self._paths / operation.template
-        req = _OpenAPIRequest(request, query, match.params, raw, media_type or "")
-        op = path / operation.method.lower()
         errors: Errors = {}
         parameters, body_part = parts
-        for error in self.openapi._iter_parameters_errors(req, op, path) if parameters else ():
-            _add_parameter_error(errors, error)
+        if parameters or (body_part and media_type is None and _body_required(operation)):
+            # openapi-core's own steps, on its request type (made only for them: ~30 us)
+            raw = codec.dumps(body) if media_type is not None else b""
+            path = self._paths / operation.template
+            req = _OpenAPIRequest(request, query, match.params, raw, media_type or "")
+            op = path / operation.method.lower()
+            for error in self.openapi._iter_parameters_errors(req, op, path) if parameters else ():
+                _add_parameter_error(errors, error)
+            if body_part and media_type is None:
+                for error in self.openapi._iter_body_errors(req, op):
+                    _add_body_error(errors, error)
         if body_part and media_type is not None:
             self._body_errors(operation, media_type, body, errors)
-        elif body_part and _body_required(operation):
-            for error in self.openapi._iter_body_errors(req, op):
-                _add_body_error(errors, error)
         if errors:
             raise invalid(errors)
 
