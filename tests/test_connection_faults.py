@@ -752,7 +752,9 @@ def test_sigterm_lets_a_delayed_request_finish(start_server: StartServer) -> Non
 
     worker = threading.Thread(target=slow)
     worker.start()
-    time.sleep(0.3)
+    deadline = time.monotonic() + 5  # stop once the request is in, held by its delay
+    while not any(r["matched"] for r in rules(server)) and time.monotonic() < deadline:
+        time.sleep(0.02)
     assert server.stop() == 0
     worker.join()
     assert outcome == [200]
