@@ -27,7 +27,6 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import hypothesis
 import pytest
 import schemathesis
 import yaml
@@ -36,6 +35,7 @@ from schemathesis.checks import CHECKS, CheckContext, CheckFunction
 from schemathesis.core.parameters import ParameterLocation
 from schemathesis.errors import FailureGroup
 from schemathesis.openapi.checks import IgnoredAuth
+from stateful import run_stateful
 from support import AUTH, ROOT, TOKEN, Server, nonconforming
 
 SPEC = ROOT / "openapi" / "audit.yaml"
@@ -213,44 +213,7 @@ def test_stateless(case: schemathesis.Case, running: Server, mode: str) -> None:
 
 
 def test_stateful(running: Server, mode: str) -> None:
-    followed: list[tuple[str, int]] = []
-
-    class Workflow(schema.as_state_machine()):  # type: ignore[misc]
-        def get_call_kwargs(self, case: schemathesis.Case) -> dict[str, Any]:
-            return {"base_url": running.url}
-
-        def step(self, input: Any) -> Any:
-            output = super().step(input)
-            if input.transition is not None and input.is_applied:
-                followed.append((input.transition.id, output.response.status_code))
-            return output
-
-        def validate_response(
-            self,
-            response: schemathesis.Response,
-            case: schemathesis.Case,
-            additional_checks: list[CheckFunction] | None = None,
-            **kwargs: Any,
-        ) -> None:
-            options = check_options(mode)
-            case.validate_response(
-                response,
-                additional_checks=[*(additional_checks or []), *options["additional_checks"]],
-                excluded_checks=options["excluded_checks"],
-                transport_kwargs=kwargs or None,
-                recorder=self.recorder,
-            )
-
-    Workflow.run(
-        settings=hypothesis.settings(
-            max_examples=STATEFUL_EXAMPLES,
-            stateful_step_count=6,
-            derandomize=True,
-            database=None,
-            deadline=None,
-            suppress_health_check=list(hypothesis.HealthCheck),
-        )
-    )
+    followed = run_stateful(schema, running.url, check_options(mode), STATEFUL_EXAMPLES)
     # The spec's link was followed, and the record it created could be read.
     assert (SPEC_LINK, 200) in followed, Counter(followed)
 

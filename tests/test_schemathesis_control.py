@@ -39,7 +39,6 @@ from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
-import hypothesis
 import pytest
 import requests
 import schemathesis
@@ -47,6 +46,7 @@ import yaml
 from schemathesis.checks import CHECKS, CheckContext, CheckFunction
 from schemathesis.errors import FailureGroup
 from schemathesis.openapi.checks import IgnoredAuth
+from stateful import run_stateful
 from support import AUTH, RECORDS, ROOT, Server, new_record, nonconforming
 
 SPEC = ROOT / "openapi" / "control.yaml"
@@ -240,49 +240,15 @@ def test_stateless_admin_token(case: schemathesis.Case, door_server: Server) -> 
 def test_stateful(mode: str, request: pytest.FixtureRequest) -> None:
     server = running(mode, request)
     door = DOOR if mode == "admin-token" else {}
-    followed: list[tuple[str, int]] = []
 
-    class Workflow(control_schema(mode, sessions=False).as_state_machine()):  # type: ignore[misc]
-        def setup(self) -> None:
-            # Each scenario from the start-up state: the same steps get the same answers, so
-            # Hypothesis sees the same choices when it replays one.
-            reset = requests.post(f"{server.url}/_mock/reset", headers=door, timeout=10)
-            assert reset.status_code == 200, reset.text
+    def setup() -> None:
+        # Each scenario from the start-up state: the same steps get the same answers, so
+        # Hypothesis sees the same choices when it replays one.
+        reset = requests.post(f"{server.url}/_mock/reset", headers=door, timeout=10)
+        assert reset.status_code == 200, reset.text
 
-        def get_call_kwargs(self, case: schemathesis.Case) -> dict[str, Any]:
-            return {"base_url": server.url}
-
-        def step(self, input: Any) -> Any:
-            output = super().step(input)
-            if input.transition is not None and input.is_applied:
-                followed.append((input.transition.id, output.response.status_code))
-            return output
-
-        def validate_response(
-            self,
-            response: schemathesis.Response,
-            case: schemathesis.Case,
-            additional_checks: list[CheckFunction] | None = None,
-            **kwargs: Any,
-        ) -> None:
-            case.validate_response(
-                response,
-                additional_checks=[*(additional_checks or []), *CHECK_OPTIONS["additional_checks"]],
-                excluded_checks=CHECK_OPTIONS["excluded_checks"],
-                transport_kwargs=kwargs or None,
-                recorder=self.recorder,
-            )
-
-    Workflow.run(
-        settings=hypothesis.settings(
-            max_examples=STATEFUL_EXAMPLES,
-            stateful_step_count=6,
-            derandomize=True,
-            database=None,
-            deadline=None,
-            suppress_health_check=list(hypothesis.HealthCheck),
-        )
-    )
+    schema = control_schema(mode, sessions=False)
+    followed = run_stateful(schema, server.url, CHECK_OPTIONS, STATEFUL_EXAMPLES, setup)
     # The link was followed, and the rule it named was removed.
     assert (REMOVE_LINK, 204) in followed, Counter(followed)
 
