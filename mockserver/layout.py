@@ -17,7 +17,8 @@ from typing import Any
 import orjson
 
 from mockserver import codec
-from mockserver.rql import MISSING, getter
+from mockserver.pattern import glob, plain_bytes
+from mockserver.rql import MISSING, Predicate, getter
 
 Item = dict[str, Any]
 _BACKSLASH = 0x5C
@@ -67,7 +68,7 @@ class Reader:
     def access(self, path: str) -> Callable[[bytes], Any]:
         """A function reading `path` (dotted) of a stored item."""
         if "." not in path and path in self.layout.scalars:
-            return partial(scalar, b'"' + codec.dumps(path)[1:-1] + b'":')
+            return Scalar(scalar, b'"' + codec.dumps(path)[1:-1] + b'":')
         get = getter(path)
         return lambda raw: get(self.decode(raw))
 
@@ -88,6 +89,40 @@ def scalar(needle: bytes, raw: bytes) -> Any:
     while raw[end] not in b",}":
         end += 1
     return codec.loads(raw[at:end])
+
+
+class Scalar(partial[Any]):
+    """Reads a top-level scalar member from an item's bytes: `Scalar(scalar, b'"name":')`."""
+
+    def like(self, pattern: str, fold: bool) -> Predicate:
+        """A `like`/`ilike` test of the member, on its bytes where they tell the answer."""
+        return _like(self.args[0], pattern, fold)
+
+
+def _like(key: bytes, pattern: str, fold: bool) -> Predicate:
+    exact = glob(pattern, fold)  # for the values whose bytes are not their text
+    raw_match = plain_bytes(pattern.casefold() if fold else pattern)
+    size = len(key)
+
+    def test(raw: bytes) -> bool:
+        start = raw.find(key, 1)
+        if start < 0 or raw[start + size] != 0x22:
+            return False  # absent, or not a string
+        at = start + size + 1
+        text = raw[at : raw.find(b'"', at)]
+        if _BACKSLASH in text:  # escapes: read the value exactly
+            value = scalar(key, raw)
+            return isinstance(value, str) and exact(value)
+        if not fold:
+            hit = raw_match(text)  # UTF-8 bytes match where the text does
+        elif text.isascii():
+            hit = raw_match(text.lower())  # lower() is casefold() for ASCII
+        else:
+            hit = exact(text.decode())
+        # a hit can be a nested member of that name when the top level has none
+        return hit and not _container_before(raw, start)
+
+    return test
 
 
 def _container_before(raw: bytes, end: int) -> bool:

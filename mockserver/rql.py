@@ -14,7 +14,9 @@ import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Protocol, runtime_checkable
+
+from mockserver.pattern import glob
 
 MAX_NESTING = 32
 MAX_LENGTH = 65_536  # characters: no longer than a request line the server reads
@@ -458,7 +460,18 @@ def _member(get: Callable[[Any], Any], operands: list[Operand]) -> Predicate:
     return test
 
 
+@runtime_checkable
+class TextField(Protocol):
+    """A field reader that tests `like`/`ilike` itself, faster than reading the value."""
+
+    def __call__(self, item: Any) -> Any: ...
+
+    def like(self, pattern: str, fold: bool) -> Predicate: ...
+
+
 def _like(get: Callable[[Any], Any], pattern: str, fold: bool) -> Predicate:
+    if isinstance(get, TextField):
+        return get.like(pattern, fold)
     matcher = glob(pattern, fold)
 
     def test(item: Any) -> bool:
@@ -468,53 +481,6 @@ def _like(get: Callable[[Any], Any], pattern: str, fold: bool) -> Predicate:
         return isinstance(value, str) and matcher(value)
 
     return test
-
-
-def glob(pattern: str, fold: bool = False) -> Callable[[str], bool]:
-    """`*` matches any run of characters; linear time, no backtracking (safe for any pattern)."""
-    if fold:
-        pattern = pattern.casefold()
-    pieces = pattern.split("*")
-    head, tail, middle = pieces[0], pieces[-1], [p for p in pieces[1:-1] if p]
-    match = _simple_glob(pieces, middle)
-    if match is None:
-
-        def match(text: str) -> bool:
-            if len(text) < len(head) + len(tail) or not (
-                text.startswith(head) and text.endswith(tail)
-            ):
-                return False
-            at, stop = len(head), len(text) - len(tail)
-            for piece in middle:
-                found = text.find(piece, at, stop)
-                if found < 0:
-                    return False
-                at = found + len(piece)
-            return True
-
-    if not fold:
-        return match
-    plain = match
-    # for ASCII text, lower() is casefold() and much faster
-    return lambda text: plain(text.lower() if text.isascii() else text.casefold())
-
-
-def _simple_glob(pieces: list[str], middle: list[str]) -> Callable[[str], bool] | None:
-    """The common patterns as one string operation: `a`, `a*`, `*a`, `*a*`."""
-    if len(pieces) == 1:
-        return pieces[0].__eq__
-    if len(pieces) == 2:
-        head, tail = pieces
-        if not tail:
-            return lambda text: text.startswith(head)
-        if not head:
-            return lambda text: text.endswith(tail)
-    if len(pieces) == 3 and not pieces[0] and not pieces[2]:
-        piece = pieces[1]
-        return lambda text: piece in text
-    if all(not p for p in pieces[:1] + pieces[-1:]) and not middle:
-        return lambda text: True  # only stars
-    return None
 
 
 def _quantifier(get: Callable[[Any], Any], sub: Predicate, every: bool) -> Predicate:

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from mockserver import rql
+from mockserver.pattern import glob
 from mockserver.rql import (
     MAX_NESTING,
     Call,
@@ -17,7 +18,6 @@ from mockserver.rql import (
     Value,
     compile_filter,
     getter,
-    glob,
     parse,
     parse_when,
 )

@@ -8,11 +8,14 @@ import threading
 
 import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from support import RECORDS, new_record
 
+from mockserver import rql
 from mockserver.index import Index
 from mockserver.layout import Layout, Reader, decode, scalar
-from mockserver.rql import MISSING, Call, Group, Value, compile_filter, equalities, parse
+from mockserver.rql import MISSING, Call, Group, TextField, Value, compile_filter, equalities, parse
 from mockserver.store import MemoryStore, Search, Store, Stores, sort
 
 LAYOUT = Layout(
@@ -106,6 +109,51 @@ def test_a_scalar_only_nested_is_missing_at_the_top():
     reader = Reader(LAYOUT)
     assert reader.access("details")(raw) is MISSING
     assert reader.access("object.details")(raw) == "nested"
+
+
+TRICKY = 'xX nu0\x01 sSßK\u212aİi\u0130é✓"\\\n*{}[]:,'  # no lone surrogates: the API refuses them
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    details=st.one_of(st.text(TRICKY, max_size=8), st.integers(), st.none(), st.just(MISSING)),
+    nested=st.one_of(st.text(TRICKY, max_size=8), st.just(MISSING)),
+    pattern=st.text(TRICKY, max_size=5),
+    fold=st.booleans(),
+)
+def test_like_on_the_bytes_agrees_with_like_on_the_value(details, nested, pattern, fold):
+    stored: dict[str, object] = {"id": "X-1", "event": "e"}
+    if details is not MISSING:
+        stored["details"] = details
+    if nested is not MISSING:
+        stored["object"] = {"details": nested}
+    raw = LAYOUT.encode(stored)
+    field = Reader(LAYOUT).access("details")
+    assert isinstance(field, TextField)  # the bytes are tested, not a decoded value
+    on_value = rql.compile_filter(
+        [Call("ilike" if fold else "like", (Value("details", False), Value(pattern, True)))],
+        lambda path: True,
+    )
+    assert on_value is not None
+    assert field.like(pattern, fold)(raw) is on_value(decode(raw))
+
+
+@pytest.mark.parametrize(
+    ("details", "pattern", "fold", "expected"),
+    [
+        ("Stra\u00dfe", "*STRASSE*", True, True),  # ß folds to ss
+        ("\u212aelvin", "k*", True, True),  # the Kelvin sign folds to k
+        ("a\nb", "*n*", False, False),  # the escape's letter is not in the text
+        ('say "x"', '*"x"', False, True),
+        ("ABC", "*b*", False, False),
+        ("ABC", "*b*", True, True),
+        ("café", "caf?", False, False),
+        ("café", "CAFÉ", True, True),
+    ],
+)
+def test_like_on_the_bytes_examples(details, pattern, fold, expected):
+    raw = LAYOUT.encode({"id": "X-1", "details": details})
+    assert Reader(LAYOUT).access("details").like(pattern, fold)(raw) is expected
 
 
 def test_the_reader_decodes_an_item_once_for_several_fields():
