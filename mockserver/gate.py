@@ -3,6 +3,8 @@ rules (and `Prefer: code=/delay=`), and the coverage count of what it got.
 
 It is WSGI middleware around the Flask app, so it can also answer with no HTTP at all (a reset
 or closed connection), which a Flask view cannot. With no rules, it adds a few microseconds.
+API requests take turns at this work in arrival order (mockserver.turns); what a rule makes
+wait (a delay, a held or cut connection) is served after the turn.
 """
 
 from __future__ import annotations
@@ -12,18 +14,19 @@ import operator
 import re
 import time
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from mockserver import api, codec, connection, log
 from mockserver.cors import Cors, is_preflight
 from mockserver.faults import Action, Seen, preferred
-from mockserver.journal import Headers, Trail
+from mockserver.journal import Entry, Headers, Trail
 from mockserver.masking import shown
 from mockserver.problems import Problem, invalid, status_line, trace_id
 from mockserver.query import decode
 from mockserver.router import Operation
 from mockserver.rql import MISSING
 from mockserver.session import DEFAULT, HEADER, NAME_RULE, Session
+from mockserver.turns import Turns
 
 if TYPE_CHECKING:
     from mockserver.app import State
@@ -38,11 +41,21 @@ SOCKET_TIMEOUT = 4  # seconds uWSGI waits for a client's next bytes (its --socke
 SESSION_PREFIX = "/_session/"  # `/_session/NAME/public/v1/...`: a base URL that names a session
 
 
+class _Waiting(NamedTuple):
+    """An API request a rule acts on, with what the gate made of it so far."""
+
+    session: Session
+    entry: Entry
+    trail: Trail
+    action: Action
+
+
 class Gate:
     def __init__(self, inner: WSGIApp, state: State) -> None:
         self.inner = inner  # Flask: the control API and the spec document
         self.state = state
         self.cors = Cors(state.settings.cors_origins) if state.settings.cors_origins else None
+        self.turns = Turns()
 
     def __call__(
         self, environ: dict[str, Any], start_response: Callable[..., Any]
@@ -57,6 +70,28 @@ class Gate:
             path = _enter_session(environ, path)
         if path.startswith(CONTROL_PREFIX):
             return self.inner(environ, start_response)
+        arrived = time.perf_counter()
+        turn = self.turns.take()
+        try:
+            entered = self._enter(environ, start_response, path, arrived)
+        finally:
+            self.turns.leave(turn)
+        if not isinstance(entered, _Waiting):
+            return entered
+        # a rule or `Prefer` applies: served after the turn, as it may wait (a delay, a fault)
+        entered.entry.fault = entered.action.rule
+        result = self._act(environ, start_response, entered.action, entered.trail)
+        self._count(entered.session, entered.entry, entered.trail)
+        return result
+
+    def _enter(
+        self,
+        environ: dict[str, Any],
+        start_response: Callable[..., Any],
+        path: str,
+        arrived: float,
+    ) -> Iterable[bytes] | _Waiting:
+        """An API request up to its answer, or to the action a rule takes on it."""
         name = environ.get(HEADER, DEFAULT)
         if name is not DEFAULT and not _SESSION.match(name):
             return _problem(environ, start_response, _bad_session(), None)
@@ -65,7 +100,7 @@ class Gate:
             body = _body(environ, self.state.settings.max_body_bytes)
         except Problem as problem:
             return _refused(environ, start_response, problem)
-        trail = environ["mockserver.trail"] = Trail(time.perf_counter())
+        trail = environ["mockserver.trail"] = Trail(arrived)
         entry = session.journal.open(
             time.time(),
             environ["REQUEST_METHOD"],
@@ -77,16 +112,17 @@ class Gate:
             trail,
         )
         action = self._decide(environ, session, path, body)
-        if action is None:
-            result = self._app(path)(environ, start_response)
-        else:
-            entry.fault = action.rule
-            result = self._act(environ, start_response, action, trail)
+        if action is not None:
+            return _Waiting(session, entry, trail, action)
+        result = self._app(path)(environ, start_response)
+        self._count(session, entry, trail)
+        return result
+
+    def _count(self, session: Session, entry: Entry, trail: Trail) -> None:
         trail.ended = max(trail.ended, time.perf_counter())
         session.coverage.count(entry.operation, trail.status, entry.fault)
         if self.state.tally is not None:
             self.state.tally.add(entry.operation, trail.status, entry.fault)
-        return result
 
     def _act(
         self,

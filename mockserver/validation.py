@@ -8,6 +8,7 @@ server) and turns openapi-core's errors into problem details keyed by JSON path.
 from __future__ import annotations
 
 import fnmatch
+import functools
 import json
 import re
 from dataclasses import dataclass, field
@@ -260,6 +261,7 @@ def check_target(environ: dict[str, Any]) -> None:
         )
 
 
+@functools.lru_cache(maxsize=64)  # a client sends the same Content-Type again and again
 def parse_media_type(header: str) -> tuple[str, str]:
     """`application/json; charset=UTF-8` → (`application/json`, `utf-8`); never raises."""
     found = _MEDIA.match(header)

@@ -1,0 +1,58 @@
+"""Requests take turns at the app's Python work, first come first served.
+
+Only one thread runs Python at a time (the GIL), and the GIL does not go to the thread that has
+waited longest: under load a request can lose it to later ones again and again, in slices of
+up to 5 ms (`sys.getswitchinterval()`), which makes the slowest answers several times slower
+than the typical one. With turns, a request waits only for those that came before it.
+
+A turn is held only across work that does not wait on a client: a request that waits longer
+than `patience` (its turn held by a slow body upload, say) goes ahead without one, so nothing
+can hold the others up for more than that.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+
+PATIENCE = 0.05  # seconds a request waits for its turn before it goes ahead anyway
+
+
+class Turns:
+    def __init__(self, patience: float = PATIENCE) -> None:
+        self.patience = patience
+        self._guard = threading.Lock()
+        self._waiting: deque[threading.Lock] = deque()  # one held lock per waiting thread
+        self._busy = False
+
+    def take(self) -> bool:
+        """Wait for this thread's turn; False when it went ahead without one (see `patience`)."""
+        with self._guard:
+            if not self._busy:
+                self._busy = True
+                return True
+            baton = threading.Lock()
+            baton.acquire()
+            self._waiting.append(baton)
+        if baton.acquire(timeout=self.patience):
+            return True  # handed over by the thread before
+        with self._guard:
+            if baton in self._waiting:
+                self._waiting.remove(baton)
+                return False
+        baton.acquire()  # handed over between the timeout and the guard: it is ours now
+        return True
+
+    def leave(self, turn: bool) -> None:
+        """End a turn that `take` gave (True): the next waiting thread gets it."""
+        if not turn:
+            return
+        with self._guard:
+            if self._waiting:
+                self._waiting.popleft().release()
+            else:
+                self._busy = False
+
+    @property
+    def waiting(self) -> int:
+        return len(self._waiting)
