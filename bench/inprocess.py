@@ -2,6 +2,7 @@
 
     python bench/inprocess.py validation VALID.json INVALID.json [--calls N] [--repeats R]
     python bench/inprocess.py memory VALID.json [--records N]
+    python bench/inprocess.py eviction [--bound N] [--inserts N]
 
 Each prints one JSON object on stdout; progress goes to stderr.
 """
@@ -187,6 +188,26 @@ def memory(valid: bytes, records: int) -> dict[str, Any]:
     }
 
 
+def eviction(bound: int, inserts: int) -> dict[str, Any]:
+    """µs per insert into the records store, per batch of `bound // 2`, before and at its bound
+    (where every insert evicts the oldest record)."""
+    from mockserver.app import create_app
+    from mockserver.settings import Settings
+
+    app = create_app(Settings(max_records=bound))
+    store = app.extensions["mockserver"].sessions.get("default").stores.open(RECORDS_PATH)
+    batch, batches = max(1, bound // 2), []
+    started = time.perf_counter()
+    for number in range(inserts):
+        store.insert({"id": f"AUD-{number:016d}", "event": "platform.a.b.c", "object": {"id": "X"}})
+        if (number + 1) % batch == 0:
+            now = time.perf_counter()
+            batches.append({"inserted": number + 1, "us_per_insert": (now - started) / batch * 1e6})
+            print(f"eviction: {number + 1} inserted", file=sys.stderr)
+            started = now
+    return {"bound": bound, "batches": batches}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -198,8 +219,13 @@ def main() -> None:
     m = commands.add_parser("memory")
     m.add_argument("valid", type=Path)
     m.add_argument("--records", type=int, default=100_000)
+    e = commands.add_parser("eviction")
+    e.add_argument("--bound", type=int, default=100_000)
+    e.add_argument("--inserts", type=int, default=400_000)
     args = parser.parse_args()
-    if args.command == "validation":
+    if args.command == "eviction":
+        found = eviction(args.bound, args.inserts)
+    elif args.command == "validation":
         found = validation(
             args.valid.read_bytes(), args.invalid.read_bytes(), args.calls, args.repeats
         )

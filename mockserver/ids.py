@@ -17,8 +17,9 @@ class IdFormat:
     groups: int
 
     def make(self, rng: random.Random | None = None) -> str:
-        draw = (rng or _RNG).randrange
-        return self.prefix + "".join(f"-{draw(10000):04d}" for _ in range(self.groups))
+        size = 4 * self.groups
+        digits = f"{(rng or _RNG).randrange(10**size):0{size}d}"  # one draw: the groups at once
+        return self.prefix + "".join(f"-{digits[i : i + 4]}" for i in range(0, size, 4))
 
     def stable(self, key: str) -> str:
         """An id derived from a key: the same key gives the same id in every run."""

@@ -70,6 +70,7 @@ class MemoryStore:
         self.max_items = max_items
         self.layout = layout or Layout()
         self._items: dict[str, bytes] = {}
+        self._holes = 0  # items evicted since `_items` was last compacted
         self._indexes = {path: Index(path) for path in indexed}
         self._lock = threading.Lock()
         self._on_evict = on_evict
@@ -87,10 +88,21 @@ class MemoryStore:
                 oldest = next(iter(self._items))
                 self._unindex(decode(self._items.pop(oldest)))
                 evicted.append(oldest)
+            if evicted:
+                self._compact(len(evicted))
         for item_id in evicted:
             if self._on_evict:
                 self._on_evict(self.name, item_id)
         return raw
+
+    def _compact(self, evicted: int) -> None:
+        """A dict keeps a hole for each item taken from its front until it grows again, and
+        finding the oldest item walks past them all (~1 ns each: 160 us an insert at a bound
+        of 100 000); rebuilt every so often, the walk stays short."""
+        self._holes += evicted
+        if self._holes > max(1024, len(self._items) // 32):
+            self._items = dict(self._items)
+            self._holes = 0
 
     def get(self, item_id: str) -> bytes | None:
         return self._items.get(item_id)

@@ -264,6 +264,27 @@ def test_oldest_items_are_evicted_at_the_bound_and_leave_the_indexes():
     assert ids(search(store, "eq(event,e)").items) == ["X-0002", "X-0003", "X-0004"]
 
 
+def test_long_eviction_runs_keep_the_newest_in_order():
+    """Past 1 024 evictions the store rebuilds its dict (the holes they leave): the same items,
+    in the same order, with the same indexes, and a replaced item keeps its place."""
+    evicted: list[str] = []
+    store = MemoryStore(
+        "x", 100, LAYOUT, indexed=("event",), on_evict=lambda name, item_id: evicted.append(item_id)
+    )
+    first = store._items
+    for n in range(5000):
+        store.insert(item(n, event="odd" if n % 2 else "even"))
+        if n == 4950:
+            store.replace(item(4900, event="changed"))
+    newest = [f"X-{n:04d}" for n in range(4900, 5000)]
+    assert ids(store) == newest
+    assert evicted == [f"X-{n:04d}" for n in range(4900)]
+    assert ids(search(store, "eq(event,changed)").items) == ["X-4900"]
+    assert ids(search(store, "eq(event,odd)", limit=1000).items) == newest[1::2]
+    assert store._items is not first  # rebuilt along the way (bench/inprocess.py eviction)
+    assert store._holes <= 1024
+
+
 def test_replace_and_remove_keep_the_indexes_right():
     store = indexed_store()
     store.replace(item(0, event="b", object={"id": "O0"}, n=0))
