@@ -34,14 +34,22 @@ class Turns:
             baton = threading.Lock()
             baton.acquire()
             self._waiting.append(baton)
-        if baton.acquire(timeout=self.patience):
-            return True  # handed over by the thread before
+        try:
+            if baton.acquire(timeout=self.patience):
+                return True  # handed over by the thread before
+        except BaseException:  # interrupted (shutdown): leave the queue, or pass the turn on
+            if not self._give_up(baton):
+                self.leave(True)
+            raise
+        return not self._give_up(baton)
+
+    def _give_up(self, baton: threading.Lock) -> bool:
+        """Leave the queue; False when the turn was handed over meanwhile (it is ours)."""
         with self._guard:
             if baton in self._waiting:
                 self._waiting.remove(baton)
-                return False
-        baton.acquire()  # handed over between the timeout and the guard: it is ours now
-        return True
+                return True
+        return False
 
     def leave(self, turn: bool) -> None:
         """End a turn that `take` gave (True): the next waiting thread gets it."""

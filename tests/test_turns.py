@@ -7,7 +7,9 @@ import socket
 import statistics
 import threading
 import time
+import types
 
+import pytest
 import requests
 from support import AUTH, RECORDS, Server, new_record
 
@@ -61,6 +63,36 @@ def test_a_request_that_waits_too_long_goes_ahead_without_a_turn() -> None:
     line.leave(True)  # the holder's turn passes to the one waiting
     waiter.join(5)
     assert done == [True]
+
+
+def test_an_interrupted_wait_leaves_the_queue(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A wait cut short by an exception (a signal at shutdown) takes its place out of the queue:
+    the turn is not handed to a thread that is gone."""
+    real_lock = threading.Lock
+
+    class Interrupted(Exception):
+        pass
+
+    class Baton:  # a lock whose timed wait is interrupted
+        def __init__(self) -> None:
+            self.lock = real_lock()
+
+        def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
+            if timeout != -1:
+                raise Interrupted
+            return self.lock.acquire(blocking)
+
+        def release(self) -> None:
+            self.lock.release()
+
+    line = Turns(patience=5)
+    assert line.take()
+    monkeypatch.setattr(turns, "threading", types.SimpleNamespace(Lock=Baton))
+    with pytest.raises(Interrupted):
+        line.take()
+    assert line.waiting == 0
+    line.leave(True)
+    assert line.take()  # free: nobody was handed the turn
 
 
 def _timed_get(server: Server, path: str) -> float:
