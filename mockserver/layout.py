@@ -35,10 +35,21 @@ class Layout:
     def _position(self) -> dict[str, int]:
         return {name: index for index, name in enumerate(self.order)}
 
+    @cached_property
+    def _orders(self) -> dict[tuple[tuple[str, ...], tuple[bool, ...]], list[str]]:
+        return {}  # the member order for items of these members, containers where they are
+
     def encode(self, item: Item) -> bytes:
         """The bytes kept for an item: scalars first, both parts in the spec's member order."""
-        position, last = self._position, len(self.order)
-        keys = sorted(item, key=lambda k: (isinstance(item[k], dict | list), position.get(k, last)))
+        shape = (tuple(item), tuple([isinstance(v, dict | list) for v in item.values()]))
+        keys = self._orders.get(shape)
+        if keys is None:
+            position, last = self._position, len(self.order)
+            keys = sorted(
+                item, key=lambda k: (isinstance(item[k], dict | list), position.get(k, last))
+            )
+            if len(self._orders) < 256:  # items of a collection come in a few shapes
+                self._orders[shape] = keys
         # orjson's bytes keep a spare buffer (~8 KB for a 1.5 KB item): keep an exact copy
         raw = bytes(memoryview(codec.dumps({key: item[key] for key in keys})))
         # a leading space (still JSON) marks the rare item that only the stdlib reads exactly
