@@ -220,21 +220,12 @@ class Validator:
         if not content or (not raw and not request.content_type):
             return None, b""
         sent, charset = parse_media_type(request.content_type or "")
-        key = (operation.operation_id, sent)
-        found = self._media.get(key)
-        if found is None:
-            declared = list(content)
-            found = next((d for d in declared if sent == d), None) or next(
-                (d for d in declared if fnmatch.fnmatchcase(sent, d)), None
-            )
-            if found is not None and "json" in found and len(self._media) < 1024:
-                self._media[key] = found  # the declared type a sent one goes to, found once
+        found = self._declared_type(operation, content, sent)
         if found is None or "json" not in found:
-            declared = list(content)
             raise Problem(
                 415,
                 f"The media type '{sent or '(none)'}' is not supported; send one of: "
-                + ", ".join(declared)
+                + ", ".join(content)
                 + ".",
             )
         if charset not in ("", "utf-8", "utf8"):
@@ -242,6 +233,18 @@ class Validator:
         if not raw:
             return None, b""
         return found, raw
+
+    def _declared_type(self, operation: Operation, content: Any, sent: str) -> str | None:
+        """The declared media type a sent one goes to (exactly, else by wildcard), found once."""
+        key = (operation.operation_id, sent)
+        found = self._media.get(key)
+        if found is None:
+            found = next((d for d in content if sent == d), None) or next(
+                (d for d in content if fnmatch.fnmatchcase(sent, d)), None
+            )
+            if found is not None and len(self._media) < 1024:
+                self._media[key] = found
+        return found
 
     def _stripper(self, operation: Operation, media_type: str) -> Members | None:
         key = (operation.operation_id, media_type)

@@ -1,5 +1,6 @@
-"""schemathesis' stateful runs, as the contract tests use them: every link followed is noted,
-each response is checked with the test's own check options, and Hypothesis runs derandomized."""
+"""schemathesis as the contract tests use it: one configuration (every check on, positive and
+negative data, derandomized), and stateful runs in which every link followed is noted and each
+response is checked with the test's own check options."""
 
 from __future__ import annotations
 
@@ -11,6 +12,26 @@ import schemathesis
 from schemathesis.checks import CheckFunction
 
 CheckOptions = dict[str, list[CheckFunction]]  # additional_checks, excluded_checks
+SEED = 20240611
+
+
+def config(max_examples: int, **extra: Any) -> schemathesis.Config:
+    """Every built-in check on (`enabled`; a response time limit switches on
+    `max_response_time`, the only one off unless configured), the same cases on every run;
+    `extra`: more top-level settings (`auth`, `output`)."""
+    return schemathesis.Config.from_dict(
+        {
+            "seed": SEED,
+            "generation": {
+                "mode": "all",  # positive and negative data
+                "max-examples": max_examples,
+                "deterministic": True,  # Hypothesis' derandomize
+                "database": "none",
+            },
+            "checks": {"enabled": True, "max_response_time": 5.0},
+            **extra,
+        }
+    )
 
 
 def run_stateful(

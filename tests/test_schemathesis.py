@@ -35,7 +35,7 @@ from schemathesis.checks import CHECKS, CheckContext, CheckFunction
 from schemathesis.core.parameters import ParameterLocation
 from schemathesis.errors import FailureGroup
 from schemathesis.openapi.checks import IgnoredAuth
-from stateful import run_stateful
+from stateful import config, run_stateful
 from support import AUTH, ROOT, TOKEN, Server, nonconforming
 
 SPEC = ROOT / "openapi" / "audit.yaml"
@@ -43,29 +43,14 @@ SPEC_DOCUMENT = "/public/v1/audit/openapi.json"
 MODES = ["lenient", "strict"]
 MAX_EXAMPLES = 100
 STATEFUL_EXAMPLES = 50
-SEED = 20240611
 # The link the spec declares on createAuditRecord's 201 (schemathesis names transitions so).
 SPEC_LINK = (
     "POST /public/v1/audit/records -> [201] GetAuditRecordById -> GET /public/v1/audit/records/{id}"
 )
 
-# Every built-in check is on: `enabled = true` for all of them, and a response time limit
-# switches on `max_response_time`, the only one that is off unless configured.
-CONFIG = schemathesis.Config.from_dict(
-    {
-        "seed": SEED,
-        "generation": {
-            "mode": "all",  # positive and negative data
-            "max-examples": MAX_EXAMPLES,
-            "deterministic": True,  # Hypothesis' derandomize: the same cases on every run
-            "database": "none",
-        },
-        "checks": {"enabled": True, "max_response_time": 5.0},
-        # Credentials through the spec's own security scheme (`bearer`): schemathesis then knows
-        # which header carries them and that they are valid, which is what `ignored_auth` probes.
-        "auth": {"openapi": {"bearer": {"bearer": TOKEN}}},
-    }
-)
+# Credentials through the spec's own security scheme (`bearer`): schemathesis then knows which
+# header carries them and that they are valid, which is what `ignored_auth` probes.
+CONFIG = config(MAX_EXAMPLES, auth={"openapi": {"bearer": {"bearer": TOKEN}}})
 schema = schemathesis.openapi.from_path(SPEC, config=CONFIG)
 
 

@@ -46,7 +46,7 @@ import yaml
 from schemathesis.checks import CHECKS, CheckContext, CheckFunction
 from schemathesis.errors import FailureGroup
 from schemathesis.openapi.checks import IgnoredAuth
-from stateful import run_stateful
+from stateful import config, run_stateful
 from support import AUTH, RECORDS, ROOT, Server, new_record, nonconforming
 
 SPEC = ROOT / "openapi" / "control.yaml"
@@ -57,7 +57,6 @@ MODES = ["open", "admin-token"]
 SEED_RECORDS = 5
 MAX_EXAMPLES = 40
 STATEFUL_EXAMPLES = 40
-SEED = 20240611
 # The link the spec declares on addFaults' 201 (schemathesis names transitions so).
 REMOVE_LINK = "POST /_mock/faults -> [201] RemoveAddedFault -> DELETE /_mock/faults/{id}"
 SESSION_PARAMETERS = {"session": "session", "sessionHeader": "X-Mock-Session"}
@@ -67,27 +66,10 @@ BODY_ONLY = re.compile(r"^(\[\d+\]\.)?body(\.|\[|$)")
 
 
 def _config(auth: dict[str, Any] | None) -> schemathesis.Config:
-    # Every built-in check is on; a response time limit switches on `max_response_time`.
-    return schemathesis.Config.from_dict(
-        {
-            "seed": SEED,
-            "generation": {
-                "mode": "all",  # positive and negative data
-                "max-examples": MAX_EXAMPLES,
-                "deterministic": True,  # Hypothesis' derandomize: the same cases on every run
-                "database": "none",
-            },
-            "checks": {"enabled": True, "max_response_time": 5.0},
-            # `session` is no secret here: show it in failures (the token stays hidden)
-            "output": {
-                "sanitization": {
-                    "keys-to-sanitize": ["authorization"],
-                    "sensitive-markers": ["authorization"],
-                }
-            },
-            **({"auth": auth} if auth else {}),
-        }
-    )
+    # `session` is no secret here: show it in failures (the token stays hidden)
+    hidden = ["authorization"]
+    output = {"sanitization": {"keys-to-sanitize": hidden, "sensitive-markers": hidden}}
+    return config(MAX_EXAMPLES, output=output, **({"auth": auth} if auth else {}))
 
 
 def _api_schemas() -> dict[str, Any]:

@@ -3,6 +3,7 @@ waits (a slow upload, a delay rule, a held connection) keeps the others waiting.
 
 from __future__ import annotations
 
+import json
 import socket
 import statistics
 import threading
@@ -105,7 +106,7 @@ def _timed_get(server: Server, path: str) -> float:
 def test_a_slow_upload_does_not_hold_up_other_requests(server: Server) -> None:
     """A client sends its headers and half its body, then nothing: uWSGI waits for the rest
     (4 s), and every other request is answered meanwhile."""
-    body = requests.models.complexjson.dumps(new_record()).encode()
+    body = json.dumps(new_record()).encode()
     head = (
         f"POST {RECORDS} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: {AUTH['Authorization']}\r\n"
         f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
