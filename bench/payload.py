@@ -19,7 +19,7 @@ def valid_body() -> dict[str, Any]:
     without the server-set fields, its `details` padded so the compact JSON is ~1.3 KB."""
     from faker import Faker
 
-    from mockserver.fake import Seeder
+    from mockserver.resources.seeding import Seeder
 
     seeder = Seeder(1)
     record = next(r for r in seeder.records(200) if "api" in r.get("request", {}))

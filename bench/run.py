@@ -176,7 +176,7 @@ def run_one(
         entry["foreign_wrk_after"] = tg.foreign_load()
         entry["status_after"] = probe(target, scenario, bodies)
         entry["new_crash_log_entries"] = crashes(target) - crashed
-    except Exception as exc:  # record it and go on with the other runs
+    except (OSError, RuntimeError, ValueError, subprocess.SubprocessError) as exc:  # go on
         entry["error"] = str(exc)
         log(f"round {round_} {scenario.key} {target.name}: {exc}")
         return entry

@@ -125,7 +125,7 @@ class Processes:
         for process in list(reversed(self.started)):
             try:
                 self.stop(process)
-            except Exception as exc:  # keep cleaning up the others
+            except (OSError, subprocess.SubprocessError) as exc:  # clean up the others
                 log(f"could not stop pid {process.pid}: {exc}")
 
 

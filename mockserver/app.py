@@ -1,6 +1,7 @@
-"""The application factory: loads the specs, tokens and scenario, seeds the start-up state,
-and wires the request path: the gate (sessions, journal, faults) around the Flask app (the API
-of the spec, and the control API under /_mock).
+"""The application factory: composition only. It loads the specs, tokens and scenario, fills
+the start-up storage from the behaviours, and stacks the request path: CORS → session prefix
+→ the front (sessions, journal, faults, the log line) → the API lane, or Flask for the
+control API under /_mock.
 """
 
 from __future__ import annotations
@@ -9,62 +10,56 @@ import atexit
 import logging
 import os
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from flask import Flask
 from werkzeug.exceptions import HTTPException
 
-from mockserver import api, log, snapshot
-from mockserver.auth import Authenticator, load_tokens
-from mockserver.conformance import ResponseChecker
-from mockserver.coverage import Coverage
-from mockserver.event_types import COLLECTION as EVENT_TYPES
-from mockserver.event_types import EventTypeBehaviour, load_catalogue
-from mockserver.fake import Seeder
-from mockserver.gate import Gate
+from mockserver import log
+from mockserver.auth.identity import Authenticator
+from mockserver.auth.tokens import load_tokens
+from mockserver.contract.response_check import ResponseChecker
+from mockserver.contract.router import Operation, Router
+from mockserver.contract.spec import Spec, as_json, load_spec
+from mockserver.contract.validation import Validator
+from mockserver.control.api import blueprint
+from mockserver.faults.checking import RuleBook
+from mockserver.faults.scenario import load_scenario
+from mockserver.http import answers
+from mockserver.http.cors import Cors
+from mockserver.http.middleware import Front
+from mockserver.http.session_prefix import SessionPrefix
 from mockserver.problems import Problem
-from mockserver.records import COLLECTION as RECORDS
-from mockserver.records import Fixtures, RecordBehaviour
-from mockserver.resource import Resources
-from mockserver.router import Operation, Router
-from mockserver.scenario import RuleBook, load_scenario
-from mockserver.session import DEFAULT, Session, Sessions
+from mockserver.resources.behaviour import Behaviour
+from mockserver.resources.event_types import COLLECTION as EVENT_TYPES
+from mockserver.resources.event_types import EventTypeBehaviour
+from mockserver.resources.handlers import Resources
+from mockserver.resources.records import COLLECTION as RECORDS
+from mockserver.resources.records import RecordBehaviour
+from mockserver.respond import WSGIApp
+from mockserver.sessions import state_file
+from mockserver.sessions.coverage import Coverage
+from mockserver.sessions.session import DEFAULT, Session, Sessions
+from mockserver.sessions.tally import Tally, write_report
 from mockserver.settings import CONTROL_SPEC, Settings
-from mockserver.spec import Spec, as_json, load_spec
-from mockserver.store import Stores
-from mockserver.tally import Tally, write_report
-from mockserver.validation import Validator
+from mockserver.state import State
+from mockserver.storage import make_backend
+from mockserver.storage.backend import Backend
 
-ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE"]
-
-
-@dataclass
-class State:
-    """Everything one server holds; `app.extensions["mockserver"]`."""
-
-    settings: Settings
-    spec: Spec
-    router: Router
-    validator: Validator
-    resources: Resources
-    sessions: Sessions
-    auth: Authenticator
-    control_spec: Spec
-    rules: RuleBook
-    control_router: Router
-    control_validator: Validator
-    fixtures: Fixtures
-    checker: ResponseChecker | None = None
-    started: float = field(default_factory=time.monotonic)
-    spec_json: bytes = b""
-    media_types: dict[tuple[str, int], str | None] = field(default_factory=dict)
-    tally: Tally | None = None  # every answer, for the coverage report at exit
-    forked: bool = False  # served by a forked worker (uWSGI), not by the process that made it
+BUILT_IN: dict[str, type[Behaviour]] = {RECORDS: RecordBehaviour, EVENT_TYPES: EventTypeBehaviour}
 
 
-def create_app(settings: Settings | None = None, spec: Spec | None = None) -> Flask:
-    """A ready server; raises SpecError, TokensFileError or ScenarioError naming a bad file."""
+def create_app(
+    settings: Settings | None = None,
+    spec: Spec | None = None,
+    *,
+    behaviours: dict[str, type[Behaviour]] | None = None,
+    backend: Backend | None = None,
+) -> Flask:
+    """A ready server; raises SpecError, TokensFileError, ScenarioError or StateFileError
+    naming a bad file. `behaviours` (by collection path) replace the built-in ones (records
+    and event types); `backend` is the start-up storage every session starts from (an
+    empty memory backend by default)."""
     settings = settings or Settings()
     spec = spec or load_spec(settings.spec)
     tokens = load_tokens(settings.tokens) if settings.tokens else None
@@ -72,11 +67,10 @@ def create_app(settings: Settings | None = None, spec: Spec | None = None) -> Fl
     router = Router(spec.document)
     rules = RuleBook(spec, control, router, settings.strict)
     scenario = load_scenario(settings.scenario, rules) if settings.scenario else []
-    initial = Stores(settings.max_records, on_evict=_evicted)
-    behaviours = {RECORDS: RecordBehaviour, EVENT_TYPES: EventTypeBehaviour}
-    resources = Resources(router.operations, spec.schema, initial, behaviours)
-    load_catalogue(initial[EVENT_TYPES])
-    seed(initial, settings)
+    behaviours = BUILT_IN if behaviours is None else behaviours
+    initial = backend or make_backend("memory", settings.max_records, _evicted)
+    resources = Resources(router.operations, spec, initial, behaviours)
+    resources.seed(initial, settings)
 
     def load_rules(session: Session) -> None:
         for rule in scenario:
@@ -90,54 +84,55 @@ def create_app(settings: Settings | None = None, spec: Spec | None = None) -> Fl
         settings.fault_seed,
         load_rules,
     )
-    holder = State(
+    state = State(
         settings,
         spec,
         router,
         Validator(spec, settings.strict),
         resources,
+        behaviours,
         sessions,
         Authenticator(settings.auth, tokens),
         control,
         rules,
         Router(control.document),
         Validator(control, strict=True),
-        Fixtures(spec, router),
         checker=ResponseChecker(spec, control) if settings.check_responses else None,
         spec_json=as_json(spec),
         tally=Tally(settings.coverage_report) if settings.coverage_report is not None else None,
     )
     sessions.get(DEFAULT)
     if settings.state_file is not None:
-        _restore(holder, settings.state_file)
-    if holder.tally is not None:
-        atexit.register(_write_coverage, holder.tally, router.operations)
-    return _flask(holder)
+        _restore(state, settings.state_file)
+    if state.tally is not None:
+        atexit.register(_write_coverage, state.tally, router.operations)
+    return _flask(state)
 
 
-def _restore(holder: State, path: Path) -> None:
+def _restore(state: State, path: Path) -> None:
     """Load `--state-file` when it exists, and save to it when this server stops."""
     if path.exists():
-        templates = {op.collection for op in holder.router.operations if op.collection}
+        templates = {op.collection for op in state.router.operations if op.collection}
         started = time.monotonic()
-        count, items = snapshot.load(path, holder.sessions, holder.rules, templates)
+        count, items = state_file.load(path, state.sessions, state.rules, templates)
         took = time.monotonic() - started
         log.logger.info(
             "state loaded from %s: %d items in %d sessions (%.1fs)", path, items, count, took
         )
     else:
         log.logger.info("no state file %s yet: it is written when the server stops", path)
-    atexit.register(_save, holder, path, os.getpid())
+    atexit.register(_save, state, path, os.getpid())
 
 
-def _save(holder: State, path: Path, creator: int) -> None:
+def _save(state: State, path: Path, creator: int) -> None:
     """Save the sessions, from the process that served them: uWSGI's worker, not its master
     (which made the app, forked the worker and holds only the start-up state)."""
-    if holder.forked and os.getpid() == creator:
+    if state.forked and os.getpid() == creator:
         return
     started = time.monotonic()
+    spec = f"{state.spec.title} {state.spec.version}"
     try:
-        items = snapshot.save(path, holder.sessions, f"{holder.spec.title} {holder.spec.version}")
+        items = state_file.save(path, state.sessions, spec)
     except OSError as exc:
         log.logger.error("cannot save the state to %s: %s", path, exc)
         return
@@ -154,53 +149,23 @@ def _write_coverage(tally: Tally, operations: list[Operation]) -> None:
         log.logger.info("coverage report written to %s", tally.report)
 
 
-def _flask(holder: State) -> Flask:
+def _flask(state: State) -> Flask:
+    """Flask for the control API, behind the front (which sends API requests to the lane)."""
     app = Flask("mockserver")
-    app.response_class = api.ApiResponse
-    app.config["MAX_CONTENT_LENGTH"] = holder.settings.max_body_bytes
+    app.response_class = answers.ApiResponse
+    app.config["MAX_CONTENT_LENGTH"] = state.settings.max_body_bytes
     app.config["PROVIDE_AUTOMATIC_OPTIONS"] = False  # OPTIONS is a 405 with Allow, as the API's
     app.json.sort_keys = False  # type: ignore[attr-defined]
-    app.extensions["mockserver"] = holder
-    from mockserver.control import blueprint
-
+    app.extensions["mockserver"] = state
     app.register_blueprint(blueprint)
-    app.add_url_rule(
-        api.SPEC_PATH, "spec", api.serve_spec, methods=["GET"], provide_automatic_options=False
-    )
-    app.add_url_rule(
-        "/",
-        "api",
-        api.api,
-        defaults={"path": ""},
-        methods=ALL_METHODS,
-        provide_automatic_options=False,
-    )
-    app.add_url_rule(
-        "/<path:path>", "api", api.api, methods=ALL_METHODS, provide_automatic_options=False
-    )
-    app.after_request(api.finish)
-    app.register_error_handler(Problem, api.problem_response)
-    app.register_error_handler(HTTPException, api.http_error)
-    app.register_error_handler(Exception, api.crash)
-    app.wsgi_app = Gate(app.wsgi_app, holder)  # type: ignore[method-assign]
+    app.after_request(answers.finished)
+    app.register_error_handler(Problem, answers.problem_response)
+    app.register_error_handler(HTTPException, answers.http_error)
+    app.register_error_handler(Exception, answers.crash)
+    front: WSGIApp = SessionPrefix(Front(app.wsgi_app, state))
+    origins = state.settings.cors_origins
+    app.wsgi_app = Cors(front, origins) if origins else front  # type: ignore[method-assign,assignment]
     return app
-
-
-def seed(stores: Stores, settings: Settings) -> None:
-    """Fill the records store with `--seed-records` Faker records, showing progress."""
-    if settings.seed_records <= 0:
-        return
-    started = time.monotonic()
-    store = stores[RECORDS]
-
-    def progress(done: int, total: int) -> None:
-        log.logger.info("seeding records: %d/%d (%.1fs)", done, total, time.monotonic() - started)
-
-    count = settings.seed_records
-    records = Seeder(settings.faker_seed).records(count, progress if count >= 10_000 else None)
-    for record in records:
-        store.insert(record)
-    log.logger.info("seeded %d records in %.1fs", count, time.monotonic() - started)
 
 
 def _evicted(collection: str, item_id: str) -> None:

@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Iterator
 from typing import Any
 
 import orjson
 
+MISSING: Any = object()  # a JSON member that is not there (null is None)
 _DIGITS = bytes.maketrans(b"123456789", b"000000000")
 
 
@@ -79,3 +81,80 @@ def dumps(value: Any) -> bytes:
         return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode(
             "utf-8", "backslashreplace"
         )
+
+
+# ---------------------------------------------------------------- JSON values only
+
+MAX_DEPTH = 64  # System.Text.Json's default MaxDepth, as on the real server
+MAX_VALUES = 100_000  # values in a document read from a file, its YAML aliases expanded
+_BIGGEST = 10**MAX_DIGITS  # integers with more digits cannot be written back as JSON
+
+
+def json_fault(data: Any, where: str = "") -> str:
+    """Why parsed YAML or JSON is not JSON as the control API takes it (JSON values only,
+    objects with string keys, nested at most MAX_DEPTH deep); "" if it is. What YAML
+    aliases share counts as often as it is referred to, up to MAX_VALUES values; each shared
+    node is looked at once, so an alias bomb is refused at once."""
+    try:
+        _JsonWalk().visit(data, where, 1)
+    except _NotJson as exc:
+        return str(exc)
+    return ""
+
+
+class _NotJson(Exception):
+    """Why a value is not JSON as the control API takes it."""
+
+
+class _JsonWalk:
+    """Checks each distinct value once; a container's size (values in all, shared ones
+    counted each time) is remembered by identity."""
+
+    def __init__(self) -> None:
+        self._sizes: dict[int, int] = {}
+        self._total = 0
+
+    def visit(self, node: Any, where: str, depth: int) -> int:
+        """How many values `node` holds (itself included); _NotJson for the first fault."""
+        if depth > MAX_DEPTH:
+            where = where if len(where) < 60 else where[:50] + "..."
+            raise _NotJson(
+                f"{where or 'it'} is nested deeper than the maximum of {MAX_DEPTH} levels"
+            )
+        if not isinstance(node, dict | list):
+            _check_scalar(node, where)
+            return self._count(1)
+        known = self._sizes.get(id(node))
+        if known is not None:
+            return self._count(known)
+        size = self._count(1) + sum(
+            self.visit(value, place, depth + 1) for value, place in _children(node, where)
+        )
+        self._sizes[id(node)] = size
+        return size
+
+    def _count(self, size: int) -> int:
+        self._total += size
+        if self._total > MAX_VALUES:
+            raise _NotJson(f"it holds more than {MAX_VALUES} values (YAML aliases counted out)")
+        return size
+
+
+def _children(node: dict[Any, Any] | list[Any], where: str) -> Iterator[tuple[Any, str]]:
+    if isinstance(node, list):
+        yield from ((value, f"{where}[{i}]") for i, value in enumerate(node))
+        return
+    for key, value in node.items():
+        if not isinstance(key, str):
+            raise _NotJson(f"{where or 'the top level'} has a key that is not a string: {key!r}")
+        yield value, f"{where}.{key}" if where else key
+
+
+def _check_scalar(node: Any, where: str) -> None:
+    if isinstance(node, float) and not math.isfinite(node):
+        raise _NotJson(f"{where or 'it'} is {node}, which JSON cannot hold")
+    if isinstance(node, int) and not isinstance(node, bool) and abs(node) >= _BIGGEST:
+        raise _NotJson(f"{where or 'it'} has more than {MAX_DIGITS} digits")
+    if not isinstance(node, str | int | float | None):  # YAML dates, binary, sets
+        kind = type(node).__name__
+        raise _NotJson(f"{where or 'it'} is a YAML {kind}, which JSON cannot hold (quote it)")

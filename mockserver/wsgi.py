@@ -1,7 +1,8 @@
-"""The WSGI entry point uWSGI loads: the app the `mockserver` command built before starting it.
+"""The WSGI entry point: `mockserver.wsgi:application` is the app the `mockserver` command
+built before it started uWSGI.
 
-For other WSGI servers: `MOCKSERVER_*` variables configure the app built here on first import
-when the command did not build one (e.g. `gunicorn 'mockserver.wsgi:build()'`).
+For other WSGI servers, `build()` makes the app from the `MOCKSERVER_*` variables, as the
+command would without flags (e.g. `gunicorn 'mockserver.wsgi:build()'`).
 """
 
 from __future__ import annotations
@@ -14,6 +15,6 @@ application: Flask | None = None
 def build() -> Flask:
     """An app configured from the `MOCKSERVER_*` variables, as the command would build it."""
     from mockserver.app import create_app
-    from mockserver.cli import parser, settings_from
+    from mockserver.settings import Settings
 
-    return create_app(settings_from(parser().parse_args([])))
+    return create_app(Settings.from_env())

@@ -8,7 +8,7 @@ import requests
 from support import AUTH, RECORDS, new_record
 
 from mockserver import Client, ControlError, MockServer, Settings
-from mockserver.server import exposure_warning
+from mockserver.serving.uwsgi import exposure_warning
 
 TOKEN = "adm-7f3c9a1e5b"
 

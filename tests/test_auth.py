@@ -6,7 +6,7 @@ import pytest
 from support import EVENT_TYPES, RECORDS, new_record
 
 from mockserver import TokensFileError
-from mockserver.auth import load_tokens
+from mockserver.auth.tokens import load_tokens
 
 TOKENS = """
 tokens:

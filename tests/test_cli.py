@@ -11,7 +11,7 @@ import sys
 
 import pytest
 import requests
-from support import AUTH, MOCKSERVER, RECORDS, new_record
+from support import AUTH, MOCKSERVER, RECORDS, free_port, new_record
 
 OPTIONS = [
     "--host",
@@ -32,9 +32,15 @@ OPTIONS = [
 
 
 def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """The command with these arguments, on a free port unless they (or `env`) name one."""
+    port = [] if "--port" in args or "MOCKSERVER_PORT" in (env or {}) else free_port_args()
     return subprocess.run(
-        [str(MOCKSERVER), *args], capture_output=True, text=True, timeout=60, env=env
+        [str(MOCKSERVER), *port, *args], capture_output=True, text=True, timeout=60, env=env
     )
+
+
+def free_port_args() -> list[str]:
+    return ["--port", str(free_port())]
 
 
 def test_help_explains_every_option():

@@ -7,7 +7,7 @@ import re
 import pytest
 from support import EVENT_TYPES
 
-from mockserver.catalogue import catalogue
+from mockserver.resources.event_types import catalogue
 
 EVENT = re.compile(r"^(platform|extension)\.[a-z0-9-]+\.[a-z0-9-]+\.[a-z0-9-]+$")
 ORDER_CREATED = "AET-6491-7370"  # derived from the key: the same in every run

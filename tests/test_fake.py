@@ -10,10 +10,10 @@ import pytest
 from openapi_core.validation.schemas import oas30_read_schema_validators_factory
 from support import RECORDS
 
-from mockserver.catalogue import catalogue
-from mockserver.fake import SPREAD_DAYS, Seeder
+from mockserver.contract.spec import load_spec
+from mockserver.resources.event_types import catalogue
+from mockserver.resources.seeding import SPREAD_DAYS, Seeder
 from mockserver.settings import DEFAULT_SPEC
-from mockserver.spec import load_spec
 
 
 @pytest.fixture(scope="module")

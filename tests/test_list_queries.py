@@ -16,11 +16,11 @@ import pytest
 from flask import Flask
 from support import EVENT_TYPES, RECORDS, TOKEN, new_record
 
-import mockserver.records
-from mockserver.catalogue import catalogue
+import mockserver.resources.records
 from mockserver.problems import Problem
-from mockserver.query import Page, Selection, decode, page
-from mockserver.rql import MAX_NESTING
+from mockserver.query.params import Page, Selection, decode, page
+from mockserver.query.rql import MAX_NESTING
+from mockserver.resources.event_types import catalogue
 
 TRACE_ID = re.compile(r"^00-[0-9a-f]{32}-[0-9a-f]{16}-00$")
 OTHER_TOKEN = "idt:TKN-2222-2222:secret"
@@ -123,7 +123,7 @@ def create(
     """POST a record whose server-set timestamp is `timestamp` (a field given as None is left
     out of the body); its id. The server's clock is pinned so that date filters and ordering
     can be checked against exact instants."""
-    monkeypatch.setattr(mockserver.records, "now", lambda: timestamp)
+    monkeypatch.setattr(mockserver.resources.records, "now", lambda: timestamp)
     body = {k: v for k, v in new_record(**fields).items() if v is not None}
     kwargs = {"headers": headers} if headers else {}
     answer = api.post(RECORDS, json=body, **kwargs)

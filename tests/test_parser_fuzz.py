@@ -1,6 +1,6 @@
 """Fuzzing the two parsers that read what callers write, with Hypothesis.
 
-RQL (mockserver.rql, mockserver.query): query strings made from the grammar (nested
+RQL (mockserver.query.rql, mockserver.query.params): query strings made from the grammar (nested
 `and`/`or`/`not`/`any`/`all`, every operator, bare and quoted values, `null()`, `empty()`,
 `field=value`, `order`, `select`, paging, `render()`), well formed or mangled (characters
 dropped, junk put in, cut short, percent-encoded), and plain random text. Each goes the way a
@@ -10,7 +10,7 @@ the same filter finds in plain dicts. `parse` and `compile_filter` also run on t
 the predicate tried on every sample. Only the documented errors may escape: `RQLError` from
 `parse`/`compile_filter`, a 400 `Problem` from the query functions.
 
-Fault rules (mockserver.faults, mockserver.scenario): dicts that fit the control API's `Rule`
+Fault rules (mockserver.faults): dicts that fit the control API's `Rule`
 schema, dicts near it, and junk, the way POST /_mock/faults takes them
 (`RuleBook.shape_errors`, `check`, then `Faults.add` and a few requests through `decide`);
 rule paths (matched as the regex of the template used to match, in linear time); `Prefer`
@@ -48,23 +48,30 @@ import yaml
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from mockserver import codec, rql
-from mockserver.event_types import COLLECTION as EVENT_TYPES
-from mockserver.event_types import EventTypeBehaviour
-from mockserver.faults import CONNECTION_FAULTS, Faults, Seen, path_pattern, preferred
-from mockserver.layout import decode as decode_item
+from mockserver import codec
+from mockserver.contract.router import Router
+from mockserver.contract.schemas import fields, item_schema
+from mockserver.contract.spec import load_spec
+from mockserver.faults.checking import RuleBook
+from mockserver.faults.kinds import CONNECTION_FAULTS
+from mockserver.faults.matching import Seen, path_pattern
+from mockserver.faults.rules import Faults, preferred
+from mockserver.faults.scenario import ScenarioError, load_scenario
 from mockserver.problems import Problem
-from mockserver.query import Query, decode, filtering, ordering, page
-from mockserver.records import COLLECTION as RECORDS
-from mockserver.records import RecordBehaviour
-from mockserver.resource import Resources
-from mockserver.router import Router
-from mockserver.rql import Call, Group, RQLError, Value, compile_filter, getter, parse
-from mockserver.scenario import RuleBook, ScenarioError, load_scenario
-from mockserver.schema import fields, item_schema
+from mockserver.query import rql
+from mockserver.query.params import Query, decode, filtering, ordering, page
+from mockserver.query.predicates import Predicate, compile_filter, getter, predicate
+from mockserver.query.rql import Call, Group, RQLError, Value, parse
+from mockserver.resources.event_types import COLLECTION as EVENT_TYPES
+from mockserver.resources.event_types import EventTypeBehaviour
+from mockserver.resources.handlers import Resources
+from mockserver.resources.records import COLLECTION as RECORDS
+from mockserver.resources.records import RecordBehaviour
 from mockserver.settings import CONTROL_SPEC, DEFAULT_SPEC
-from mockserver.spec import load_spec
-from mockserver.store import Search, Stores, sort
+from mockserver.storage.backend import Search
+from mockserver.storage.encoding import decode as decode_item
+from mockserver.storage.evaluate import sort
+from mockserver.storage.memory import MemoryBackend
 
 CPU_LIMIT = 0.1  # seconds of CPU time for one input
 EXAMPLES = 300
@@ -107,9 +114,9 @@ def refused(problem: Problem) -> None:
 
 SPEC = load_spec(DEFAULT_SPEC)
 ROUTER = Router(SPEC.document)
-STORES = Stores(10_000)
+STORES = MemoryBackend(10_000)
 BEHAVIOURS = {RECORDS: RecordBehaviour, EVENT_TYPES: EventTypeBehaviour}
-Resources(ROUTER.operations, SPEC.schema, STORES, BEHAVIOURS)  # gives the stores their shapes
+Resources(ROUTER.operations, SPEC, STORES, BEHAVIOURS)  # gives the collections their shapes
 KNOWN = fields(
     item_schema([op for op in ROUTER.operations if op.collection == RECORDS], SPEC.schema),
     SPEC.schema,
@@ -203,9 +210,8 @@ class Served:
 def serve_query(query_string: str) -> Served | None:
     """A collection read's query, as the request path runs it; None when it is refused."""
     query = decode(query_string)
-    reader = STORE.reader()
     try:
-        chosen = filtering(query, KNOWN, reader.access)
+        chosen = filtering(query, KNOWN)
         order = ordering(query.params.get("order"), KNOWN)
         paging = page(query.params)
     except Problem as problem:
@@ -213,11 +219,17 @@ def serve_query(query_string: str) -> Served | None:
         return None
     assert 0 <= paging.limit <= 100
     assert paging.offset >= 0
-    found = STORE.find(Search(reader, chosen.where, chosen.equalities, order, 0, len(SAMPLES)))
+    found = STORE.search(Search(chosen, tuple(order), 0, len(SAMPLES)))
     for raw in found.items:
         codec.dumps(query.selection.apply(decode_item(raw)))
     assert found.total == len(found.items)
     return Served(query, order, [decode_item(raw)["id"] for raw in found.items])
+
+
+def plain_filter(query: Query) -> Predicate | None:
+    """The query's filter on plain dicts."""
+    found = filtering(query, KNOWN)
+    return None if found is None else predicate(found, getter)
 
 
 def check_query(query_string: str) -> None:
@@ -227,7 +239,7 @@ def check_query(query_string: str) -> None:
         served = serve_query(query_string)
     if served is None:
         return
-    where = filtering(served.query, KNOWN).where
+    where = plain_filter(served.query)
     expected = sort([r for r in STORED if where is None or where(r)], served.order, getter)
     assert served.ids == [r["id"] for r in expected]
 
@@ -626,19 +638,19 @@ def test_stored_values_read_as_the_dicts_hold_them(
     record: dict[str, Any], name: str, operator: str, text: str
 ) -> None:
     """A filter on a top-level string finds the same records in the store's bytes as in dicts."""
-    stores = Stores(10)
-    Resources(ROUTER.operations, SPEC.schema, stores, BEHAVIOURS)
+    stores = MemoryBackend(10)
+    Resources(ROUTER.operations, SPEC, stores, BEHAVIOURS)
     store = stores.open(RECORDS)
     store.insert({"id": "AUD-0000-0000-0000-0001", **record})
     literal = "'" + text.replace("'", "") + "'"
     argument = f"({literal})" if operator == "in" else literal
     query = decode(quote(f"{operator}({name},{argument})", safe="(),'"))
     try:
-        chosen = filtering(query, KNOWN, store.reader().access)
+        chosen = filtering(query, KNOWN)
     except Problem:
         return
-    found = store.find(Search(store.reader(), chosen.where, chosen.equalities))
-    where = filtering(query, KNOWN).where
+    found = store.search(Search(chosen))
+    where = plain_filter(query)
     assert where is not None
     assert found.total == int(where(decode_item(next(iter(store))))), (record, query)
 
@@ -793,7 +805,7 @@ good_rule = st.fixed_dictionaries(
             {},
             optional={
                 "status": st.integers(200, 599),
-                "fault": st.sampled_from(CONNECTION_FAULTS),
+                "fault": st.sampled_from(list(CONNECTION_FAULTS)),
                 "delay_ms": good_delay,
                 "stream": st.fixed_dictionaries(
                     {},

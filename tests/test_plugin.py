@@ -192,7 +192,7 @@ def test_the_suite_runs_in_parallel_with_xdist(
 
 
 def test_session_names_are_valid_and_distinct() -> None:
-    from mockserver.plugin import session_name
+    from mockserver.testing.plugin import session_name
 
     names = [session_name(f"tests/test_x.py::test_{'long' * 30}[a b/c]") for _ in range(3)]
     assert len(set(names)) == 3

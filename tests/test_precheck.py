@@ -24,10 +24,10 @@ from support import ROOT
 from werkzeug.test import EnvironBuilder
 from werkzeug.wrappers import Request
 
+from mockserver.contract.router import Router
+from mockserver.contract.spec import load_spec
+from mockserver.contract.validation import Errors, Validator
 from mockserver.problems import Problem
-from mockserver.router import Router
-from mockserver.spec import load_spec
-from mockserver.validation import Errors, Validator
 
 SPEC = ROOT / "openapi" / "audit.yaml"
 EXAMPLES = int(os.environ.get("PRECHECK_EXAMPLES", "600"))

@@ -1,4 +1,4 @@
-"""Unit tests of mockserver.rql: the parser, the compiled predicates, glob, dates, field access."""
+"""Unit tests of query.rql: the parser, the compiled predicates, glob, dates, field access."""
 
 from __future__ import annotations
 
@@ -8,19 +8,11 @@ from typing import Any
 
 import pytest
 
-from mockserver import rql
-from mockserver.pattern import glob
-from mockserver.rql import (
-    MAX_NESTING,
-    Call,
-    Group,
-    RQLError,
-    Value,
-    compile_filter,
-    getter,
-    parse,
-    parse_when,
-)
+from mockserver.codec import MISSING
+from mockserver.query.expression import parse_when
+from mockserver.query.patterns import glob
+from mockserver.query.predicates import compile_filter, getter
+from mockserver.query.rql import MAX_NESTING, Call, Group, RQLError, Value, parse
 
 # ---------------------------------------------------------------- parse()
 
@@ -646,10 +638,10 @@ def test_getter(path: str, expected: Any) -> None:
     "path", ["nope", "object.nope", "id.more", "details.more", "actor.account.id.more", "a.b.c"]
 )
 def test_getter_missing_is_distinct_from_null(path: str) -> None:
-    assert getter(path)(RECORD) is rql.MISSING
+    assert getter(path)(RECORD) is MISSING
 
 
 def test_getter_on_a_non_object() -> None:
-    assert getter("a")("text") is rql.MISSING
-    assert getter("a")(None) is rql.MISSING
+    assert getter("a")("text") is MISSING
+    assert getter("a")(None) is MISSING
     assert getter("a")([{"a": 1}, {"b": 2}]) == [1]

@@ -10,7 +10,7 @@ import yaml
 from support import MARKETPLACE_SPEC, PUBLISHED_SPEC, RECORDS, new_record, reference
 
 from mockserver import SpecError, load_spec
-from mockserver.router import Router
+from mockserver.contract.router import Router
 from mockserver.settings import DEFAULT_SPEC
 
 SERVER_SET = {"id", "timestamp", "actor", "type", "viewers"}

@@ -18,8 +18,8 @@ import pytest
 import requests
 from support import AUTH, EVENT_TYPES, MOCKSERVER, RECORDS, ROOT, Server, free_port, new_record
 
-from mockserver import snapshot
-from mockserver.store import Stores
+from mockserver.sessions import state_file as snapshot
+from mockserver.storage.memory import MemoryBackend as Stores
 
 StartServer = Callable[..., Server]
 SESSION = {"X-Mock-Session": "team-a"}
@@ -97,7 +97,7 @@ def test_a_missing_file_is_written_at_shutdown(start_server: StartServer, tmp_pa
     assert logged(server, f"no state file {state} yet")
     record = post(server, new_record())
     assert server.stop() == 0
-    stored = snapshot.read(state, lambda: Stores(100), {RECORDS})["default"].stores[RECORDS]
+    stored = snapshot.read(state, lambda: Stores(100), {RECORDS})["default"].storage.open(RECORDS)
     assert [orjson.loads(raw) for raw in stored] == [record]
     assert list(state.parent.iterdir()) == [state]  # no temporary file left behind
 
@@ -140,7 +140,7 @@ WRITER = """
 import sys
 from pathlib import Path
 from mockserver import create_app, Settings
-from mockserver import snapshot
+from mockserver.sessions import state_file as snapshot
 app = create_app(Settings(seed_records=int(sys.argv[2]), faker_seed=int(sys.argv[3])))
 holder = app.extensions["mockserver"]
 path = Path(sys.argv[1])
@@ -179,7 +179,9 @@ def _writer(path: Path, records: int, once: bool = False) -> subprocess.Popen[st
 
 def _held(path: Path) -> int:
     """How many records the state file holds (StateFileError if it is not whole)."""
-    return len(snapshot.read(path, lambda: Stores(100_000), {RECORDS})["default"].stores[RECORDS])
+    return len(
+        snapshot.read(path, lambda: Stores(100_000), {RECORDS})["default"].storage.open(RECORDS)
+    )
 
 
 @pytest.mark.parametrize(

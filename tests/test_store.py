@@ -12,11 +12,19 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from support import RECORDS, new_record
 
-from mockserver import rql
-from mockserver.index import Index
-from mockserver.layout import Layout, Reader, decode, scalar
-from mockserver.rql import MISSING, Call, Group, TextField, Value, compile_filter, equalities, parse
-from mockserver.store import MemoryStore, Search, Store, Stores, sort
+from mockserver.codec import MISSING
+from mockserver.query import predicates as rql
+from mockserver.query.expression import Expression, expression
+from mockserver.query.expression import equalities as expression_equalities
+from mockserver.query.predicates import TextField
+from mockserver.query.rql import Call, Group, Value, parse
+from mockserver.storage.backend import Collection as Store
+from mockserver.storage.backend import Search
+from mockserver.storage.encoding import Layout, Reader, decode, scalar
+from mockserver.storage.evaluate import evaluate, sort
+from mockserver.storage.indexes import Index
+from mockserver.storage.memory import MemoryBackend as Stores
+from mockserver.storage.memory import MemoryCollection as MemoryStore
 
 LAYOUT = Layout(
     ("id", "event", "details", "object", "timestamp", "n"),
@@ -32,13 +40,20 @@ def ids(raws):
     return [decode(raw)["id"] for raw in raws]
 
 
+def checked(calls) -> Expression | None:
+    return expression(calls, lambda path: True)
+
+
+def equalities(calls):
+    return expression_equalities(checked(calls))
+
+
 def search(store, where=None, order=(), offset=0, limit=100, plain=True):
-    reader = store.reader()
-    calls = [parse(where)] if where else []
-    predicate = compile_filter(calls, lambda path: True, reader.access)
-    return store.find(
-        Search(reader, predicate, equalities(calls) if plain else [], list(order), offset, limit)
-    )
+    """A search of the store; not `plain`: every item scanned, no index asked."""
+    query = Search(checked([parse(where)] if where else []), tuple(order), offset, limit)
+    if plain:
+        return store.search(query)
+    return evaluate(list(store), query, store.reader().access)
 
 
 def test_memory_store_implements_the_interface():
@@ -321,7 +336,7 @@ def test_stores_are_made_once_per_collection():
     made = []
 
     def grab() -> None:
-        made.append(stores["/a"])
+        made.append(stores.open("/a"))
 
     workers = [threading.Thread(target=grab) for _ in range(16)]
     for w in workers:

@@ -1,4 +1,4 @@
-"""Requests take turns at the app's work in arrival order (mockserver.turns), and nothing that
+"""Requests take turns at the app's work in arrival order (http.fair_queue), and nothing that
 waits (a slow upload, a delay rule, a held connection) keeps the others waiting."""
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ import pytest
 import requests
 from support import AUTH, RECORDS, Server, new_record
 
-from mockserver import turns
-from mockserver.turns import Turns
+from mockserver.http import fair_queue as turns
+from mockserver.http.fair_queue import Turns
 
 
 def _wait_for(condition: object, timeout: float = 5.0) -> None:

@@ -1,0 +1,230 @@
+"""The front every request passes: WSGI middleware around the app, and the one place a
+request's log line is written.
+
+For an API request it picks the session, reads the body once, opens the journal entry,
+decides what fault rules (or `Prefer: code=/delay=`) do, and counts the answer for coverage.
+Being WSGI middleware, it can also answer with no HTTP at all (a reset or closed connection),
+which a Flask view cannot; with no rules, it adds a few microseconds. API requests take turns
+at this work in arrival order (`http.fair_queue`); what a rule makes wait (a delay, a held or
+cut connection) is served after the turn (`faults.apply`). Control requests go straight to
+Flask.
+"""
+
+from __future__ import annotations
+
+import operator
+import re
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from mockserver import codec, log
+from mockserver.codec import MISSING
+from mockserver.contract.router import Operation
+from mockserver.faults import apply
+from mockserver.faults.matching import Seen
+from mockserver.faults.rules import Action, preferred
+from mockserver.http import lane
+from mockserver.http.answers import media_type
+from mockserver.http.fair_queue import Turns
+from mockserver.http.request_body import read_body
+from mockserver.http.state import RequestState, begin
+from mockserver.masking import shown
+from mockserver.problems import Problem
+from mockserver.query.params import decode
+from mockserver.respond import Environ, StartResponse, WSGIApp, problem_answer
+from mockserver.sessions.journal import Headers
+from mockserver.sessions.session import DEFAULT, HEADER, NAME_RULE, Session
+from mockserver.settings import CONTROL_PREFIX
+from mockserver.state import State
+
+_SESSION = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+
+
+class Front:
+    def __init__(self, inner: WSGIApp, state: State) -> None:
+        self.inner = inner  # Flask: the control API
+        self.state = state
+        self.turns = Turns()
+
+    def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+        request = begin(environ)
+        trail = request.trail
+
+        def capture(line: str, headers: list[tuple[str, str]], *rest: Any) -> Any:
+            trail.status = int(line.split(" ", 1)[0])
+            return start_response(line, headers, *rest)
+
+        if environ.get("PATH_INFO", "").startswith(CONTROL_PREFIX):
+            result = self.inner(environ, capture)
+        else:
+            result = self._api(environ, capture, request)
+        _log_line(environ, request)
+        return result
+
+    def _api(
+        self, environ: Environ, start_response: StartResponse, request: RequestState
+    ) -> Iterable[bytes]:
+        turn = self.turns.take()
+        try:
+            answered = self._enter(environ, start_response, request)
+        finally:
+            self.turns.leave(turn)
+        if answered is not None:
+            return answered
+        # a rule or `Prefer` applies: served after the turn, as it may wait (a delay, a fault)
+        action = request.action
+        assert action is not None
+        result = apply.serve(
+            action,
+            environ,
+            start_response,
+            self._lane,
+            lambda status: media_type(self.state, self._operation(environ), status, None),
+            lambda: _hung_up(request),
+        )
+        self._acted(environ, request, action)
+        self._count(request)
+        return result
+
+    def _enter(
+        self, environ: Environ, start_response: StartResponse, request: RequestState
+    ) -> Iterable[bytes] | None:
+        """An API request up to its answer; None when a rule's action is to be served."""
+        name = environ.get(HEADER, DEFAULT)
+        if name is not DEFAULT and not _SESSION.match(name):
+            return self._refused(environ, start_response, request, _bad_session())
+        session = request.session = self.state.sessions.get(name)
+        try:
+            request.body = read_body(environ, self.state.settings.max_body_bytes)
+        except Problem as problem:
+            return self._refused(environ, start_response, request, problem)
+        body = request.body or b""
+        path = environ.get("PATH_INFO", "")
+        request.entry = session.journal.open(
+            time.time(),
+            environ["REQUEST_METHOD"],
+            path,
+            environ.get("QUERY_STRING", ""),
+            _headers(environ),
+            body,
+            session.name,
+            request.trail,
+        )
+        request.action = _decide(environ, session, path, body)
+        if request.action is not None:
+            request.entry.fault = request.action.rule
+            return None
+        result = self._lane(environ, start_response)
+        self._count(request)
+        return result
+
+    def _lane(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+        return lane.serve(self.state, environ, start_response)
+
+    def _refused(
+        self,
+        environ: Environ,
+        start_response: StartResponse,
+        request: RequestState,
+        problem: Problem,
+    ) -> list[bytes]:
+        """A request refused before it was journaled (its session name, its body)."""
+        request.trail.extras["error"] = problem.errors or problem.detail
+        return problem_answer(environ, start_response, problem)
+
+    def _acted(self, environ: Environ, request: RequestState, action: Action) -> None:
+        """What the log and the journal keep of a rule's action."""
+        trail = request.trail
+        if action.fault:
+            trail.status = 0  # nothing reached the client
+        if trail.operation is None:  # the front answered for the API
+            trail.operation = self._operation(environ)
+        trail.extras["fault"] = f"{action.rule} ({action.fault})" if action.fault else action.rule
+
+    def _count(self, request: RequestState) -> None:
+        entry, trail = request.entry, request.trail
+        assert entry is not None
+        assert request.session is not None
+        trail.ended = max(trail.ended, time.perf_counter())
+        request.session.coverage.count(entry.operation, trail.status, entry.fault)
+        if self.state.tally is not None:
+            self.state.tally.add(entry.operation, trail.status, entry.fault)
+
+    def _operation(self, environ: Environ) -> Operation | None:
+        try:
+            method, path = environ["REQUEST_METHOD"], environ["PATH_INFO"]
+            return self.state.router.match(method, path).operation
+        except Problem:
+            return None
+
+
+def _log_line(environ: Environ, request: RequestState) -> None:
+    """The request's one log line: method, target, status, time, and what happened to it."""
+    trail = request.trail
+    path = environ.get("PATH_INFO", "").encode("latin-1").decode("utf-8", "replace")
+    millis = (time.perf_counter() - trail.started) * 1000
+    target = shown(path, environ.get("QUERY_STRING", ""))
+    log.request_line(environ["REQUEST_METHOD"], target, trail.status, millis, trail.extras)
+
+
+def _hung_up(request: RequestState) -> None:
+    """A `timeout`'s client gave up: how long it waited."""
+    request.trail.ended = time.perf_counter()
+
+
+def _decide(environ: Environ, session: Session, path: str, body: bytes) -> Action | None:
+    """The request's own `Prefer` (`code=`, `delay=`) wins; else the session's rules."""
+    prefer = environ.get("HTTP_PREFER")
+    action = preferred(prefer) if prefer else None
+    if action is None and session.faults.rules:
+        action = session.faults.decide(_seen(environ, path, body))
+    return action
+
+
+def _bad_session() -> Problem:
+    return Problem(
+        400,
+        "One or more validation errors occurred.",
+        errors={"X-Mock-Session": [NAME_RULE]},
+    )
+
+
+def _headers(environ: Environ) -> Headers:
+    """The request's headers as WSGI names them (`HTTP_USER_AGENT`), names and values apart;
+    the journal spells them out when it is read. Requests of one client have the same keys
+    in the same order: which of them are headers is found once per key layout (and the names
+    shared), then the values are read with one C-level getter."""
+    layout = tuple(environ)
+    found = _LAYOUTS.get(layout)
+    if found is None:
+        if len(_LAYOUTS) > 256:
+            _LAYOUTS.clear()
+        names = tuple(k for k in layout if k[:5] == "HTTP_" or k == "CONTENT_TYPE")
+        found = _LAYOUTS[layout] = (names, operator.itemgetter(*names) if names else None)
+    names, get = found
+    if get is None:
+        return (), ()
+    values = get(environ)
+    return names, values if len(names) > 1 else (values,)
+
+
+_LAYOUTS: dict[tuple[str, ...], tuple[tuple[str, ...], Callable[..., Any] | None]] = {}
+
+
+def _seen(environ: Environ, path: str, body: bytes) -> Seen:
+    headers = {
+        key[5:].replace("_", "-").lower(): value
+        for key, value in environ.items()
+        if key.startswith("HTTP_")
+    }
+    if environ.get("CONTENT_TYPE"):
+        headers["content-type"] = environ["CONTENT_TYPE"]
+    parsed: Any = MISSING
+    if body:
+        try:
+            parsed = codec.loads(body)
+        except (ValueError, RecursionError):
+            parsed = MISSING
+    query = decode(environ.get("QUERY_STRING", "")).params
+    return Seen(environ["REQUEST_METHOD"], path, query, headers, parsed)

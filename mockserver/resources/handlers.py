@@ -1,0 +1,282 @@
+"""Stateful collections: list, get, create, update and delete on a session's storage.
+
+Which operation does what comes from the spec's shape (see `contract.router.Operation.kind`);
+how a collection sets its server-owned fields comes from its `Behaviour` (records, event types,
+or the generic one for any other collection of a spec loaded with `--spec`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import quote
+
+from openapi_core.validation.schemas import oas30_read_schema_validators_factory
+from openapi_core.validation.schemas.exceptions import InvalidSchemaValue
+
+from mockserver import codec
+from mockserver.auth.identity import Identity
+from mockserver.codec import MISSING
+from mockserver.contract.router import Match, Operation
+from mockserver.contract.schemas import Resolve, fields, item_schema
+from mockserver.contract.spec import Spec
+from mockserver.contract.violations import Errors, violations
+from mockserver.faults.kinds import StreamParts
+from mockserver.problems import Problem
+from mockserver.query.expression import FieldCheck, expression
+from mockserver.query.params import Query, filtering, ordering, page, stream_limit
+from mockserver.query.rql import Call, Value
+from mockserver.resources import streaming
+from mockserver.resources.behaviour import Behaviour
+from mockserver.resources.ids import from_schema, guess
+from mockserver.settings import Settings
+from mockserver.storage.backend import Backend, Collection, Search, Shape
+from mockserver.storage.encoding import decode, layout_of
+
+
+@dataclass
+class Reply:
+    status: int
+    body: Any = None
+    headers: dict[str, str] = field(default_factory=dict)
+    record_id: str | None = None
+
+
+def _unchanged(parts: StreamParts) -> None:
+    pass
+
+
+@dataclass
+class Exchange:
+    """What a handler needs to know of one request."""
+
+    match: Match
+    query: Query
+    body: Any
+    identity: Identity
+    base_url: str
+    warnings: list[str]
+    storage: Backend
+    streaming: bool = False
+    accept: str | None = None  # what a streamed read may be answered in
+    stream_changes: Callable[[StreamParts], None] = _unchanged  # a rule's stream faults
+    max_export: int = 100_000  # items a streamed read may hold
+
+
+class Resources:
+    """Answers the spec's collection operations from a session's storage."""
+
+    def __init__(
+        self,
+        operations: list[Operation],
+        spec: Spec,
+        storage: Backend,
+        behaviours: dict[str, type[Behaviour]],
+    ) -> None:
+        resolve: Resolve = spec.schema
+        self.spec = spec
+        self._fields: dict[str, FieldCheck] = {}
+        self._behaviours: dict[str, Behaviour] = {}
+        self._gets: dict[str, Operation] = {}
+        by_collection: dict[str, list[Operation]] = {}
+        for op in operations:
+            by_collection.setdefault(op.collection, []).append(op)
+            if op.kind == "get":
+                self._gets[op.collection] = op
+        for collection, ops in by_collection.items():
+            schema = item_schema(ops, resolve)
+            self._fields[collection] = fields(schema, resolve)
+            id_schema = resolve_property(schema, "id", resolve)
+            kind = behaviours.get(collection, Behaviour)
+            behaviour = kind(from_schema(id_schema) or kind.default_ids or guess(ops[0].resource))
+            self._behaviours[collection] = behaviour
+            storage.describe(collection, Shape(layout_of(schema, resolve), behaviour.indexed))
+
+    def behaviour(self, collection: str) -> Behaviour:
+        return self._behaviours[collection]
+
+    def seed(self, storage: Backend, settings: Settings) -> None:
+        """Give each collection what its behaviour holds at start-up."""
+        for collection, behaviour in self._behaviours.items():
+            behaviour.seed(storage.open(collection), settings)
+
+    def handle(self, call: Exchange) -> Reply:
+        op = call.match.operation
+        handler = getattr(self, f"_{op.kind}")
+        collection = call.storage.open(op.collection_path(call.match.params), op.collection)
+        reply: Reply = handler(call, op, collection)
+        return reply
+
+    def _list(self, call: Exchange, op: Operation, collection: Collection) -> Reply:
+        if call.streaming:
+            return self._stream(call, op, collection)
+        paging = page(call.query.params)
+        found = collection.search(self._search(call, op, paging.offset, paging.limit))
+        meta: dict[str, Any] = {
+            "pagination": {"offset": paging.offset, "limit": paging.limit, "total": found.total}
+        }
+        if call.query.selection.omitted:
+            meta["omitted"] = call.query.selection.omitted
+        shown = self._shown(call, op, found.items)
+        data = b"[" + b",".join(shown) + b"]"
+        return Reply(200, b'{"$meta":' + codec.dumps(meta) + b',"data":' + data + b"}")
+
+    def _stream(self, call: Exchange, op: Operation, collection: Collection) -> Reply:
+        """`MPT-Streaming: true`: every match (at most `limit`), streamed."""
+        streaming.refuse_offset(call.query.params)
+        media = streaming.media_type(call.accept)
+        limit = stream_limit(call.query.params)
+        found = collection.stream(self._search(call, op, 0, limit))
+        count = min(found.total, limit)
+        streaming.check_cap(count, call.max_export)
+        meta: dict[str, Any] = {"pagination": {"offset": 0, "limit": count, "total": count}}
+        if call.query.selection.omitted:
+            meta["omitted"] = call.query.selection.omitted
+        parts = streaming.parts(media, self._shown(call, op, found.items), meta, count)
+        call.stream_changes(parts)
+        return Reply(200, parts.body(), parts.headers)
+
+    def _search(self, call: Exchange, op: Operation, offset: int, limit: int) -> Search:
+        known = self._fields[op.collection]
+        where = filtering(call.query, known)
+        order = ordering(call.query.params.get("order"), known)
+        return Search(where, tuple(order), offset, limit)
+
+    def _shown(self, call: Exchange, op: Operation, items: Iterable[bytes]) -> Iterable[bytes]:
+        """The stored bytes as the query asks to see them: `select` and `render()` applied
+        (made one by one as they are read: a stream never holds them all)."""
+        selection, render = call.query.selection, call.query.render
+        if not selection.exclude and not render:
+            return items
+        behaviour = self._behaviours[op.collection]
+
+        def shown(raw: bytes) -> bytes:
+            item = decode(raw)
+            if render:
+                item = behaviour.render(item)
+            return codec.dumps(selection.apply(item))
+
+        return map(shown, items)
+
+    def _get(self, call: Exchange, op: Operation, collection: Collection) -> Reply:
+        raw = self._existing(call, op, collection)
+        [shown] = self._shown(call, op, [raw])
+        return Reply(200, shown)
+
+    def _create(self, call: Exchange, op: Operation, collection: Collection) -> Reply:
+        behaviour = self._behaviours[op.collection]
+        body = self._owned_removed(call, behaviour)
+        _check_unique(behaviour, collection, body, None)
+        item_id = behaviour.ids.make()
+        while collection.get(item_id) is not None:
+            item_id = behaviour.ids.make()
+        raw = collection.insert(behaviour.created(body, item_id, call.identity))
+        where = f"{op.collection_path(call.match.params)}/{quote(item_id, safe='')}"
+        return Reply(201, raw, {"Location": call.base_url + where}, record_id=item_id)
+
+    def _update(self, call: Exchange, op: Operation, collection: Collection) -> Reply:
+        behaviour = self._behaviours[op.collection]
+        current = decode(self._existing(call, op, collection))
+        changes = self._owned_removed(call, behaviour)
+        _check_unique(behaviour, collection, changes, current["id"])
+        raw = collection.replace({**current, **changes})
+        return Reply(200, raw, record_id=current["id"])
+
+    def _delete(self, call: Exchange, op: Operation, collection: Collection) -> Reply:
+        item_id = decode(self._existing(call, op, collection))["id"]
+        collection.remove(item_id)
+        return Reply(204, record_id=item_id)
+
+    def _action(self, call: Exchange, op: Operation, collection: Collection) -> Reply:
+        raise Problem(501, f"The mock does not simulate {op.method} {op.template}.")
+
+    def _existing(self, call: Exchange, op: Operation, collection: Collection) -> bytes:
+        item_id = list(call.match.params.values())[-1]
+        raw = collection.get(item_id)
+        if raw is None:
+            noun = self._behaviours[op.collection].noun
+            raise Problem(404, f"{noun} {item_id} not found.")
+        return raw
+
+    @staticmethod
+    def _owned_removed(call: Exchange, behaviour: Behaviour) -> dict[str, Any]:
+        """The body without server-owned members, which the server sets itself."""
+        body = dict(call.body) if isinstance(call.body, dict) else {}
+        for name in behaviour.server_fields:
+            if name in body:
+                del body[name]
+                call.warnings.append(f"read-only member '{name}' ignored")
+        return body
+
+    def item_errors(self, collection: str, items: list[Any]) -> Errors:
+        """What is wrong with items put into a collection verbatim (the control API), checked
+        against the schema of the collection's get-by-id answer; keyed `[index].path`."""
+        op = self._gets.get(collection)
+        content = self.spec.openapi.spec / "paths"
+        if op is not None:
+            content = content / op.template / "get" / "responses" / "200" / "content"
+        media = content / "application/json"
+        if op is None or "application/json" not in content or "schema" not in media:
+            return {}
+        validator = oas30_read_schema_validators_factory.create(
+            self.spec.openapi.spec, media / "schema"
+        )
+        found: Errors = {}
+        for index, item in enumerate(items):
+            try:
+                validator.validate(item)
+            except InvalidSchemaValue as exc:
+                for error in exc.schema_errors:
+                    for key, message in violations(error):
+                        where = f"[{index}]" + (f".{key}" if key != "$" else "")
+                        found.setdefault(where, []).append(message)
+        return found
+
+
+def _check_unique(
+    behaviour: Behaviour, collection: Collection, body: dict[str, Any], own_id: str | None
+) -> None:
+    """409 when another item holds the value of a member that must stay unique."""
+    for name in behaviour.unique:
+        if name not in body:
+            continue
+        wanted = body[name]
+        for other in _holding(collection, name, wanted):
+            if other != own_id:
+                raise Problem(
+                    409,
+                    f"Another {behaviour.noun.lower()} ({other}) "
+                    f"already has the {name} '{wanted}'.",
+                )
+
+
+def _holding(collection: Collection, name: str, wanted: Any) -> Iterable[str]:
+    """The ids of items whose top-level `name` is `wanted` (an index answers a string)."""
+    candidates: Iterable[bytes] = collection
+    if isinstance(wanted, str):
+        equal = expression([Call("eq", (Value(name), Value(wanted, quoted=True)))], _any)
+        candidates = collection.search(Search(equal, limit=len(collection))).items
+    for raw in candidates:
+        item = decode(raw)
+        if item.get(name, MISSING) == wanted:
+            yield item["id"]
+
+
+def _any(path: str) -> bool:
+    return True
+
+
+def resolve_property(schema: Any, name: str, resolve: Resolve) -> Any:
+    """The schema of one property of an object schema (following `$ref` and `allOf`)."""
+    while isinstance(schema, dict) and "$ref" in schema:
+        schema = resolve(schema["$ref"])
+    if not isinstance(schema, dict):
+        return None
+    if name in schema.get("properties", {}):
+        return schema["properties"][name]
+    for part in schema.get("allOf", []):
+        found = resolve_property(part, name, resolve)
+        if found is not None:
+            return found
+    return None

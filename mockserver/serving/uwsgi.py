@@ -1,0 +1,114 @@
+"""Running the app on a production WSGI server: uWSGI (pyuwsgi), one process, many threads.
+
+One worker process keeps the in-memory store shared by every request; its threads serve
+requests concurrently (delays and slow clients do not block others). uWSGI parses HTTP in C,
+which makes it several times faster than the pure-Python servers, and hands the app the raw
+connection (`uwsgi.connection_fd()`) that connection faults need.
+
+The app is built before uWSGI starts, so a bad spec or tokens file stops the command with a
+clear message; uWSGI then serves that very app object (`mockserver.wsgi:application`).
+"""
+
+from __future__ import annotations
+
+import errno
+import gc
+import shlex
+import socket
+
+from flask import Flask
+
+from mockserver import log, wsgi
+from mockserver.sessions.tally import exit_command
+from mockserver.settings import Settings
+
+SHUTDOWN_GRACE = 5  # seconds in-flight requests get to finish after SIGTERM
+
+
+class StartupError(Exception):
+    """The server cannot start; the message says why."""
+
+
+def bind_address(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def check_port(host: str, port: int) -> None:
+    """Fail fast, with a clear message, when the address is taken or cannot be bound."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise StartupError(f"port {port} on {host} is already in use") from exc
+            raise StartupError(f"cannot listen on {host}:{port}: {exc.strerror}") from exc
+
+
+LOOPBACK = ("127.", "::1", "localhost")
+
+
+def exposure_warning(settings: Settings) -> list[str]:
+    """Lines to log when the control API is open to the network: a non-loopback address
+    and no admin token."""
+    if settings.admin_token or settings.host.startswith(LOOPBACK):
+        return []
+    return [
+        "!" * 78,
+        f"! the control API (/_mock) is open to anyone who can reach {settings.host}:"
+        f"{settings.port}:",
+        "! they can reset it, read its journal and script its faults.",
+        "! Set MOCKSERVER_ADMIN_TOKEN (or --admin-token) to protect it.",
+        "!" * 78,
+    ]
+
+
+def uwsgi_options(settings: Settings) -> list[str]:
+    """uWSGI's command line for these settings."""
+    options = [
+        "--http11-socket",  # HTTP/1.1 with keep-alive (--http-socket closes every connection)
+        bind_address(settings.host, settings.port),
+        "--module",
+        "mockserver.wsgi:application",
+        "--master",
+        "--processes",
+        "1",
+        "--threads",
+        str(settings.threads),
+        "--enable-threads",
+        "--need-app",
+        "--hook-master-start",
+        "unix_signal:15 gracefully_kill_them_all",  # SIGTERM: in-flight requests finish first
+        "--disable-logging",  # the app logs one line per request itself
+        "--buffer-size",
+        "65535",  # request line and headers up to 64 KiB
+        "--reload-mercy",
+        "10",
+        "--worker-reload-mercy",
+        str(SHUTDOWN_GRACE),
+    ]
+    if settings.log_level != "debug":
+        options += ["--logto", "/dev/null"]  # uWSGI's banner; the app keeps its own stderr
+    return options
+
+
+def serve(app: Flask, settings: Settings) -> None:
+    """Serve until SIGINT or SIGTERM."""
+    import pyuwsgi
+
+    wsgi.application = app
+    gc.freeze()  # what start-up built (spec, validators, seeded stores) is never scanned again
+    log_fd = log.keep_stderr()
+    url = f"http://{bind_address(settings.host, settings.port)}"
+    log.logger.info("serving on %s (health: %s/_mock/health)", url, url)
+    for line in exposure_warning(settings):
+        log.logger.warning(line)
+    log.before_fork()  # no pending lines for the worker to write again, no thread in the way
+    options = uwsgi_options(settings)
+    holder = app.extensions["mockserver"]
+    holder.forked = True
+    if holder.tally is not None:  # the master writes the coverage report once its worker is gone
+        command = exit_command(holder.spec.path, holder.tally.report, settings.log_format, log_fd)
+        options += ["--exec-as-user-atexit", shlex.join(command)]
+    pyuwsgi.run(options)

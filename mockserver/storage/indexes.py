@@ -1,0 +1,76 @@
+"""Equality indexes: for one field path, the ids of the items holding each string value.
+
+Only string values are looked up exactly; items whose value at the path is not a string (a
+number, a list reached through an array) are kept apart in `others` and always stay
+candidates, since RQL compares them by type. A value held by one item costs one dict slot.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from mockserver.codec import MISSING
+from mockserver.query.predicates import getter
+
+Ids = dict[str, None]  # insertion-ordered set of ids
+
+
+class Index:
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._get: Callable[[Any], Any] = getter(path)
+        self._ids: dict[str, str | Ids] = {}
+        self.others: Ids = {}
+
+    def add(self, item: dict[str, Any]) -> None:
+        value, item_id = self._get(item), item["id"]
+        if value is MISSING or value is None:
+            return
+        if not isinstance(value, str):
+            self.others[item_id] = None
+            return
+        held = self._ids.get(value)
+        if held is None:
+            self._ids[value] = item_id
+        elif isinstance(held, str):
+            self._ids[value] = {held: None, item_id: None}
+        else:
+            held[item_id] = None
+
+    def discard(self, item: dict[str, Any]) -> None:
+        value, item_id = self._get(item), item["id"]
+        self.others.pop(item_id, None)
+        if not isinstance(value, str):
+            return
+        held = self._ids.get(value)
+        if held == item_id:
+            del self._ids[value]
+        elif isinstance(held, dict):
+            held.pop(item_id, None)
+            if not held:
+                del self._ids[value]
+
+    def lookup(self, values: Iterable[str]) -> list[str]:
+        """Ids holding any of the values (and the `others`), each value's ids in insertion order."""
+        found: list[str] = []
+        for value in values:
+            held = self._ids.get(value)
+            if isinstance(held, str):
+                found.append(held)
+            elif held:
+                found.extend(held)
+        found.extend(self.others)
+        return found
+
+    def copy(self) -> Index:
+        twin = Index(self.path)
+        twin._ids = {
+            value: ids if isinstance(ids, str) else dict(ids) for value, ids in self._ids.items()
+        }
+        twin.others = dict(self.others)
+        return twin
+
+    def clear(self) -> None:
+        self._ids.clear()
+        self.others.clear()
