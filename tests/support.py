@@ -29,8 +29,8 @@ MOCKSERVER = Path(sys.executable).with_name("mockserver")
 
 def reference(path: Path) -> Path:
     """A file of ../shared/reference (the platform's own documents), when this checkout has it."""
-    if not path.exists():
-        pytest.skip(f"{path} is not present next to this checkout")
+    if not path.exists():  # one reason for all, so pytest -ra shows one line
+        pytest.skip(f"the platform's reference documents are not in {REFERENCE} (see README)")
     return path
 
 

@@ -1,4 +1,5 @@
-"""The code stays clean: ruff (lint and format) and mypy in strict mode."""
+"""The code stays clean: ruff (lint and format), mypy in strict mode, and no function of
+radon's grade D or worse (cyclomatic complexity over 20)."""
 
 from __future__ import annotations
 
@@ -26,3 +27,15 @@ def test_ruff_format():
 
 def test_mypy_strict():
     check(str(BIN / "mypy"))
+
+
+def test_no_function_is_graded_d_or_worse():
+    done = subprocess.run(
+        [str(BIN / "radon"), "cc", "--min", "D", "--show-complexity", "mockserver"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    assert done.stdout.strip() == ""

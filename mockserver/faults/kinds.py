@@ -99,16 +99,16 @@ STREAM_FAULTS: Mapping[str, StreamFaultKind] = {
     kind.name: kind
     for kind in (
         StreamFaultKind(
-            "keepalive_ms",
-            "whitespace lines for this long before the first item, as the platform sends "
-            "while it builds a large result",
-            _keepalive,
-        ),
-        StreamFaultKind(
             "cut_after", "the connection closes after this many items, mid-body", _cut_after
         ),
         StreamFaultKind(
             "item_count", "the MPT-Item-Count to declare, whatever is sent", _item_count
+        ),
+        StreamFaultKind(
+            "keepalive_ms",
+            "whitespace lines for this long before the first item, as the platform sends "
+            "while it builds a large result",
+            _keepalive,
         ),
     )
 }
