@@ -632,6 +632,23 @@ def test_prefer_applies_when_no_rule_matches(api):
     assert counters(rules(api)[0]) == (0, 0, True)
 
 
+def test_a_requests_own_prefer_wins_over_the_sessions_rules(api):
+    """A catch-all rule (here a long delay) does not silently override what one request asks
+    for: no rule is consulted for it, and no rule's counters move."""
+    add(api, [{"delay_ms": 60_000}, {"status": 500}])
+    answer, took = timed(lambda: get(api, Prefer="code=403"))
+    spec_problem(answer, 403)
+    assert took < 10
+    assert [counters(rule) for rule in rules(api)] == [(0, 0, True), (0, 0, True)]
+    assert count(api, fault="prefer", status=403) == 1
+
+
+def test_a_prefer_header_without_code_or_delay_leaves_the_request_to_the_rules(api):
+    add(api, {"method": "GET", "path": RECORDS, "status": 503})
+    assert get(api, Prefer="return=minimal").status_code == 503
+    assert counters(rules(api)[0]) == (1, 1, True)
+
+
 # ---------------------------------------------------------------- --strict
 
 
