@@ -128,7 +128,7 @@ class Resources:
         media = streaming.media_type(call.accept)
         limit = stream_limit(call.query.params)
         found = collection.stream(self._search(call, op, 0, limit))
-        count = min(found.total, limit)
+        count = found.total
         streaming.check_cap(count, call.max_export)
         meta: dict[str, Any] = {"pagination": {"offset": 0, "limit": count, "total": count}}
         if call.query.selection.omitted:

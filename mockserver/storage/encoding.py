@@ -104,9 +104,11 @@ class Reader:
 def scalar(needle: bytes, raw: bytes) -> Any:
     """The value of a top-level scalar member, read from the bytes (MISSING when absent)."""
     start = raw.find(needle, 1)
-    if start < 0 or _container_before(raw, start):
-        return MISSING  # absent, or only inside an object or array
+    if start < 0:
+        return MISSING
     at = start + len(needle)
+    if raw[at] in _OPENERS or _container_before(raw, start):
+        return _decoded(needle, raw)  # a container where the schema says scalar, or nested
     if raw[at] == 0x22:  # a string: up to the first quote that is not escaped
         end = raw.find(b'"', at + 1)
         while raw[end - 1] == _BACKSLASH and _escaped(raw, end):
@@ -117,6 +119,15 @@ def scalar(needle: bytes, raw: bytes) -> Any:
     while raw[end] not in b",}":
         end += 1
     return codec.loads(raw[at:end])
+
+
+_OPENERS = b"[{"
+
+
+def _decoded(needle: bytes, raw: bytes) -> Any:
+    """The top-level member `needle` names, read from the decoded item (the rare case the
+    bytes do not tell: an item that does not hold what its schema declares)."""
+    return decode(raw).get(orjson.loads(needle[:-1]), MISSING)
 
 
 class Scalar(partial[Any]):
@@ -134,23 +145,32 @@ def _like(key: bytes, pattern: str, fold: bool) -> Predicate:
 
     def test(raw: bytes) -> bool:
         start = raw.find(key, 1)
-        if start < 0 or raw[start + size] != 0x22:
-            return False  # absent, or not a string
+        if start < 0:
+            return False
+        if raw[start + size] != 0x22:  # not a string: a number, or what the schema does not say
+            return _exact(exact, scalar(key, raw))
         at = start + size + 1
         text = raw[at : raw.find(b'"', at)]
         if _BACKSLASH in text:  # escapes: read the value exactly
-            value = scalar(key, raw)
-            return isinstance(value, str) and exact(value)
+            return _exact(exact, scalar(key, raw))
         if not fold:
             hit = raw_match(text)  # UTF-8 bytes match where the text does
         elif text.isascii():
             hit = raw_match(text.lower())  # lower() is casefold() for ASCII
         else:
             hit = exact(text.decode())
-        # a hit can be a nested member of that name when the top level has none
-        return hit and not _container_before(raw, start)
+        if hit and _container_before(raw, start):  # a nested member of that name: read exactly
+            return _exact(exact, scalar(key, raw))
+        return hit
 
     return test
+
+
+def _exact(match: Callable[[str], bool], value: Any) -> bool:
+    """`like` of a value read exactly: a string, or any string of an array."""
+    if isinstance(value, list):
+        return any(isinstance(v, str) and match(v) for v in value)
+    return isinstance(value, str) and match(value)
 
 
 def _container_before(raw: bytes, end: int) -> bool:

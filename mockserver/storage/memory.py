@@ -100,7 +100,8 @@ class MemoryCollection:
         return evaluate(candidates, search, self.reader().access)
 
     def stream(self, search: Search) -> Found:
-        return self.search(search)  # the matches are references to the stored bytes
+        found = self.search(search)  # the matches are references to the stored bytes
+        return Found(len(found.items), found.items)
 
     def _candidates(self, equal: list[tuple[str, list[str]]]) -> list[bytes]:
         """Every item, or the ones the indexes allow, in insertion order."""
