@@ -207,6 +207,7 @@ class _Converter:
         self.formats: set[str] = set()
 
     def convert(self, schema: Any) -> Any:
+        """One schema (and the components it refers to) in JSON Schema; Unsupported otherwise."""
         if isinstance(schema, bool):
             return schema
         if not isinstance(schema, dict):
@@ -217,13 +218,15 @@ class _Converter:
             # openapi-core refuses to write a read-only value, and still checks what is inside
             inner = {k: v for k, v in schema.items() if k != "readOnly"}
             return {"allOf": [self.convert(inner), False]}
+        return self._keywords(schema)
+
+    def _keywords(self, schema: dict[str, Any]) -> dict[str, Any]:
+        """A schema's keywords converted (annotations left out), `nullable` folded into its
+        `type`; Unsupported for a keyword not known to convert exactly."""
         unknown = set(schema) - _COPIED - _ANNOTATIONS - {"nullable", "readOnly"}
         if unknown:
             raise Unsupported(", ".join(sorted(unknown)))
-        out: dict[str, Any] = {}
-        for key, value in schema.items():
-            if key in _COPIED:
-                out[key] = self._keyword(key, value, schema)
+        out = {k: self._keyword(k, v, schema) for k, v in schema.items() if k in _COPIED}
         if schema.get("nullable") is True:
             if "enum" in schema:
                 raise Unsupported("nullable enum")
@@ -232,16 +235,20 @@ class _Converter:
         return out
 
     def _keyword(self, key: str, value: Any, schema: dict[str, Any]) -> Any:
-        if key == "type":
-            if value not in ("string", "object", "array", "boolean"):
-                raise Unsupported(f"type {value}")
-            return value
+        """One keyword: the subschemas it holds converted, or its value checked."""
         if key == "properties":
             return {name: self.convert(sub) for name, sub in value.items()}
         if key in ("additionalProperties", "items"):
             return value if isinstance(value, bool) else self.convert(value)
         if key in ("allOf", "anyOf", "oneOf"):
             return [self.convert(sub) for sub in value]
+        return self._value(key, value, schema)
+
+    def _value(self, key: str, value: Any, schema: dict[str, Any]) -> Any:
+        """A keyword that holds no subschema, as it is, where jsonschema-rs judges it as
+        openapi-core does (Unsupported otherwise); the formats used are noted."""
+        if key == "type" and value not in ("string", "object", "array", "boolean"):
+            raise Unsupported(f"type {value}")
         if key == "required":
             properties = schema.get("properties", {})
             if any(_read_only(self.spec, properties.get(name)) for name in value):

@@ -32,6 +32,7 @@ class Members:
         return removed
 
     def _strip(self, value: Any, path: tuple[str | int, ...], removed: list[str]) -> None:
+        """Strip `value` (found at `path`) and what it holds; note each removal in `removed`."""
         if isinstance(value, list):
             if self.items is not None:
                 for index, item in enumerate(value):
@@ -40,8 +41,24 @@ class Members:
         if not isinstance(value, dict):
             return
         declared, read_only = self.declared, self.read_only
-        for key in [k for k in value if k in read_only or k not in declared]:
-            if key in read_only:
+        undeclared = [k for k in value if k in read_only or k not in declared]
+        if undeclared:  # most bodies have none: no call for them
+            self._strip_undeclared(value, undeclared, path, removed)
+        for key, nested in declared.items():
+            if nested is not None and key in value:
+                nested._strip(value[key], (*path, key), removed)
+
+    def _strip_undeclared(
+        self,
+        value: dict[str, Any],
+        keys: list[str],
+        path: tuple[str | int, ...],
+        removed: list[str],
+    ) -> None:
+        """The read-only members and, where the schema is closed, the unknown ones go; unknown
+        members of an open schema are walked with its `additionalProperties` schema."""
+        for key in keys:
+            if key in self.read_only:
                 del value[key]
                 removed.append(f"read-only member '{_dotted(path, key)}' ignored")
             elif self.closed:
@@ -49,9 +66,6 @@ class Members:
                 removed.append(f"unknown member '{_dotted(path, key)}' ignored")
             elif self.extra is not None:
                 self.extra._strip(value[key], (*path, key), removed)
-        for key, nested in declared.items():
-            if nested is not None and key in value:
-                nested._strip(value[key], (*path, key), removed)
 
 
 def _dotted(path: tuple[str | int, ...], key: str) -> str:
@@ -81,15 +95,22 @@ class _Builder:
         self.done: dict[str, Members | None] = {}
 
     def build(self, schema: Any) -> Members | None:
+        """The walker for a schema (each `$ref` built once); None when it strips nothing."""
         if not isinstance(schema, dict):
             return None
         ref = schema.get("$ref")
         if isinstance(ref, str):
-            if ref not in self.done:
-                self.done[ref] = Members()  # placeholder: recursive schemas end here
-                self.done[ref] = self.build(self.resolve(ref))
-            return self.done[ref]
-        merged = self._merge(schema)
+            return self._ref(ref)
+        return self._node(self._merge(schema))
+
+    def _ref(self, ref: str) -> Members | None:
+        if ref not in self.done:
+            self.done[ref] = Members()  # placeholder: recursive schemas end here
+            self.done[ref] = self.build(self.resolve(ref))
+        return self.done[ref]
+
+    def _node(self, merged: dict[str, Any]) -> Members | None:
+        """The walker for a schema with its `allOf` parts folded in."""
         node = Members(
             closed=merged.get("additionalProperties") is False,
             extra=self.build(merged.get("additionalProperties")),

@@ -19,7 +19,7 @@ from mockserver.contract.router import Operation, Router
 from mockserver.contract.spec import Spec
 from mockserver.contract.violations import Errors, violations
 from mockserver.faults.matching import path_pattern
-from mockserver.problems import invalid
+from mockserver.problems import Problem, invalid
 
 _TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # a header name (RFC 9110)
 _FRAMING = frozenset({"content-length", "transfer-encoding"})  # the server frames the body
@@ -63,30 +63,16 @@ class RuleBook:
 
     def check(self, given: dict[str, Any]) -> bool:
         """Whether the rule's status is documented; a Problem (400) for a rule that cannot be."""
-        header_errors = _header_errors(given.get("headers") or {})
-        if header_errors:
-            raise invalid(header_errors)
-        for name in ("delay_ms", "probability"):  # NaN passes every minimum and maximum
-            problem = json_fault(given.get(name), name)
-            if problem:
-                raise invalid({name: [problem]})
+        errors = _own_errors(given)
+        if errors:
+            raise invalid(errors)
         status = given.get("status")
         if status is None:
             return True
-        if "body" in given and status in _NO_CONTENT:
-            raise invalid({"body": [f"A {status} answer has no body."]})
         candidates = self.operations(given)
         documented = bool(candidates) and all(_declares(op, status) for op in candidates)
         if not documented and self.strict:
-            where = ", ".join(f"{op.method} {op.template}" for op in candidates) or "any operation"
-            raise invalid(
-                {
-                    "status": [
-                        f"The spec declares no {status} answer for {where}; "
-                        "--strict refuses undocumented statuses."
-                    ]
-                }
-            )
+            raise _undocumented(status, candidates)
         if "body" in given:  # checked for each operation that declares the status
             errors = self._body_errors(candidates, status, given["body"])
             if errors:
@@ -120,6 +106,36 @@ class RuleBook:
                         if message not in found:  # operations sharing a schema say it once
                             found.append(message)
         return errors
+
+
+def _own_errors(given: dict[str, Any]) -> Errors:
+    """What is wrong with the rule on its own, before the spec is asked: every header name its
+    answer could not send as it is written; else `delay_ms` or `probability` if it is not JSON
+    (a NaN passes every minimum and maximum); else a body for a status that has none."""
+    errors = _header_errors(given.get("headers") or {})
+    if errors:
+        return errors
+    for name in ("delay_ms", "probability"):
+        problem = json_fault(given.get(name), name)
+        if problem:
+            return {name: [problem]}
+    status = given.get("status")
+    if "body" in given and status in _NO_CONTENT:
+        return {"body": [f"A {status} answer has no body."]}
+    return {}
+
+
+def _undocumented(status: int, candidates: list[Operation]) -> Problem:
+    """The 400 of `--strict` for a status the spec does not declare for the rule's operations."""
+    where = ", ".join(f"{op.method} {op.template}" for op in candidates) or "any operation"
+    return invalid(
+        {
+            "status": [
+                f"The spec declares no {status} answer for {where}; "
+                "--strict refuses undocumented statuses."
+            ]
+        }
+    )
 
 
 def _header_errors(headers: dict[str, str]) -> Errors:

@@ -107,30 +107,12 @@ class _Checker:
         self.known = known
 
     def call(self, call: Call) -> Expression:
+        """The checked expression of one operator call (its name in any case)."""
         name = call.name.lower()
-        if name in ("and", "or"):
-            parts = tuple(self.call(_expect_call(a, call)) for a in call.args)
-            if not parts:
-                raise RQLError(f"'{name}' needs at least one expression.", show(call))
-            return AllOf(parts) if name == "and" else AnyOf(parts)
-        if name == "not":
-            return Not(self.call(_expect_call(_single(call), call)))
-        if name in COMPARISONS:
-            field, value = _pair(call)
-            found = operand(value, call)
-            if (found.null or found.empty) and name not in ("eq", "ne"):
-                raise RQLError(f"'{found.text}' can only be compared with eq or ne.", show(call))
-            return Compare(name, self.field(field, call), found)
-        if name in ("like", "ilike"):
-            field, pattern = _pair(call)
-            return Like(self.field(field, call), _literal(pattern, call), name == "ilike")
-        if name in ("in", "out"):
-            return self._membership(call, name == "out")
-        if name in ("any", "all"):
-            field, condition = _pair(call)
-            inner = _Checker(_anything).call(_expect_call(condition, call))
-            return Quantified(self.field(field, call), inner, name == "all")
-        raise RQLError(f"Unknown operator '{call.name}'.", show(call))
+        check = _OPERATORS.get(name)
+        if check is None:
+            raise RQLError(f"Unknown operator '{call.name}'.", show(call))
+        return check(self, call, name)
 
     def field(self, node: Node, call: Call) -> str:
         if not isinstance(node, Value) or node.quoted or not node.text:
@@ -139,12 +121,54 @@ class _Checker:
             raise RQLError("Unknown expression group.", node.text)
         return node.text
 
-    def _membership(self, call: Call, negate: bool) -> Member:
+    def _logical(self, call: Call, name: str) -> Expression:
+        """`and`, `or` of one expression or more."""
+        parts = tuple(self.call(_expect_call(a, call)) for a in call.args)
+        if not parts:
+            raise RQLError(f"'{name}' needs at least one expression.", show(call))
+        return AllOf(parts) if name == "and" else AnyOf(parts)
+
+    def _not(self, call: Call, name: str) -> Expression:
+        return Not(self.call(_expect_call(_single(call), call)))
+
+    def _compare(self, call: Call, name: str) -> Expression:
+        field, value = _pair(call)
+        found = operand(value, call)
+        if (found.null or found.empty) and name not in ("eq", "ne"):
+            raise RQLError(f"'{found.text}' can only be compared with eq or ne.", show(call))
+        return Compare(name, self.field(field, call), found)
+
+    def _like(self, call: Call, name: str) -> Expression:
+        field, pattern = _pair(call)
+        return Like(self.field(field, call), _literal(pattern, call), name == "ilike")
+
+    def _membership(self, call: Call, name: str) -> Expression:
         if len(call.args) < 2:
             raise RQLError(f"'{call.name}' needs a field and a list of values.", show(call))
         values = call.args[1].items if isinstance(call.args[1], Group) else call.args[1:]
         operands = tuple(operand(v, call) for v in values)
-        return Member(self.field(call.args[0], call), operands, negate)
+        return Member(self.field(call.args[0], call), operands, name == "out")
+
+    def _quantified(self, call: Call, name: str) -> Expression:
+        """`any`, `all` elements of an array field: the condition is on their own fields."""
+        field, condition = _pair(call)
+        inner = _Checker(_anything).call(_expect_call(condition, call))
+        return Quantified(self.field(field, call), inner, name == "all")
+
+
+# The operators (lower case) and the checker of each: (checker, call, name) -> expression.
+_OPERATORS: dict[str, Callable[[_Checker, Call, str], Expression]] = {
+    "and": _Checker._logical,
+    "or": _Checker._logical,
+    "not": _Checker._not,
+    **dict.fromkeys(COMPARISONS, _Checker._compare),
+    "like": _Checker._like,
+    "ilike": _Checker._like,
+    "in": _Checker._membership,
+    "out": _Checker._membership,
+    "any": _Checker._quantified,
+    "all": _Checker._quantified,
+}
 
 
 def _pair(call: Call) -> tuple[Node, Node]:
@@ -240,12 +264,13 @@ def parse_when(text: str) -> datetime | None:
 def equalities(found: Expression | None) -> list[tuple[str, list[str]]]:
     """The `eq`/`in` conditions on plain strings that every match must meet (top-level
     conjuncts): what an index can answer. Dates are left out (they compare as dates)."""
-    if isinstance(found, AllOf):
-        return [pair for part in found.parts for pair in equalities(part)]
-    if isinstance(found, Compare) and found.operator == "eq" and _plain(found.operand):
-        return [(found.field, [found.operand.text])]
-    if isinstance(found, Member) and not found.negate and all(map(_plain, found.operands)):
-        return [(found.field, [o.text for o in found.operands])]
+    match found:
+        case AllOf(parts):
+            return [pair for part in parts for pair in equalities(part)]
+        case Compare(operator="eq", field=field, operand=literal) if _plain(literal):
+            return [(field, [literal.text])]
+        case Member(field=field, operands=literals, negate=False) if all(map(_plain, literals)):
+            return [(field, [o.text for o in literals])]
     return []
 
 

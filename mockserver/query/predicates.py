@@ -174,17 +174,33 @@ def _comparison(name: str, get: Read, operand: Operand) -> Predicate:
 
 
 def _member(get: Read, operands: tuple[Operand, ...]) -> Predicate:
-    """`in`: whether the value is `eq` to one of the operands. The literals are kept in sets by
-    the type they compare as, so a test takes the same time for 3 values or 100 000."""
+    """`in`: whether the value is `eq` to one of the operands (`null()` and `empty()` among
+    them)."""
     null = any(o.null for o in operands)
     empty = any(o.empty for o in operands)
-    plain = [o for o in operands if not (o.null or o.empty)]
-    texts = frozenset(o.text for o in plain)
-    numbers = frozenset(o.number for o in plain if o.number is not None)
-    flags = frozenset(o.boolean for o in plain if o.boolean is not None)
-    whens = frozenset(o.when for o in plain if o.when is not None)
+    equal = _equal_to_one([o for o in operands if not (o.null or o.empty)])
 
-    def equal(value: Any) -> bool:  # as _order() finds a value and a literal equal
+    def test(item: Any) -> bool:
+        value = get(item)
+        if value is None or value is MISSING:
+            return null or empty
+        if empty and value in ("", [], {}):
+            return True
+        return equal(value)
+
+    return test
+
+
+def _equal_to_one(literals: list[Operand]) -> Predicate:
+    """Whether a value is `eq` to one of the literals, as _order() finds a value and a literal
+    equal. The literals are kept in sets by the type they compare as, so a test takes the same
+    time for 3 values or 100 000."""
+    texts = frozenset(o.text for o in literals)
+    numbers = frozenset(o.number for o in literals if o.number is not None)
+    flags = frozenset(o.boolean for o in literals if o.boolean is not None)
+    whens = frozenset(o.when for o in literals if o.when is not None)
+
+    def equal(value: Any) -> bool:
         if isinstance(value, bool):
             return value in flags
         if isinstance(value, int | float):
@@ -198,15 +214,7 @@ def _member(get: Read, operands: tuple[Operand, ...]) -> Predicate:
             return any(equal(v) for v in value)
         return False
 
-    def test(item: Any) -> bool:
-        value = get(item)
-        if value is None or value is MISSING:
-            return null or empty
-        if empty and value in ("", [], {}):
-            return True
-        return equal(value)
-
-    return test
+    return equal
 
 
 @runtime_checkable

@@ -62,18 +62,22 @@ class _Parser:
         self.text = text
 
     def node(self, at: int, depth: int) -> tuple[Node, int]:
+        """The argument at `at` (a quoted string, a group, a call or a bare value) and the
+        position after it."""
         if depth > MAX_NESTING:
             raise RQLError(f"Expressions are nested deeper than {MAX_NESTING} levels.", self.text)
         text = self.text
         at = self._blank(at)
-        if at < len(text) and text[at] in "'\"":
-            close = text.find(text[at], at + 1)
-            if close < 0:
-                raise RQLError(f"Unterminated string starting at position {at + 1}.", self.text)
-            return Value(text[at + 1 : close], True), self._blank(close + 1)
-        if at < len(text) and text[at] == "(":
-            items, end = self.args(at + 1, depth + 1)
-            return Group(items), self._blank(end)
+        if at < len(text):
+            first = text[at]
+            if first in "'\"":
+                close = text.find(first, at + 1)
+                if close < 0:
+                    raise RQLError(f"Unterminated string starting at position {at + 1}.", text)
+                return Value(text[at + 1 : close], True), self._blank(close + 1)
+            if first == "(":
+                items, end = self.args(at + 1, depth + 1)
+                return Group(items), self._blank(end)
         end = at
         while end < len(text) and text[end] not in ",()":
             end += 1

@@ -107,18 +107,13 @@ class MemoryCollection:
         """Every item, or the ones the indexes allow, in insertion order."""
         usable = [(self._indexes[path], values) for path, values in equal if path in self._indexes]
         with self._lock:
-            if not usable:
-                return list(self._items.values())
-            chosen: list[str] | None = None
-            for index, values in usable:
-                ids = index.lookup(values)
-                if chosen is None or len(ids) < len(chosen):
-                    chosen = ids
-            assert chosen is not None
-            if len(chosen) > 1 and any(len(v) > 1 or i.others for i, v in usable):
-                wanted = set(chosen)  # several lists were joined: back to insertion order
-                chosen = [item_id for item_id in self._items if item_id in wanted]
             items = self._items
+            if not usable:
+                return list(items.values())
+            chosen = _shortest(usable)
+            if len(chosen) > 1 and _joined(usable):
+                wanted = set(chosen)  # several lists were joined: back to insertion order
+                chosen = [item_id for item_id in items if item_id in wanted]
             return [items[i] for i in dict.fromkeys(chosen) if i in items]
 
     def _index(self, item: Item) -> None:
@@ -151,6 +146,24 @@ class MemoryCollection:
     def __iter__(self) -> Iterator[bytes]:
         with self._lock:
             return iter(list(self._items.values()))
+
+
+def _shortest(usable: list[tuple[Index, list[str]]]) -> list[str]:
+    """The shortest of the lists of ids the indexes find for their values (the first of equally
+    short ones; a loop, since min() with a key is slower here)."""
+    chosen: list[str] | None = None
+    for index, values in usable:
+        ids = index.lookup(values)
+        if chosen is None or len(ids) < len(chosen):
+            chosen = ids
+    assert chosen is not None
+    return chosen
+
+
+def _joined(usable: list[tuple[Index, list[str]]]) -> bool:
+    """Whether a lookup may have joined several lists of ids (for several values, or a value
+    and the index's `others`): each list is in insertion order, not the whole."""
+    return any(len(values) > 1 or index.others for index, values in usable)
 
 
 class MemoryBackend:

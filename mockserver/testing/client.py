@@ -237,14 +237,7 @@ class Client:
             return found
         expected = "at least once" if times is None else f"{times} time(s)"
         lines = [f"expected {wanted} {expected}; it was called {len(found)} time(s)."]
-        near = [(entry, wanted.misses(entry)) for entry in entries]
-        near = [item for item in near if item[1]]
-        near.sort(key=lambda item: len(item[1]))
-        if near:
-            lines.append("near misses (closest first):")
-        for entry, missed in near[:10]:
-            lines.append(f"  #{entry['id']} {_describe(entry)}: {'; '.join(missed)}")
-        raise AssertionError("\n".join(lines))
+        raise AssertionError("\n".join(lines + _near_misses(wanted, entries)))
 
     # ------------------------------------------------------------------ transport
 
@@ -311,6 +304,17 @@ class _Wanted:
         if self.fault:
             parts.append(f"[fault {self.fault}]")
         return " ".join(parts)
+
+
+def _near_misses(wanted: _Wanted, entries: list[JournalEntry]) -> list[str]:
+    """The lines naming the ten entries that miss the fewest conditions, and what they miss."""
+    near = [(entry, wanted.misses(entry)) for entry in entries]
+    near = [item for item in near if item[1]]
+    near.sort(key=lambda item: len(item[1]))
+    lines = ["near misses (closest first):"] if near else []
+    for entry, missed in near[:10]:
+        lines.append(f"  #{entry['id']} {_describe(entry)}: {'; '.join(missed)}")
+    return lines
 
 
 def _describe(entry: JournalEntry) -> str:
