@@ -22,6 +22,7 @@ class Index:
         self._get: Callable[[Any], Any] = getter(path)
         self._ids: dict[str, str | Ids] = {}
         self.others: Ids = {}
+        self.shuffled = False  # an id was added back out of insertion order (a replace)
 
     def add(self, item: dict[str, Any]) -> None:
         value, item_id = self._get(item), item["id"]
@@ -37,6 +38,14 @@ class Index:
             self._ids[value] = {held: None, item_id: None}
         else:
             held[item_id] = None
+
+    def replaced(self, old: dict[str, Any], new: dict[str, Any]) -> None:
+        """An item replaced in place: indexed anew only when its value here changed (its id
+        then joins the new value's ids last, out of insertion order)."""
+        if self._get(old) != self._get(new):
+            self.discard(old)
+            self.add(new)
+            self.shuffled = True
 
     def discard(self, item: dict[str, Any]) -> None:
         value, item_id = self._get(item), item["id"]
@@ -69,8 +78,10 @@ class Index:
             value: ids if isinstance(ids, str) else dict(ids) for value, ids in self._ids.items()
         }
         twin.others = dict(self.others)
+        twin.shuffled = self.shuffled
         return twin
 
     def clear(self) -> None:
         self._ids.clear()
         self.others.clear()
+        self.shuffled = False

@@ -79,9 +79,10 @@ class MemoryCollection:
             old = self._items.get(item["id"])
             if old is None:
                 return None
-            self._unindex(decode(old))
+            former = decode(old)
             self._items[item["id"]] = raw
-            self._index(item)
+            for index in self._indexes.values():
+                index.replaced(former, item)
         return raw
 
     def remove(self, item_id: str) -> bool:
@@ -161,9 +162,10 @@ def _shortest(usable: list[tuple[Index, list[str]]]) -> list[str]:
 
 
 def _joined(usable: list[tuple[Index, list[str]]]) -> bool:
-    """Whether a lookup may have joined several lists of ids (for several values, or a value
-    and the index's `others`): each list is in insertion order, not the whole."""
-    return any(len(values) > 1 or index.others for index, values in usable)
+    """Whether the ids a lookup found may be out of insertion order: several lists joined (for
+    several values, or a value and the index's `others`; each list is in insertion order, not
+    the whole), or a list an item was replaced into."""
+    return any(len(values) > 1 or index.others or index.shuffled for index, values in usable)
 
 
 class MemoryBackend:
