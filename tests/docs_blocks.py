@@ -72,10 +72,6 @@ class Block:
         """A python block that is a pytest file: it defines test functions."""
         return re.search(r"^def test_", self.text, re.MULTILINE) is not None
 
-    def addressed(self, address: str) -> str:
-        """The block's text with the docs' server address replaced by a test's server."""
-        return self.text.replace(DOCS_ADDRESS, address)
-
 
 def blocks(page: Path) -> list[Block]:
     """Every fenced code block of a Markdown page, in order."""
