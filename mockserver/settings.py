@@ -124,7 +124,7 @@ OPTIONS: tuple[Option, ...] = (
         "OpenAPI 3.x file (YAML or JSON) to serve",
         Path,
         "PATH",
-        shown_default="the bundled audit.yaml",
+        shown_default="bundled audit.yaml",
     ),
     Option(
         "--strict",

@@ -11,7 +11,7 @@ import sys
 
 import pytest
 import requests
-from support import AUTH, MOCKSERVER, RECORDS, free_port, new_record
+from support import AUTH, MOCKSERVER, RECORDS, ROOT, free_port, new_record
 
 OPTIONS = [
     "--host",
@@ -166,3 +166,36 @@ def test_seeding_shows_progress(start_server):
     progress = [line for line in server.log if "seeding records:" in line]
     assert len(progress) == 10
     assert "seeding records: 10000/10000" in progress[-1]
+
+
+def _table_rows(markdown: str) -> list[tuple[str, str, str]]:
+    """(option, variable, default) of each row of the README's options table, as written
+    (backticks and escapes left out)."""
+    lines = markdown.split("| option | variable | default | meaning |\n", 1)[1].splitlines()
+    rows = []
+    for line in lines[1:]:
+        if not line.startswith("|"):
+            break
+        cells = [c.strip().replace("`", "") for c in line.replace("\\|", "/").split("|")[1:4]]
+        rows.append((cells[0], cells[1].removesuffix(" (comma-separated)"), cells[2]))
+    return rows
+
+
+def test_the_readme_options_table_is_the_settings_table():
+    """The README's options, variables and defaults are those of `settings.OPTIONS`, which
+    the command line and --help are made from, in the same order."""
+    from mockserver.settings import OPTIONS
+
+    expected = [("--version", "", "")]
+    for option in OPTIONS:
+        shown = " ".join(filter(None, [option.flag, option.metavar, "/".join(option.choices)]))
+        expected.append((shown, option.variable, option.default))
+    assert _table_rows((ROOT / "README.md").read_text()) == expected
+
+
+def test_help_shows_each_options_variable_and_default():
+    from mockserver.settings import OPTIONS
+
+    shown = " ".join(run("--help").stdout.split())
+    for option in OPTIONS:
+        assert f"[{option.variable}; default: {option.default}]" in shown

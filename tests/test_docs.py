@@ -7,7 +7,6 @@ How each block runs is decided by its info string: see tests/docs_blocks.py and 
 
 from __future__ import annotations
 
-import gc
 import os
 import re
 import shlex
@@ -62,11 +61,8 @@ def clean_environment() -> dict[str, str]:
 
 
 def started(args: list[str], env: dict[str, str] | None = None) -> Server:
-    """A running Server. The garbage collection closes the connection its readiness probe left
-    in a reference cycle: open, it would hold the server's shutdown for ~5 s."""
-    server = Server(args, env or {}).start()
-    gc.collect()
-    return server
+    """A running Server."""
+    return Server(args, env or {}).start()
 
 
 def tail(lines: list[str], count: int = 40) -> str:
