@@ -11,6 +11,7 @@ import logging
 import os
 import time
 from pathlib import Path
+from typing import Any
 
 from flask import Flask
 from werkzeug.exceptions import HTTPException
@@ -61,37 +62,40 @@ def create_app(
     and event types); `backend` is the start-up storage every session starts from (an
     empty memory backend by default)."""
     settings = settings or Settings()
-    spec = spec or load_spec(settings.spec)
+    chosen = BUILT_IN if behaviours is None else behaviours
+    state = _state(settings, spec or load_spec(settings.spec), chosen, backend)
+    state.sessions.get(DEFAULT)
+    if settings.state_file is not None:
+        _restore(state, settings.state_file)
+    if state.tally is not None:
+        atexit.register(_write_coverage, state.tally, state.router.operations)
+    return _flask(state)
+
+
+def _state(
+    settings: Settings,
+    spec: Spec,
+    behaviours: dict[str, type[Behaviour]],
+    backend: Backend | None,
+) -> State:
+    """What the server holds, its start-up storage filled (in the order a bad file is found:
+    the spec, the tokens, the scenario)."""
     tokens = load_tokens(settings.tokens) if settings.tokens else None
     control = load_spec(CONTROL_SPEC)
     router = Router(spec.document)
     rules = RuleBook(spec, control, router, settings.strict)
     scenario = load_scenario(settings.scenario, rules) if settings.scenario else []
-    behaviours = BUILT_IN if behaviours is None else behaviours
     initial = backend or make_backend("memory", settings.max_records, _evicted)
     resources = Resources(router.operations, spec, initial, behaviours)
     resources.seed(initial, settings)
-
-    def load_rules(session: Session) -> None:
-        for rule in scenario:
-            if rule.get("session", DEFAULT) == session.name:
-                session.faults.add(rule, rules.check(rule))
-
-    sessions = Sessions(
-        initial,
-        lambda: Coverage(router.operations),
-        settings.journal_size,
-        settings.fault_seed,
-        load_rules,
-    )
-    state = State(
+    return State(
         settings,
         spec,
         router,
         Validator(spec, settings.strict),
         resources,
         behaviours,
-        sessions,
+        _sessions(settings, initial, router, rules, scenario),
         Authenticator(settings.auth, tokens),
         control,
         rules,
@@ -101,12 +105,29 @@ def create_app(
         spec_json=as_json(spec),
         tally=Tally(settings.coverage_report) if settings.coverage_report is not None else None,
     )
-    sessions.get(DEFAULT)
-    if settings.state_file is not None:
-        _restore(state, settings.state_file)
-    if state.tally is not None:
-        atexit.register(_write_coverage, state.tally, router.operations)
-    return _flask(state)
+
+
+def _sessions(
+    settings: Settings,
+    initial: Backend,
+    router: Router,
+    rules: RuleBook,
+    scenario: list[dict[str, Any]],
+) -> Sessions:
+    """Sessions made from the start-up storage, each with the scenario's rules for it."""
+
+    def load_rules(session: Session) -> None:
+        for rule in scenario:
+            if rule.get("session", DEFAULT) == session.name:
+                session.faults.add(rule, rules.check(rule))
+
+    return Sessions(
+        initial,
+        lambda: Coverage(router.operations),
+        settings.journal_size,
+        settings.fault_seed,
+        load_rules,
+    )
 
 
 def _restore(state: State, path: Path) -> None:

@@ -289,18 +289,25 @@ def _flag_value(option: Option) -> Any:
     return value
 
 
-def whole_number_errors(args: argparse.Namespace) -> list[str]:
-    """The whole-number options given a negative value."""
-    return [
+def value_errors(args: argparse.Namespace) -> list[str]:
+    """What argparse leaves unchecked: a negative whole number, and a variable's value that is
+    not one of its option's choices (argparse checks a flag's, not a default's)."""
+    negative = [
         f"--{name.replace('_', '-')} must be a whole number >= 0"
         for name in WHOLE
         if getattr(args, name) < 0
     ]
+    return negative + [
+        f"{option.variable}: invalid choice: {getattr(args, option.dest)!r} "
+        f"(choose from {', '.join(option.choices)})"
+        for option in OPTIONS
+        if option.choices and getattr(args, option.dest) not in option.choices
+    ]
 
 
 def settings_from(args: argparse.Namespace) -> Settings:
-    """Settings from parsed options; SettingsError for a negative whole number."""
-    problems = whole_number_errors(args)
+    """Settings from parsed options; SettingsError for a value argparse leaves unchecked."""
+    problems = value_errors(args)
     if problems:
         raise SettingsError(problems[0])
     given = vars(args)

@@ -12,10 +12,18 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from support import AUTH, PUBLISHED_SPEC, Server, nonconforming, reference
+from support import AUTH, PUBLISHED_SPEC, REFERENCE, Server, nonconforming, reference
 from werkzeug.test import TestResponse
 
 from mockserver import Settings, create_app
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    """One line saying whether the platform's reference documents are there."""
+    if REFERENCE.exists():
+        return f"reference documents: {REFERENCE}"
+    return f"reference documents: {REFERENCE} absent: the tests that read them are skipped"
+
 
 # ---------------------------------------------------------------- in-process apps
 

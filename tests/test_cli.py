@@ -199,3 +199,39 @@ def test_help_shows_each_options_variable_and_default():
     shown = " ".join(run("--help").stdout.split())
     for option in OPTIONS:
         assert f"[{option.variable}; default: {option.default}]" in shown
+
+
+def test_the_wsgi_entry_reads_the_variables_the_command_reads(monkeypatch):
+    """`mockserver.wsgi:build()` (for other WSGI servers) is configured as the command is."""
+    from mockserver import wsgi
+
+    monkeypatch.setenv("MOCKSERVER_SEED_RECORDS", "3")
+    monkeypatch.setenv("MOCKSERVER_STRICT", "yes")
+    health = wsgi.build().test_client().get("/_mock/health").json
+    assert (health["records"], health["mode"]) == (3, "strict")
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"MOCKSERVER_PORT": "abc"}, "argument --port: invalid int value: 'abc'"),
+        ({"MOCKSERVER_SEED_RECORDS": "-1"}, "--seed-records must be a whole number >= 0"),
+        ({"MOCKSERVER_LOG_FORMAT": "xml"}, "MOCKSERVER_LOG_FORMAT: invalid choice: 'xml'"),
+        ({"MOCKSERVER_AUTH": "maybe"}, "MOCKSERVER_AUTH: invalid choice: 'maybe'"),
+    ],
+)
+def test_a_bad_variable_is_refused_by_name(env, message):
+    from mockserver.settings import Settings, SettingsError
+
+    with pytest.raises(SettingsError) as refusal:
+        Settings.from_env(env)
+    assert message in str(refusal.value)
+
+
+def test_a_variable_that_is_not_a_choice_stops_the_command():
+    """`MOCKSERVER_AUTH=maybe` turned auth off: nothing fails open."""
+    import os
+
+    done = run(env={**os.environ, "MOCKSERVER_AUTH": "maybe"})
+    assert done.returncode == 2
+    assert "MOCKSERVER_AUTH: invalid choice: 'maybe' (choose from on, off)" in done.stderr

@@ -87,7 +87,7 @@ def test_preflights_are_not_journaled(make_app):
 
 
 def test_cors_origins_come_from_the_command_line_and_the_environment():
-    from mockserver.serving.cli import parser, settings_from
+    from mockserver.settings import parser, settings_from
 
     args = parser().parse_args(["--cors-origin", ORIGIN, "--cors-origin", "http://b.example"])
     assert settings_from(args).cors_origins == (ORIGIN, "http://b.example")

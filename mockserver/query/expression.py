@@ -221,6 +221,8 @@ def operand(node: Node, call: Call) -> Operand:
     """A literal typed every way it may be compared; `null()` and `empty()` as such."""
     if isinstance(node, Value):  # the common case first: an `in()` may hold thousands
         text = node.text
+        if text[:1] not in _TYPED_FIRST:
+            return Operand(text)  # a word or an id: no number, boolean or date starts so
         boolean = _BOOLEANS.get(text.lower())
         return Operand(text, False, False, _number(text), boolean, parse_when(text))
     if isinstance(node, Call) and not node.args and node.name in ("null", "empty"):
@@ -229,6 +231,9 @@ def operand(node: Node, call: Call) -> Operand:
 
 
 _BOOLEANS = {"true": True, "false": False}
+# the first characters of a literal that may be a number (digits, sign, point, `inf`), a
+# boolean (`true`, `false`, any case) or a date (digits); the empty text is a plain one
+_TYPED_FIRST = frozenset("0123456789+-.iItTfF")
 
 
 def _number(text: str) -> float | None:

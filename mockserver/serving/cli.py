@@ -13,7 +13,7 @@ from mockserver.contract.spec import SpecError
 from mockserver.faults.scenario import ScenarioError
 from mockserver.serving.uwsgi import StartupError, check_port, serve
 from mockserver.sessions.state_file import StateFileError
-from mockserver.settings import Settings, parser, settings_from, whole_number_errors
+from mockserver.settings import Settings, parser, settings_from, value_errors
 from mockserver.state import State
 from mockserver.storage import BackendError
 
@@ -24,7 +24,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p = parser()
     try:
         args = p.parse_args(argv)
-        for problem in whole_number_errors(args):
+        for problem in value_errors(args):
             p.error(problem)
     except SystemExit as exc:
         return int(exc.code or 0)
