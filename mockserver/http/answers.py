@@ -60,7 +60,7 @@ def media_type(
 
 def problem_answer(holder: State, req: Request, problem: Problem) -> Response:
     trace = trace_id(req.headers.get("traceparent"))
-    notes = of(req.environ).trail
+    notes = of(req.environ)
     notes.extras["error"] = problem.errors or problem.detail
     if problem.status in _INVALID and notes.violations is None:
         notes.violations = problem.errors or {"$": [str(problem)]}
@@ -94,10 +94,12 @@ def crash_answer(holder: State, req: Request) -> Response:
 def finish(holder: State, req: Request, response: Response) -> Response:
     """The answer as a rule changes it, checked against the spec (`--check-responses`)."""
     environ = req.environ
-    action = of(environ).action
-    if action is not None:
-        response.status_code = apply.answered(action, response.status_code, response.headers)
+    request = of(environ)
+    if request.action is not None:
+        code = apply.answered(request.action, response.status_code, response.headers)
+        response.status_code = code
     response.status = status_line(response.status_code)
+    request.status = response.status_code
     checker = holder.checker
     if checker is not None and not response.is_streamed:
         path = environ.get("PATH_INFO", "").encode("latin-1").decode("utf-8", "replace")

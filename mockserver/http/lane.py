@@ -39,6 +39,7 @@ from mockserver.settings import CONTROL_PREFIX
 from mockserver.state import State
 
 SPEC_PATH = "/public/v1/audit/openapi.json"  # the spec document, as the platform serves it
+_CONTROL = CONTROL_PREFIX + "/"
 
 
 class ApiRequest(Request):
@@ -83,11 +84,11 @@ def handle(holder: State, req: Request) -> Response:
     request = of(environ)
     if path == SPEC_PATH and method in ("GET", "HEAD"):
         return _spec_document(holder, request)
-    if path.startswith(CONTROL_PREFIX + "/"):  # never an API path
+    if path.startswith(_CONTROL):  # never an API path
         holder.control_router.match(method, path)
     match = holder.router.match(method, path)
     operation = match.operation
-    request.trail.operation = operation
+    request.operation = operation
     right = required_right(operation.method, operation.resource)
     identity = holder.auth.identify(headers.get("Authorization"), right)
     query = decode(environ.get("QUERY_STRING", "").encode("latin-1").decode("utf-8", "replace"))
@@ -99,15 +100,15 @@ def handle(holder: State, req: Request) -> Response:
     if headers.get("MPT-Streaming", "").strip().lower() == "true":
         _streaming(exchange, request, environ, holder.settings.max_export)
     reply = holder.resources.handle(exchange)
-    request.trail.extras.update(record=reply.record_id, warnings=exchange.warnings)
+    request.extras.update(record=reply.record_id, warnings=exchange.warnings)
     if exchange.streaming:
-        request.trail.extras["streamed"] = reply.headers.get("MPT-Item-Count")
+        request.extras["streamed"] = reply.headers.get("MPT-Item-Count")
     return _reply(holder, reply, operation, environ)
 
 
 def _spec_document(holder: State, request: RequestState) -> Response:
     with contextlib.suppress(Problem):  # a spec may not declare its own document
-        request.trail.operation = holder.router.match("GET", SPEC_PATH).operation
+        request.operation = holder.router.match("GET", SPEC_PATH).operation
     return ApiResponse(holder.spec_json, 200, content_type=JSON)
 
 

@@ -18,8 +18,10 @@ KEY = "mockserver.request"
 
 
 @dataclass(slots=True)
-class RequestState:
-    trail: Trail
+class RequestState(Trail):
+    """A request's trail (what its log line, journal entry and coverage keep), and what it
+    carries from the front to the app."""
+
     session: Session | None = None  # an API request's (the front picks it)
     action: Action | None = None  # what a fault rule (or `Prefer`) does to it
     body: bytes | None = None  # read once by the front, for the app not to read again
@@ -28,7 +30,7 @@ class RequestState:
 
 def begin(environ: dict[str, Any], arrived: float | None = None) -> RequestState:
     """The state of a request that has just arrived."""
-    state = environ[KEY] = RequestState(Trail(arrived or time.perf_counter()))
+    state = environ[KEY] = RequestState(arrived or time.perf_counter())
     return state
 
 
