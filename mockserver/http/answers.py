@@ -60,7 +60,7 @@ def media_type(
 
 def problem_answer(holder: State, req: Request, problem: Problem) -> Response:
     trace = trace_id(req.headers.get("traceparent"))
-    notes = of(req.environ)
+    notes = of(req.environ).trail
     notes.extras["error"] = problem.errors or problem.detail
     if problem.status in _INVALID and notes.violations is None:
         notes.violations = problem.errors or {"$": [str(problem)]}
@@ -99,7 +99,7 @@ def finish(holder: State, req: Request, response: Response) -> Response:
         code = apply.answered(request.action, response.status_code, response.headers)
         response.status_code = code
     response.status = status_line(response.status_code)
-    request.status = response.status_code
+    request.trail.status = response.status_code
     checker = holder.checker
     if checker is not None and not response.is_streamed:
         path = environ.get("PATH_INFO", "").encode("latin-1").decode("utf-8", "replace")

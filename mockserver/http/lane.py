@@ -46,7 +46,7 @@ class ApiRequest(Request):
     """A werkzeug request whose body limit is the server's (`--max-body-bytes`)."""
 
     def __init__(self, environ: Environ, limit: int) -> None:
-        super().__init__(environ)
+        super().__init__(environ, populate_request=False)  # no environ <-> request cycle
         self.max_content_length = limit
 
 
@@ -88,7 +88,7 @@ def handle(holder: State, req: Request) -> Response:
         holder.control_router.match(method, path)
     match = holder.router.match(method, path)
     operation = match.operation
-    request.operation = operation
+    request.trail.operation = operation
     right = required_right(operation.method, operation.resource)
     identity = holder.auth.identify(headers.get("Authorization"), right)
     query = decode(environ.get("QUERY_STRING", "").encode("latin-1").decode("utf-8", "replace"))
@@ -100,15 +100,15 @@ def handle(holder: State, req: Request) -> Response:
     if headers.get("MPT-Streaming", "").strip().lower() == "true":
         _streaming(exchange, request, environ, holder.settings.max_export)
     reply = holder.resources.handle(exchange)
-    request.extras.update(record=reply.record_id, warnings=exchange.warnings)
+    request.trail.extras.update(record=reply.record_id, warnings=exchange.warnings)
     if exchange.streaming:
-        request.extras["streamed"] = reply.headers.get("MPT-Item-Count")
+        request.trail.extras["streamed"] = reply.headers.get("MPT-Item-Count")
     return _reply(holder, reply, operation, environ)
 
 
 def _spec_document(holder: State, request: RequestState) -> Response:
     with contextlib.suppress(Problem):  # a spec may not declare its own document
-        request.operation = holder.router.match("GET", SPEC_PATH).operation
+        request.trail.operation = holder.router.match("GET", SPEC_PATH).operation
     return ApiResponse(holder.spec_json, 200, content_type=JSON)
 
 

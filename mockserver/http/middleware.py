@@ -71,7 +71,7 @@ class Front:
         assert action is not None
 
         def capture(line: str, headers: list[tuple[str, str]], *rest: Any) -> Any:
-            request.status = int(line.split(" ", 1)[0])  # the rule's own answer's, too
+            request.trail.status = int(line.split(" ", 1)[0])  # the rule's own answer's, too
             return start_response(line, headers, *rest)
 
         result = apply.serve(
@@ -108,7 +108,7 @@ class Front:
             _headers(environ),
             body,
             session.name,
-            request,
+            request.trail,
         )
         request.action = _decide(environ, session, path, body)
         if request.action is not None:
@@ -129,26 +129,27 @@ class Front:
         problem: Problem,
     ) -> list[bytes]:
         """A request refused before it was journaled (its session name, its body)."""
-        request.extras["error"] = problem.errors or problem.detail
-        request.status = problem.status
+        request.trail.extras["error"] = problem.errors or problem.detail
+        request.trail.status = problem.status
         return problem_answer(environ, start_response, problem)
 
     def _acted(self, environ: Environ, request: RequestState, action: Action) -> None:
         """What the log and the journal keep of a rule's action."""
+        trail = request.trail
         if action.fault:
-            request.status = 0  # nothing reached the client
-        if request.operation is None:  # the front answered for the API
-            request.operation = self._operation(environ)
-        request.extras["fault"] = f"{action.rule} ({action.fault})" if action.fault else action.rule
+            trail.status = 0  # nothing reached the client
+        if trail.operation is None:  # the front answered for the API
+            trail.operation = self._operation(environ)
+        trail.extras["fault"] = f"{action.rule} ({action.fault})" if action.fault else action.rule
 
     def _count(self, request: RequestState) -> None:
-        entry = request.entry
+        entry, trail = request.entry, request.trail
         assert entry is not None
         assert request.session is not None
-        request.ended = max(request.ended, time.perf_counter())
-        request.session.coverage.count(entry.operation, request.status, entry.fault)
+        trail.ended = max(trail.ended, time.perf_counter())
+        request.session.coverage.count(entry.operation, trail.status, entry.fault)
         if self.state.tally is not None:
-            self.state.tally.add(entry.operation, request.status, entry.fault)
+            self.state.tally.add(entry.operation, trail.status, entry.fault)
 
     def _operation(self, environ: Environ) -> Operation | None:
         try:
@@ -160,15 +161,16 @@ class Front:
 
 def _log_line(environ: Environ, request: RequestState) -> None:
     """The request's one log line: method, target, status, time, and what happened to it."""
+    trail = request.trail
     path = environ.get("PATH_INFO", "").encode("latin-1").decode("utf-8", "replace")
-    millis = (time.perf_counter() - request.started) * 1000
+    millis = (time.perf_counter() - trail.started) * 1000
     target = shown(path, environ.get("QUERY_STRING", ""))
-    log.request_line(environ["REQUEST_METHOD"], target, request.status, millis, request.extras)
+    log.request_line(environ["REQUEST_METHOD"], target, trail.status, millis, trail.extras)
 
 
 def _hung_up(request: RequestState) -> None:
     """A `timeout`'s client gave up: how long it waited."""
-    request.ended = time.perf_counter()
+    request.trail.ended = time.perf_counter()
 
 
 def _decide(environ: Environ, session: Session, path: str, body: bytes) -> Action | None:

@@ -18,10 +18,13 @@ KEY = "mockserver.request"
 
 
 @dataclass(slots=True)
-class RequestState(Trail):
+class RequestState:
     """A request's trail (what its log line, journal entry and coverage keep), and what it
-    carries from the front to the app."""
+    carries from the front to the app. The trail is an object of its own: the journal keeps
+    it, and it refers to nothing that refers back to it (a cycle would leave every entry the
+    journal drops to the cyclic garbage collector, whose passes then stall requests)."""
 
+    trail: Trail
     session: Session | None = None  # an API request's (the front picks it)
     action: Action | None = None  # what a fault rule (or `Prefer`) does to it
     body: bytes | None = None  # read once by the front, for the app not to read again
@@ -30,7 +33,7 @@ class RequestState(Trail):
 
 def begin(environ: dict[str, Any], arrived: float | None = None) -> RequestState:
     """The state of a request that has just arrived."""
-    state = environ[KEY] = RequestState(arrived or time.perf_counter())
+    state = environ[KEY] = RequestState(Trail(arrived or time.perf_counter()))
     return state
 
 
