@@ -1,5 +1,5 @@
 """The front every request passes: WSGI middleware around the app, and the one place a
-request's log line is written.
+request's log line is written (`_log_line`, when the request is answered).
 
 For an API request it picks the session, reads the body once, opens the journal entry,
 decides what fault rules (or `Prefer: code=/delay=`) do, and counts the answer for coverage.
@@ -49,10 +49,9 @@ class Front:
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         request = begin(environ)
-        if environ.get("PATH_INFO", "").startswith(CONTROL_PREFIX):
-            result = self.inner(environ, start_response)
-        else:
-            result = self._api(environ, start_response, request)
+        if not environ.get("PATH_INFO", "").startswith(CONTROL_PREFIX):
+            return self._api(environ, start_response, request)
+        result = self.inner(environ, start_response)
         _log_line(environ, request)
         return result
 
@@ -62,10 +61,11 @@ class Front:
         turn = self.turns.take()
         try:
             answered = self._enter(environ, start_response, request)
+            if answered is not None:
+                _log_line(environ, request)  # in the turn: work that waits on no client
+                return answered
         finally:
             self.turns.leave(turn)
-        if answered is not None:
-            return answered
         # a rule or `Prefer` applies: served after the turn, as it may wait (a delay, a fault)
         action = request.action
         assert action is not None
@@ -84,6 +84,7 @@ class Front:
         )
         self._acted(environ, request, action)
         self._count(request)
+        _log_line(environ, request)
         return result
 
     def _enter(
