@@ -146,7 +146,8 @@ class _Checker:
         if len(call.args) < 2:
             raise RQLError(f"'{call.name}' needs a field and a list of values.", show(call))
         values = call.args[1].items if isinstance(call.args[1], Group) else call.args[1:]
-        operands = tuple(operand(v, call) for v in values)
+        # each value once (a list is a set here): a 64 KiB list of the same value costs one
+        operands = tuple(operand(v, call) for v in dict.fromkeys(values))
         return Member(self.field(call.args[0], call), operands, name == "out")
 
     def _quantified(self, call: Call, name: str) -> Expression:
@@ -221,8 +222,8 @@ def operand(node: Node, call: Call) -> Operand:
     """A literal typed every way it may be compared; `null()` and `empty()` as such."""
     if isinstance(node, Value):  # the common case first: an `in()` may hold thousands
         text = node.text
-        if text[:1] not in _TYPED_FIRST:
-            return Operand(text)  # a word or an id: no number, boolean or date starts so
+        if text[:1] not in _TYPED_FIRST:  # a word or an id: no number, boolean or date starts so
+            return _new(Operand, (text, False, False, None, None, None))  # 2x Operand(text)
         boolean = _BOOLEANS.get(text.lower())
         return Operand(text, False, False, _number(text), boolean, parse_when(text))
     if isinstance(node, Call) and not node.args and node.name in ("null", "empty"):
@@ -234,6 +235,7 @@ _BOOLEANS = {"true": True, "false": False}
 # the first characters of a literal that may be a number (digits, sign, point, `inf`), a
 # boolean (`true`, `false`, any case) or a date (digits); the empty text is a plain one
 _TYPED_FIRST = frozenset("0123456789+-.iItTfF")
+_new = tuple.__new__
 
 
 def _number(text: str) -> float | None:
