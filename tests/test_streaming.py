@@ -285,10 +285,6 @@ def large() -> Iterator[Server]:
     assert running.stop() == 0
 
 
-LARGE = pytest.mark.xdist_group("100000-records")  # one worker, one server of 100 000 records
-
-
-@LARGE
 @pytest.mark.parametrize("stream_format", FORMATS)
 def test_100000_records_stream_whole(large: Server, stream_format: StreamFormat) -> None:
     seen = set()
@@ -298,7 +294,6 @@ def test_100000_records_stream_whole(large: Server, stream_format: StreamFormat)
     assert any("streamed=100000" in line for line in large.log)
 
 
-@LARGE
 def test_100000_records_iterate_and_fetch_one(large: Server) -> None:
     records = official(large.url).audit.records
     assert sum(1 for _ in records.iterate(batch_size=100)) == 100_000
