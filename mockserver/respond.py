@@ -32,7 +32,7 @@ def respond(
     return [body] if body else []
 
 
-def problem_answer(
+def respond_problem(
     environ: Environ, start_response: StartResponse, problem: Problem, media: str | None = None
 ) -> list[bytes]:
     """A problem document, with the request's trace id."""

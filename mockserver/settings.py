@@ -56,7 +56,7 @@ class Settings:
         """The settings the `MOCKSERVER_*` variables give (the command's, without flags);
         SettingsError naming the variable for a value that is not valid."""
         try:
-            args = parser(environ).parse_args([])
+            args = parser(environ, exits=False).parse_args([])
         except _Refused as exc:
             raise SettingsError(str(exc)) from None
         return settings_from(args)
@@ -242,9 +242,12 @@ class _Parser(argparse.ArgumentParser):
         raise _Refused(message)
 
 
-def parser(environ: Mapping[str, str] | None = None) -> argparse.ArgumentParser:
-    """The command line: every option, its default from its `MOCKSERVER_*` variable when set.
-    A variable's value goes through the same checks as the flag's."""
+def parser(
+    environ: Mapping[str, str] | None = None, *, exits: bool = True
+) -> argparse.ArgumentParser:
+    """The command line: every option, its default from its `MOCKSERVER_*` variable when set
+    (`environ`: the process's by default). A variable's value goes through the same checks as
+    the flag's. A refusal exits as a command does; with `exits` false, it raises instead."""
     env = os.environ if environ is None else environ
     p = _Parser(
         prog="mockserver",
@@ -252,7 +255,7 @@ def parser(environ: Mapping[str, str] | None = None) -> argparse.ArgumentParser:
         "API. Every option can also be set with the environment variable named after it "
         "(shown in brackets); a flag wins over its variable.",
     )
-    p.exits = environ is None
+    p.exits = exits
     p.add_argument("--version", action="version", version=f"mockserver {VERSION}")
     for option in OPTIONS:
         _add(p, option, env.get(option.variable))

@@ -194,3 +194,15 @@ def test_the_start_up_storage_plugs_into_create_app() -> None:
     assert [record["id"] for record in listed["data"]] == ["AUD-0000-0000-0000-0042"]
     session = {**AUTH, "X-Mock-Session": "another"}
     assert api.get(RECORDS, headers=session).json["$meta"]["pagination"]["total"] == 1
+
+
+def test_without_a_records_behaviour_the_control_api_says_so() -> None:
+    app = create_app(Settings(check_responses=True), behaviours={})
+    api = app.test_client()
+    refused = api.get("/_mock/records")
+    assert refused.status_code == 404
+    assert refused.json["detail"] == "This server has no collection of records."
+    health = api.get("/_mock/health").json
+    assert "records" not in health
+    assert "eventTypes" not in health
+    assert app.extensions["mockserver"].checker.findings == []

@@ -228,6 +228,16 @@ def test_a_bad_variable_is_refused_by_name(env, message):
     assert message in str(refusal.value)
 
 
+def test_the_wsgi_entry_raises_on_a_bad_variable_of_the_process(monkeypatch):
+    """`Settings.from_env()` reads the process's variables and raises (it does not exit, as
+    the command does): a WSGI server shows the error."""
+    from mockserver.settings import Settings, SettingsError
+
+    monkeypatch.setenv("MOCKSERVER_PORT", "abc")
+    with pytest.raises(SettingsError, match="argument --port: invalid int value: 'abc'"):
+        Settings.from_env()
+
+
 def test_a_variable_that_is_not_a_choice_stops_the_command():
     """`MOCKSERVER_AUTH=maybe` turned auth off: nothing fails open."""
     import os

@@ -15,7 +15,7 @@ from mockserver.faults import connection
 from mockserver.faults.kinds import CONNECTION_FAULTS, StreamParts
 from mockserver.faults.rules import Action
 from mockserver.problems import Problem, status_line
-from mockserver.respond import Environ, StartResponse, WSGIApp, problem_answer, respond
+from mockserver.respond import Environ, StartResponse, WSGIApp, respond, respond_problem
 
 Declared = Callable[[int], str | None]  # the media type the spec declares for a status
 
@@ -95,4 +95,4 @@ def _own_answer(
     if status in (204, 304):
         return respond(start_response, status, b"", None, action.headers)
     problem = Problem(status, headers=dict(action.headers))
-    return problem_answer(environ, start_response, problem, declared)
+    return respond_problem(environ, start_response, problem, declared)

@@ -35,11 +35,9 @@ from mockserver.query.params import decode
 from mockserver.resources.handlers import Exchange, Reply
 from mockserver.resources.streaming import chunked
 from mockserver.respond import JSON, Environ, StartResponse
-from mockserver.settings import CONTROL_PREFIX
 from mockserver.state import State
 
 SPEC_PATH = "/public/v1/audit/openapi.json"  # the spec document, as the platform serves it
-_CONTROL = CONTROL_PREFIX + "/"
 
 
 class ApiRequest(Request):
@@ -84,8 +82,6 @@ def handle(holder: State, req: Request) -> Response:
     request = of(environ)
     if path == SPEC_PATH and method in ("GET", "HEAD"):
         return _spec_document(holder, request)
-    if path.startswith(_CONTROL):  # never an API path
-        holder.control_router.match(method, path)
     match = holder.router.match(method, path)
     operation = match.operation
     request.trail.operation = operation

@@ -32,7 +32,7 @@ from mockserver.http.state import RequestState, begin
 from mockserver.masking import shown
 from mockserver.problems import Problem
 from mockserver.query.params import decode
-from mockserver.respond import Environ, StartResponse, WSGIApp, problem_answer
+from mockserver.respond import Environ, StartResponse, WSGIApp, respond_problem
 from mockserver.sessions.journal import Headers
 from mockserver.sessions.session import DEFAULT, HEADER, NAME_RULE, Session
 from mockserver.settings import CONTROL_PREFIX
@@ -132,7 +132,7 @@ class Front:
         """A request refused before it was journaled (its session name, its body)."""
         request.trail.extras["error"] = problem.errors or problem.detail
         request.trail.status = problem.status
-        return problem_answer(environ, start_response, problem)
+        return respond_problem(environ, start_response, problem)
 
     def _acted(self, environ: Environ, request: RequestState, action: Action) -> None:
         """What the log and the journal keep of a rule's action."""

@@ -31,9 +31,9 @@ class RequestState:
     entry: Entry | None = None  # its journal entry
 
 
-def begin(environ: dict[str, Any], arrived: float | None = None) -> RequestState:
+def begin(environ: dict[str, Any]) -> RequestState:
     """The state of a request that has just arrived."""
-    state = environ[KEY] = RequestState(Trail(arrived or time.perf_counter()))
+    state = environ[KEY] = RequestState(Trail(time.perf_counter()))
     return state
 
 

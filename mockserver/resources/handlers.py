@@ -79,6 +79,7 @@ class Resources:
         self._fields: dict[str, FieldCheck] = {}
         self._behaviours: dict[str, Behaviour] = {}
         self._gets: dict[str, Operation] = {}
+        self._item_validators: dict[str, Any] = {}  # made on first use
         by_collection: dict[str, list[Operation]] = {}
         for op in operations:
             by_collection.setdefault(op.collection, []).append(op)
@@ -212,16 +213,11 @@ class Resources:
     def item_errors(self, collection: str, items: list[Any]) -> Errors:
         """What is wrong with items put into a collection verbatim (the control API), checked
         against the schema of the collection's get-by-id answer; keyed `[index].path`."""
-        op = self._gets.get(collection)
-        content = self.spec.openapi.spec / "paths"
-        if op is not None:
-            content = content / op.template / "get" / "responses" / "200" / "content"
-        media = content / "application/json"
-        if op is None or "application/json" not in content or "schema" not in media:
+        if collection not in self._item_validators:
+            self._item_validators[collection] = self._item_validator(collection)
+        validator = self._item_validators[collection]
+        if validator is None:
             return {}
-        validator = oas30_read_schema_validators_factory.create(
-            self.spec.openapi.spec, media / "schema"
-        )
         found: Errors = {}
         for index, item in enumerate(items):
             try:
@@ -232,6 +228,19 @@ class Resources:
                         where = f"[{index}]" + (f".{key}" if key != "$" else "")
                         found.setdefault(where, []).append(message)
         return found
+
+    def _item_validator(self, collection: str) -> Any:
+        """openapi-core's validator of the get-by-id answer's JSON schema (None: none)."""
+        op = self._gets.get(collection)
+        if op is None:
+            return None
+        content = self.spec.openapi.spec / "paths" / op.template / "get" / "responses" / "200"
+        media = content / "content" / "application/json"
+        if "content" not in content or "application/json" not in content / "content":
+            return None
+        if "schema" not in media:
+            return None
+        return oas30_read_schema_validators_factory.create(self.spec.openapi.spec, media / "schema")
 
 
 def _check_unique(

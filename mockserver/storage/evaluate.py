@@ -26,7 +26,7 @@ def evaluate(candidates: Iterable[bytes], search: Search, access: Access) -> Fou
 def sort(
     items: list[bytes],
     order: Iterable[tuple[str, bool]],
-    access: Callable[[str], Callable[[Any], Any]],
+    access: Access,
 ) -> list[bytes]:
     """Stable multi-key sort; missing values first in ascending order, as SQL does with NULLs."""
     for path, descending in reversed(list(order)):

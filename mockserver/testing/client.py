@@ -66,8 +66,8 @@ class Health(TypedDict):
     mode: str
     auth: str
     session: str
-    records: int
-    eventTypes: int
+    records: NotRequired[int]  # when a behaviour serves records (the built-in one does)
+    eventTypes: NotRequired[int]
     faults: int
     journal: int
     uptimeSeconds: float
