@@ -55,27 +55,79 @@ class Settings:
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         """The settings the `MOCKSERVER_*` variables give (the command's, without flags);
         SettingsError naming the variable for a value that is not valid."""
-        try:
-            args = parser(environ, exits=False).parse_args([])
-        except _Refused as exc:
-            raise SettingsError(str(exc)) from None
-        return settings_from(args)
+        return settings_from(parser(environ).parse_args([]))
 
 
 class SettingsError(Exception):
     """An option or variable holds a value the server cannot use; the message names it."""
 
 
+SPELLINGS = {"on": True, "true": True, "1": True, "yes": True}
+SPELLINGS |= {"off": False, "false": False, "0": False, "no": False}
+YES_NO = "on/off, true/false, 1/0, yes/no (any case)"
+
+
+def boolean(text: str) -> bool:
+    """A yes/no value: on/off, true/false, 1/0, yes/no, in any case; ValueError otherwise."""
+    try:
+        return SPELLINGS[text.strip().lower()]
+    except KeyError:
+        raise ValueError(f"{text!r} is not one of {YES_NO}") from None
+
+
+def whole(low: int = 0, high: int | None = None) -> Callable[[str], int]:
+    """A whole number from `low` to `high`; ValueError otherwise."""
+
+    def convert(text: str) -> int:
+        try:
+            value = int(text.strip())
+        except ValueError:
+            raise ValueError(f"{text!r} is not a whole number") from None
+        if value < low or (high is not None and value > high):
+            span = f">= {low}" if high is None else f"from {low} to {high}"
+            raise ValueError(f"{value} is not a whole number {span}")
+        return value
+
+    return convert
+
+
+def number(text: str) -> int:
+    """Any whole number (a seed); ValueError otherwise."""
+    try:
+        return int(text.strip())
+    except ValueError:
+        raise ValueError(f"{text!r} is not a whole number") from None
+
+
+def one_of(*names: str) -> Callable[[str], str]:
+    """One of `names`, in any case; ValueError otherwise."""
+
+    def convert(text: str) -> str:
+        value = text.strip().lower()
+        if value not in names:
+            raise ValueError(f"{text!r} is not one of {', '.join(names)} (any case)")
+        return value
+
+    return convert
+
+
+def path(text: str) -> Path:
+    if not text.strip():
+        raise ValueError("a file name is needed")
+    return Path(text)
+
+
 @dataclass(frozen=True)
 class Option:
-    """One setting as the command line and the environment give it."""
+    """One setting as the command line and the environment give it. `kind` turns its text
+    (the flag's or the variable's) into its value, or raises ValueError saying why not."""
 
     flag: str
     help: str
     kind: Callable[[str], Any] = str
     metavar: str | None = None
-    choices: tuple[str, ...] = ()
-    switch: bool = False  # a flag without a value; its variable is 1/true/yes/on
+    choices: tuple[str, ...] = ()  # what --help shows for an option of `one_of` or `boolean`
+    switch: bool = False  # a flag without a value; its variable is a `boolean`
     repeated: bool = False  # given again for more; its variable is comma-separated
     shown_default: str | None = None  # what --help and the README say when it is not the value
 
@@ -98,31 +150,24 @@ class Option:
         """The default as --help and the README's options table show it."""
         if self.shown_default is not None:
             return self.shown_default
-        value = _flag_value(self)
+        value = _DEFAULTS[self.field]
         if isinstance(value, bool):
             return "on" if value else "off"
         return "none" if value in (None, ()) else str(value)
 
 
 _DEFAULTS = {f.name: f.default for f in fields(Settings)}
-_TRUE = {"1", "true", "yes", "on"}
-WHOLE = (  # options that take a whole number >= 0
-    "port",
-    "seed_records",
-    "max_records",
-    "max_body_bytes",
-    "threads",
-    "journal_size",
-    "max_export",
-)
+ON_OFF = ("on", "off")
+WHOLE = whole()
+LEVELS = ("debug", "info", "warning", "error")
 
 OPTIONS: tuple[Option, ...] = (
     Option("--host", "address to listen on (0.0.0.0: every interface)"),
-    Option("--port", "TCP port", int),
+    Option("--port", "TCP port", whole(1, 65535)),
     Option(
         "--spec",
         "OpenAPI 3.x file (YAML or JSON) to serve",
-        Path,
+        path,
         "PATH",
         shown_default="bundled audit.yaml",
     ),
@@ -135,28 +180,29 @@ OPTIONS: tuple[Option, ...] = (
     Option(
         "--auth",
         "require 'Authorization: Bearer <token>' on API calls",
-        choices=("on", "off"),
+        boolean,
+        choices=ON_OFF,
     ),
-    Option("--tokens", "YAML file of accepted tokens, their identities and rights", Path, "FILE"),
-    Option("--seed-records", "fill the store with N realistic records at start-up", int, "N"),
+    Option("--tokens", "YAML file of accepted tokens, their identities and rights", path, "FILE"),
+    Option("--seed-records", "fill the store with N realistic records at start-up", WHOLE, "N"),
     Option(
         "--faker-seed",
         "seed for the generated records: the same seed gives the same records",
-        int,
+        number,
         "S",
         shown_default="random",
     ),
     Option(
         "--max-records",
         "most items a collection keeps; the oldest are evicted (logged)",
-        int,
+        WHOLE,
         "N",
     ),
-    Option("--max-body-bytes", "largest request body accepted, else 413", int, "N"),
+    Option("--max-body-bytes", "largest request body accepted, else 413", WHOLE, "N"),
     Option(
         "--max-export",
         "most items a streamed read (MPT-Streaming: true) may hold, else 413",
-        int,
+        WHOLE,
         "N",
     ),
     Option(
@@ -169,39 +215,39 @@ OPTIONS: tuple[Option, ...] = (
         "--threads",
         "connections served at once: a kept-alive connection holds a thread while it is "
         "open, a delayed request too",
-        int,
+        whole(1),
         "N",
     ),
     Option(
         "--scenario",
         "YAML or JSON file of fault rules loaded at start-up (and on every reset)",
-        Path,
+        path,
         "FILE",
     ),
     Option(
         "--fault-seed",
         "seed for fault probabilities and random delays: the same seed, the same run",
-        int,
+        number,
         "S",
         shown_default="random",
     ),
     Option(
         "--journal-size",
         "requests the journal keeps per session, the oldest dropped (0: none)",
-        int,
+        WHOLE,
         "N",
     ),
     Option(
         "--coverage-report",
         "write the coverage at exit: JSON if FILE ends in .json, JUnit XML otherwise",
-        Path,
+        path,
         "FILE",
     ),
     Option(
         "--state-file",
         "keep records, event types and fault rules across restarts: loaded at start-up when "
         "FILE exists, written (atomically) at shutdown",
-        Path,
+        path,
         "FILE",
     ),
     Option(
@@ -219,103 +265,87 @@ OPTIONS: tuple[Option, ...] = (
     Option(
         "--log-format",
         "one line of text, or one JSON object, per log entry",
+        one_of("text", "json"),
         choices=("text", "json"),
     ),
     Option(
         "--log-level",
         "least severe entry logged",
-        choices=("debug", "info", "warning", "error"),
+        one_of(*LEVELS),
+        choices=LEVELS,
     ),
 )
 
 
-class _Refused(Exception):
-    """argparse's error, raised instead of exiting (for `Settings.from_env`)."""
-
-
 class _Parser(argparse.ArgumentParser):
-    exits = True
+    """argparse, refusing with SettingsError (one line, naming the option) instead of
+    printing its usage and exiting."""
 
     def error(self, message: str) -> Any:
-        if self.exits:
-            super().error(message)
-        raise _Refused(message)
+        raise SettingsError(message.removeprefix("argument "))
 
 
-def parser(
-    environ: Mapping[str, str] | None = None, *, exits: bool = True
-) -> argparse.ArgumentParser:
+def parser(environ: Mapping[str, str] | None = None) -> argparse.ArgumentParser:
     """The command line: every option, its default from its `MOCKSERVER_*` variable when set
     (`environ`: the process's by default). A variable's value goes through the same checks as
-    the flag's. A refusal exits as a command does; with `exits` false, it raises instead."""
+    the flag's; a value that does not pass raises SettingsError naming the flag or variable."""
     env = os.environ if environ is None else environ
     p = _Parser(
         prog="mockserver",
         description="Mock and contract-testing server for the SoftwareOne Marketplace Audit "
         "API. Every option can also be set with the environment variable named after it "
-        "(shown in brackets); a flag wins over its variable.",
+        "(shown in brackets); a flag wins over its variable. Yes/no values are on/off, "
+        "true/false, 1/0 or yes/no, in any case.",
     )
-    p.exits = exits
     p.add_argument("--version", action="version", version=f"mockserver {VERSION}")
     for option in OPTIONS:
         _add(p, option, env.get(option.variable))
     return p
 
 
+def _from_variable(option: Option, given: str) -> Any:
+    """The variable's value, checked as the flag's is."""
+    convert = boolean if option.switch else option.kind
+    try:
+        return convert(given)
+    except ValueError as exc:
+        raise SettingsError(f"{option.variable}: {exc}") from None
+
+
+def _checked(option: Option) -> Callable[[str], Any]:
+    """The flag's converter, its ValueError shown by argparse as `--flag: why`."""
+
+    def convert(text: str) -> Any:
+        try:
+            return option.kind(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    return convert
+
+
 def _add(p: argparse.ArgumentParser, option: Option, given: str | None) -> None:
     shown = f"{option.help} [{option.variable}; default: {option.default}]"
-    if option.switch:
-        default = (given or "").lower() in _TRUE if given is not None else _DEFAULTS[option.field]
-        p.add_argument(option.flag, action="store_true", default=default, help=shown)
-    elif option.repeated:
+    if option.repeated:
         found = [part.strip() for part in (given or "").split(",") if part.strip()]
         p.add_argument(
             option.flag, action="append", default=found, metavar=option.metavar, help=shown
         )
-    else:
-        default = given if given is not None else _flag_value(option)
-        p.add_argument(
-            option.flag,
-            type=option.kind,
-            default=default,
-            choices=option.choices or None,
-            metavar=option.metavar,
-            help=shown,
-        )
-
-
-def _flag_value(option: Option) -> Any:
-    """The default as the flag's text would give it (`--auth on`)."""
-    value = _DEFAULTS[option.field]
-    if option.field == "auth":
-        return "on" if value else "off"
-    return value
-
-
-def value_errors(args: argparse.Namespace) -> list[str]:
-    """What argparse leaves unchecked: a negative whole number, and a variable's value that is
-    not one of its option's choices (argparse checks a flag's, not a default's)."""
-    negative = [
-        f"--{name.replace('_', '-')} must be a whole number >= 0"
-        for name in WHOLE
-        if getattr(args, name) < 0
-    ]
-    return negative + [
-        f"{option.variable}: invalid choice: {getattr(args, option.dest)!r} "
-        f"(choose from {', '.join(option.choices)})"
-        for option in OPTIONS
-        if option.choices and getattr(args, option.dest) not in option.choices
-    ]
+        return
+    default = _DEFAULTS[option.field] if given is None else _from_variable(option, given)
+    if option.switch:
+        p.add_argument(option.flag, action="store_true", default=default, help=shown)
+        return
+    metavar = "{" + ",".join(option.choices) + "}" if option.choices else option.metavar
+    p.add_argument(
+        option.flag, type=_checked(option), default=default, metavar=metavar, help=shown
+    )
 
 
 def settings_from(args: argparse.Namespace) -> Settings:
-    """Settings from parsed options; SettingsError for a value argparse leaves unchecked."""
-    problems = value_errors(args)
-    if problems:
-        raise SettingsError(problems[0])
+    """Settings from parsed options."""
     given = vars(args)
     values: dict[str, Any] = {option.field: given[option.dest] for option in OPTIONS}
-    values["auth"] = given["auth"] == "on"
     values["cors_origins"] = tuple(given["cors_origin"])
     values["admin_token"] = given["admin_token"] or None
     return Settings(**values)

@@ -13,6 +13,9 @@ import pytest
 import requests
 from support import AUTH, MOCKSERVER, RECORDS, ROOT, free_port, new_record
 
+from mockserver.settings import OPTIONS as SETTINGS_OPTIONS
+from mockserver.settings import parser
+
 OPTIONS = [
     "--host",
     "--port",
@@ -93,10 +96,11 @@ def test_a_port_in_use_stops_start_up():
 @pytest.mark.parametrize(
     ("args", "env", "message"),
     [
-        (["--port", "abc"], {}, "argument --port: invalid int value: 'abc'"),
-        ([], {"MOCKSERVER_PORT": "abc"}, "argument --port: invalid int value: 'abc'"),
-        (["--seed-records", "-5"], {}, "--seed-records must be a whole number >= 0"),
-        (["--auth", "maybe"], {}, "argument --auth: invalid choice: 'maybe'"),
+        (["--port", "abc"], {}, "--port: 'abc' is not a whole number"),
+        ([], {"MOCKSERVER_PORT": "abc"}, "MOCKSERVER_PORT: 'abc' is not a whole number"),
+        (["--seed-records", "-5"], {}, "--seed-records: -5 is not a whole number >= 0"),
+        (["--auth", "maybe"], {}, "--auth: 'maybe' is not one of on/off, true/false, 1/0"),
+        (["--port", "99999"], {}, "--port: 99999 is not a whole number from 1 to 65535"),
     ],
 )
 def test_bad_options_are_usage_errors(args, env, message):
@@ -214,10 +218,10 @@ def test_the_wsgi_entry_reads_the_variables_the_command_reads(monkeypatch):
 @pytest.mark.parametrize(
     ("env", "message"),
     [
-        ({"MOCKSERVER_PORT": "abc"}, "argument --port: invalid int value: 'abc'"),
-        ({"MOCKSERVER_SEED_RECORDS": "-1"}, "--seed-records must be a whole number >= 0"),
-        ({"MOCKSERVER_LOG_FORMAT": "xml"}, "MOCKSERVER_LOG_FORMAT: invalid choice: 'xml'"),
-        ({"MOCKSERVER_AUTH": "maybe"}, "MOCKSERVER_AUTH: invalid choice: 'maybe'"),
+        ({"MOCKSERVER_PORT": "abc"}, "MOCKSERVER_PORT: 'abc' is not a whole number"),
+        ({"MOCKSERVER_SEED_RECORDS": "-1"}, "MOCKSERVER_SEED_RECORDS: -1 is not a whole number"),
+        ({"MOCKSERVER_LOG_FORMAT": "xml"}, "MOCKSERVER_LOG_FORMAT: 'xml' is not one of text, json"),
+        ({"MOCKSERVER_AUTH": "maybe"}, "MOCKSERVER_AUTH: 'maybe' is not one of on/off"),
     ],
 )
 def test_a_bad_variable_is_refused_by_name(env, message):
@@ -234,7 +238,7 @@ def test_the_wsgi_entry_raises_on_a_bad_variable_of_the_process(monkeypatch):
     from mockserver.settings import Settings, SettingsError
 
     monkeypatch.setenv("MOCKSERVER_PORT", "abc")
-    with pytest.raises(SettingsError, match="argument --port: invalid int value: 'abc'"):
+    with pytest.raises(SettingsError, match="MOCKSERVER_PORT: 'abc' is not a whole number"):
         Settings.from_env()
 
 
@@ -244,4 +248,76 @@ def test_a_variable_that_is_not_a_choice_stops_the_command():
 
     done = run(env={**os.environ, "MOCKSERVER_AUTH": "maybe"})
     assert done.returncode == 2
-    assert "MOCKSERVER_AUTH: invalid choice: 'maybe' (choose from on, off)" in done.stderr
+    assert done.stderr == (
+        "mockserver: error: MOCKSERVER_AUTH: 'maybe' is not one of on/off, true/false, 1/0, "
+        "yes/no (any case) (see mockserver --help)\n"
+    )
+
+
+# ------------------------------------------------- configuration never fails open
+
+YES = ("on", "ON", "True", "1", "yes", "Yes")
+NO = ("off", "OFF", "false", "0", "no", "NO")
+
+
+@pytest.mark.parametrize("spelling", YES + NO)
+def test_every_yes_no_spelling_means_what_it_says(spelling):
+    """`MOCKSERVER_AUTH=ON` turned auth off: every documented spelling, in any case, is read."""
+    from mockserver.settings import Settings
+
+    expected = spelling in YES
+    for variable, field in (
+        ("MOCKSERVER_AUTH", "auth"),
+        ("MOCKSERVER_STRICT", "strict"),
+        ("MOCKSERVER_CHECK_RESPONSES", "check_responses"),
+    ):
+        assert getattr(Settings.from_env({variable: spelling}), field) is expected, variable
+    assert Settings.from_env({}).auth is True  # on unless turned off
+    assert parser({}).parse_args(["--auth", spelling]).auth is expected
+
+
+def _bad_values(option):
+    """Values the option must refuse, by the kind of value it takes."""
+    if option.switch or option.choices:
+        return ["maybe", "enabled", "tru", "2", "", "verbose", f"{option.default}x"]
+    if option.metavar in ("FILE", "PATH"):
+        return [""]
+    if option.metavar in ("N", "S") or option.flag == "--port":
+        return ["abc", "1.5", "", "1e3", "0x10"] + (["-1"] if option.metavar == "N" else [])
+    return []
+
+
+CHECKED = [(option, bad) for option in SETTINGS_OPTIONS for bad in _bad_values(option)]
+
+
+def test_every_option_with_a_kind_of_value_has_bad_values():
+    """Only free text (an address, a token, an origin) takes any value."""
+    free = {o.flag for o in SETTINGS_OPTIONS if not _bad_values(o)}
+    assert free == {"--host", "--admin-token", "--cors-origin"}
+
+
+@pytest.mark.parametrize(("option", "bad"), CHECKED, ids=[f"{o.flag}={b!r}" for o, b in CHECKED])
+def test_every_bad_spelling_of_every_option_is_refused_by_name(option, bad):
+    """As a variable and as a flag: one line, naming it, never a silent default."""
+    from mockserver.settings import Settings, SettingsError
+
+    with pytest.raises(SettingsError) as refusal:
+        Settings.from_env({option.variable: bad})
+    assert str(refusal.value).startswith(f"{option.variable}: ")
+    assert "\n" not in str(refusal.value)
+    if option.switch:
+        return  # a flag without a value: nothing to misspell
+    with pytest.raises(SettingsError) as refusal:
+        parser({}).parse_args([option.flag, bad])
+    assert str(refusal.value).startswith(f"{option.flag}: ")
+
+
+def test_the_command_refuses_a_bad_level_in_one_line():
+    """`MOCKSERVER_LOG_LEVEL=verbose` gave a traceback; `--port 99999` too."""
+    import os
+
+    for args, env in ((["--port", "99999"], {}), ([], {"MOCKSERVER_LOG_LEVEL": "verbose"})):
+        done = run(*args, env={**os.environ, **env})
+        assert done.returncode == 2
+        assert len(done.stderr.splitlines()) == 1, done.stderr
+        assert "Traceback" not in done.stderr

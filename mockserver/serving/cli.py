@@ -13,7 +13,7 @@ from mockserver.contract.spec import SpecError
 from mockserver.faults.scenario import ScenarioError
 from mockserver.serving.uwsgi import StartupError, check_port, serve
 from mockserver.sessions.state_file import StateFileError
-from mockserver.settings import Settings, parser, settings_from, value_errors
+from mockserver.settings import Settings, SettingsError, parser, settings_from
 from mockserver.state import State
 from mockserver.storage import BackendError
 
@@ -21,14 +21,13 @@ STARTUP_ERRORS = (SpecError, TokensFileError, ScenarioError, StateFileError, Sta
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    p = parser()
     try:
-        args = p.parse_args(argv)
-        for problem in value_errors(args):
-            p.error(problem)
-    except SystemExit as exc:
+        settings = settings_from(parser().parse_args(argv))
+    except SettingsError as exc:  # one line, naming the flag or variable
+        print(f"mockserver: error: {exc} (see mockserver --help)", file=sys.stderr)
+        return 2
+    except SystemExit as exc:  # --help, --version
         return int(exc.code or 0)
-    settings = settings_from(args)
     log.configure(settings.log_format, settings.log_level)
     try:
         start(settings)
