@@ -10,6 +10,7 @@ import atexit
 import logging
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -132,8 +133,13 @@ def _sessions(
 
 def _restore(state: State, path: Path) -> None:
     """Load `--state-file` when it exists, and save to it when this server stops."""
+    state_file.check_writable(path)
     if path.exists():
-        templates = {op.collection for op in state.router.operations if op.collection}
+        templates = {
+            op.collection: _item_check(state, op.collection)
+            for op in state.router.operations
+            if op.collection
+        }
         started = time.monotonic()
         count, items = state_file.load(path, state.sessions, state.rules, templates)
         took = time.monotonic() - started
@@ -143,6 +149,20 @@ def _restore(state: State, path: Path) -> None:
     else:
         log.logger.info("no state file %s yet: it is written when the server stops", path)
     atexit.register(_save, state, path, os.getpid())
+
+
+def _item_check(state: State, collection: str) -> Callable[[Any], str]:
+    """Why an item of the state file breaks the spec ("" when it does not): as the control
+    API checks the records it is given."""
+
+    def check(item: Any) -> str:
+        errors = state.resources.item_errors(collection, [item])
+        return "; ".join(
+            f"{k.removeprefix('[0]').lstrip('.') or '(the item)'}: {', '.join(v)}"
+            for k, v in errors.items()
+        )
+
+    return check
 
 
 def _save(state: State, path: Path, creator: int) -> None:

@@ -132,7 +132,7 @@ def test_rights_decide_403(make_app, tokens_file, token, method, path, status):
 @pytest.mark.parametrize(
     ("content", "message"),
     [
-        ("tokens: [", "cannot parse the tokens file"),
+        ("tokens: [", "tokens.yaml:1:10: expected the node content, but found"),
         ("{}", "invalid tokens file at (top level): 'tokens' is a required property"),
         ("tokens: [{actor: {id: X}}]", "invalid tokens file at tokens > 0: 'token' is a required"),
         ("tokens: [{token: t, rights: read}]", "invalid tokens file at tokens > 0 > rights"),
@@ -144,7 +144,7 @@ def test_bad_tokens_files_name_the_file_and_the_problem(tmp_path, content, messa
     path.write_text(content)
     with pytest.raises(TokensFileError) as caught:
         load_tokens(path)
-    assert str(caught.value).startswith(f"{path}: ")
+    assert str(caught.value).startswith(f"{path}:")
     assert message in str(caught.value)
 
 

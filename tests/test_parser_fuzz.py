@@ -961,6 +961,11 @@ def scenario_texts(draw: st.DrawFn) -> tuple[str, bytes]:
     return suffix, text.encode()
 
 
+def names_the_file(message: str, path: Path) -> bool:
+    """`FILE: what`, or `FILE:LINE:COL: what` for a syntax error: one line."""
+    return "\n" not in message and bool(re.match(rf"{re.escape(str(path))}(:\d+:\d+)?: ", message))
+
+
 def run_scenario(suffix: str, content: bytes) -> None:
     path = SCENARIOS / f"scenario-{next(FILE_NUMBERS)}{suffix}"
     path.write_bytes(content)
@@ -970,7 +975,7 @@ def run_scenario(suffix: str, content: bytes) -> None:
                 try:
                     rules = load_scenario(path, book)
                 except ScenarioError as error:
-                    assert str(error).startswith(f"{path}: ")  # noqa: PT017
+                    assert names_the_file(str(error), path)  # noqa: PT017
                     continue
                 for given in rules:  # as each new session adds them
                     use_rule(given, book.check(given))
@@ -1140,7 +1145,7 @@ def test_nan_is_no_delay_or_chance(name: str) -> None:
 @pytest.mark.parametrize(
     ("suffix", "content", "message"),
     [
-        (".yaml", b"\xff- {status: 500}", "is not UTF-8 text"),
+        (".yaml", b"\xff- {status: 500}", ":1:1: not UTF-8 text"),
         (".yaml", NESTED.encode(), "nested deeper than the maximum of 64 levels"),
         (".json", NESTED.encode(), "nested deeper than the maximum of 64 levels"),
         (".yaml", b"- &a {status: 500, when: {body: [*a]}}", "nested deeper than the maximum"),
@@ -1165,5 +1170,5 @@ def test_a_scenario_file_that_is_not_json_values_is_refused_by_name(
             load_scenario(path, BOOKS[0])
     finally:
         path.unlink()
-    assert str(refusal.value).startswith(f"{path}: ")
+    assert names_the_file(str(refusal.value), path)
     assert message in str(refusal.value)

@@ -97,7 +97,9 @@ def test_a_missing_file_is_written_at_shutdown(start_server: StartServer, tmp_pa
     assert logged(server, f"no state file {state} yet")
     record = post(server, new_record())
     assert server.stop() == 0
-    stored = snapshot.read(state, lambda: Stores(100), {RECORDS})["default"].storage.open(RECORDS)
+    stored = snapshot.read(state, lambda: Stores(100), {RECORDS: lambda item: ""})[
+        "default"
+    ].storage.open(RECORDS)
     assert [orjson.loads(raw) for raw in stored] == [record]
     assert list(state.parent.iterdir()) == [state]  # no temporary file left behind
 
@@ -180,14 +182,18 @@ def _writer(path: Path, records: int, once: bool = False) -> subprocess.Popen[st
 def _held(path: Path) -> int:
     """How many records the state file holds (StateFileError if it is not whole)."""
     return len(
-        snapshot.read(path, lambda: Stores(100_000), {RECORDS})["default"].storage.open(RECORDS)
+        snapshot.read(path, lambda: Stores(100_000), {RECORDS: lambda item: ""})[
+            "default"
+        ].storage.open(RECORDS)
     )
 
 
 @pytest.mark.parametrize(
     ("content", "problem"),
     [
-        (b"garbage\n", "not a [kind, payload] JSON line"),
+        (b"garbage\n", "state.jsonl:1:1: Expecting value"),
+        (b'["state",\n', "state.jsonl:1:10: Expecting value"),
+        (b'["state"]\n', "state.jsonl:1:1: not a [kind, payload] JSON line"),
         (b'["state",{"version":99}]\n["end",{"sessions":0,"items":0}]\n', "not a mockserver state"),
         (b'["state",{"version":1}]\n["session","default"]\n', "cut short (no 'end' line)"),
         (
@@ -208,7 +214,16 @@ def _held(path: Path) -> int:
             "a 'item' line that makes no sense",
         ),
     ],
-    ids=["not-json", "other-version", "cut-short", "count-mismatch", "bad-rule", "item-no-id"],
+    ids=[
+        "not-json",
+        "cut-json",
+        "not-a-pair",
+        "other-version",
+        "cut-short",
+        "count-mismatch",
+        "bad-rule",
+        "item-no-id",
+    ],
 )
 def test_a_bad_state_file_stops_start_up_naming_it(
     tmp_path: Path, content: bytes, problem: str
@@ -225,3 +240,116 @@ def test_a_bad_state_file_stops_start_up_naming_it(
     assert str(state) in done.stderr
     assert problem in done.stderr, done.stderr
     assert state.read_bytes() == content  # left as it was
+
+
+def _saved_file(tmp_path: Path, records: list[dict[str, Any]]) -> tuple[Path, list[bytes]]:
+    """A state file a server wrote, holding `records` (each created through the API), and
+    its lines."""
+    from mockserver import Settings, create_app
+
+    app = create_app(Settings(check_responses=True))
+    client = app.test_client()
+    for body in records:
+        assert client.post(RECORDS, json=body, headers=AUTH).status_code == 201
+    path = tmp_path / "state.jsonl"
+    snapshot.save(path, app.extensions["mockserver"].sessions, "test")
+    return path, path.read_bytes().splitlines(keepends=True)
+
+
+def _refused(path: Path) -> str:
+    done = subprocess.run(
+        [str(MOCKSERVER), "--port", str(free_port()), "--state-file", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 1, done.stderr
+    assert len(done.stderr.splitlines()) == 1, done.stderr
+    return done.stderr.strip()
+
+
+def _item_lines(lines: list[bytes]) -> list[int]:
+    """Where the records are (not the event types)."""
+    return [i for i, line in enumerate(lines) if line.startswith(b'["item",{"id":"AUD-')]
+
+
+def test_a_state_file_with_an_id_twice_is_refused_at_its_line(tmp_path: Path) -> None:
+    path, lines = _saved_file(tmp_path, [new_record(), new_record()])
+    first, second = _item_lines(lines)
+    lines[second] = lines[first]
+    path.write_bytes(b"".join(lines))
+    item_id = orjson.loads(lines[first])[1]["id"]
+    assert _refused(path) == f"mockserver: error: {path}:{second + 1}: id {item_id} again"
+
+
+def test_a_state_file_with_lines_after_its_end_is_refused(tmp_path: Path) -> None:
+    path, lines = _saved_file(tmp_path, [new_record()])
+    path.write_bytes(b"".join([*lines, lines[-1]]))
+    refusal = _refused(path)
+    assert refusal == f"mockserver: error: {path}:{len(lines) + 1}: a line after the 'end' line"
+
+
+def test_a_state_file_with_a_record_that_breaks_the_spec_is_refused(tmp_path: Path) -> None:
+    path, lines = _saved_file(tmp_path, [new_record()])
+    (at,) = _item_lines(lines)
+    kind, item = orjson.loads(lines[at])
+    item["object"]["id"] = 12  # a string in the spec
+    lines[at] = orjson.dumps([kind, item]) + b"\n"
+    path.write_bytes(b"".join(lines))
+    refusal = _refused(path)
+    assert refusal.startswith(f"mockserver: error: {path}:{at + 1}: item {item['id']} breaks")
+    assert "object.id" in refusal, refusal
+
+
+def test_a_state_file_in_a_folder_that_cannot_be_written_is_refused_at_start_up(
+    tmp_path: Path,
+) -> None:
+    for path, reason in (
+        (tmp_path / "absent" / "state.jsonl", f"no folder {tmp_path / 'absent'}"),
+        (Path("/proc/state.jsonl"), "cannot write the state file in /proc"),
+    ):
+        assert _refused(path) == f"mockserver: error: {path}: " + (
+            f"cannot write the state file: {reason}"
+            if "absent" in str(path)
+            else f"{reason}: No such file or directory"
+        )
+
+
+NUMBERS = [10**30, 10**400, -(2**70), 2**64, -(2**63), 2**64 - 1]
+
+
+def test_integers_of_any_size_round_trip_exactly(start_server: StartServer, tmp_path: Path) -> None:
+    """Through a POST, a GET, the journal and the state file (10**400 made the file
+    unloadable at every restart; 2**64 came back as a float)."""
+    state = tmp_path / "state.jsonl"
+    server = start_server("--state-file", str(state))
+    documents = {"numbers": NUMBERS}
+    raw = b'{"numbers":[' + ",".join(str(n) for n in NUMBERS).encode() + b"]}"
+    created = requests.post(
+        server.url + RECORDS,
+        data=orjson.dumps(new_record())[:-1] + b',"documents":' + raw + b"}",
+        headers={**AUTH, "Content-Type": "application/json"},
+        timeout=5,
+    )
+    assert created.status_code == 201, created.text
+    assert _numbers(created.content) == documents
+    path = f"{RECORDS}/{created.json()['id']}"
+    fetched = requests.get(server.url + path, headers=AUTH, timeout=5)
+    assert _numbers(fetched.content) == documents
+    journal = requests.get(f"{server.url}/_mock/requests", timeout=5)
+    assert _numbers(journal.content, ("data", 0, "body")) == documents
+    assert server.stop() == 0
+    restarted = start_server("--state-file", str(state))
+    again = requests.get(restarted.url + path, headers=AUTH, timeout=5)
+    assert again.status_code == 200, again.text
+    assert _numbers(again.content) == documents
+
+
+def _numbers(raw: bytes, where: tuple[Any, ...] = ()) -> Any:
+    """The `documents` member, read exactly (the standard library keeps big integers)."""
+    import json
+
+    found = json.loads(raw)
+    for step in where:
+        found = found[step]
+    return found["documents"]

@@ -10,6 +10,7 @@ import jsonschema
 import yaml
 
 from mockserver.auth.identity import Identity, from_token
+from mockserver.documents import syntax_error
 
 _TOKENS_FILE_SCHEMA = {
     "type": "object",
@@ -48,13 +49,15 @@ class TokensFileError(Exception):
 def load_tokens(path: Path) -> dict[str, Identity]:
     """Read a tokens file; TokensFileError names the file and what is wrong in it."""
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw = path.read_bytes()
     except OSError as exc:
         raise TokensFileError(
             f"{path}: cannot read the tokens file: {exc.strerror or exc}"
         ) from exc
+    try:
+        data = yaml.safe_load(raw.decode("utf-8"))
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise TokensFileError(f"{path}: cannot parse the tokens file: {exc}") from exc
+        raise TokensFileError(syntax_error(path, raw, exc)) from exc
     try:
         jsonschema.validate(data, _TOKENS_FILE_SCHEMA)
     except jsonschema.ValidationError as exc:

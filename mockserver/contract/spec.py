@@ -13,6 +13,8 @@ import yaml
 from openapi_core import Config, OpenAPI
 from openapi_spec_validator.validation.exceptions import OpenAPIValidationError
 
+from mockserver.documents import syntax_error
+
 Document = dict[str, Any]
 HTTP_METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
 
@@ -72,7 +74,7 @@ def _parse(path: Path, raw: bytes) -> Document:
         text = raw.decode("utf-8-sig")
         document = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
     except (UnicodeDecodeError, json.JSONDecodeError, yaml.YAMLError) as exc:
-        raise SpecError(f"{path}: cannot parse the spec: {exc}") from exc
+        raise SpecError(syntax_error(path, raw, exc)) from exc
     if not isinstance(document, dict):
         raise SpecError(f"{path}: the spec is not a mapping of OpenAPI fields")
     if not str(document.get("openapi", "")).startswith("3."):

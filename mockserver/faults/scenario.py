@@ -11,6 +11,7 @@ import yaml
 
 from mockserver import codec
 from mockserver.codec import MAX_DEPTH, json_fault
+from mockserver.documents import syntax_error
 from mockserver.faults.checking import RuleBook
 
 
@@ -28,12 +29,10 @@ def read_rules(path: Path) -> list[Any]:
         raise ScenarioError(f"{path}: cannot read the scenario: {exc.strerror or exc}") from exc
     try:
         data = codec.loads(raw) if path.suffix == ".json" else _yaml(raw.decode())
-    except UnicodeDecodeError as exc:
-        raise ScenarioError(f"{path}: the scenario is not UTF-8 text: {exc.reason}") from exc
     except RecursionError as exc:
         raise ScenarioError(f"{path}: cannot parse the scenario: {_too_deep()}") from exc
-    except (ValueError, yaml.YAMLError) as exc:  # json.JSONDecodeError is a ValueError
-        raise ScenarioError(f"{path}: cannot parse the scenario: {exc}") from exc
+    except (ValueError, yaml.YAMLError) as exc:  # JSON's and UTF-8's errors are ValueErrors
+        raise ScenarioError(syntax_error(path, raw, exc)) from exc
     problem = json_fault(data)
     if problem:
         raise ScenarioError(f"{path}: cannot use the scenario: {problem}")

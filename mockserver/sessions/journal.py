@@ -17,8 +17,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import unquote
 
-import orjson
-
+from mockserver import codec
 from mockserver.codec import MISSING
 from mockserver.contract.router import Operation
 from mockserver.faults.matching import Conditions, Seen
@@ -84,8 +83,8 @@ class Entry:
         body: Any = MISSING
         if self.body:
             try:
-                body = orjson.loads(self.body)
-            except orjson.JSONDecodeError:
+                body = codec.loads(self.body)
+            except (ValueError, RecursionError):
                 body = MISSING
         return Seen(
             self.method,
@@ -96,9 +95,9 @@ class Entry:
         )
 
     def as_json(self) -> dict[str, Any]:
-        try:
-            body: Any = orjson.loads(self.body) if self.body else None
-        except orjson.JSONDecodeError:
+        try:  # integers of any size kept exactly, as the API keeps them
+            body: Any = codec.loads(self.body) if self.body else None
+        except (ValueError, RecursionError):
             body = self.body.decode("utf-8", "replace")
         return {
             "id": self.id,

@@ -18,18 +18,19 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-import orjson
-
+from mockserver import codec
+from mockserver.documents import syntax_error
 from mockserver.faults.checking import RuleBook
 from mockserver.sessions.session import Sessions
 from mockserver.storage.backend import Backend, Item
 
 VERSION = 1
+Checks = Mapping[str, Callable[[Any], str]]  # collection template -> why an item breaks the spec
 _COUNTED = (("id", str), ("rule", dict), ("matched", int), ("fired", int))
 
 
@@ -50,6 +51,21 @@ class _Saved:
     def stored(self) -> int:
         """How many items its storage holds."""
         return sum(len(self.storage.open(path)) for path in self.collections)
+
+
+def check_writable(path: Path) -> None:
+    """StateFileError unless the state file can be written where it is meant to be: its
+    folder exists and a file can be made in it (tried, as permissions alone do not tell)."""
+    folder = path.parent
+    if not folder.is_dir():
+        raise StateFileError(f"{path}: cannot write the state file: no folder {folder}")
+    probe = folder / f".{path.name}.{os.getpid()}.probe"
+    try:
+        probe.open("xb").close()
+        probe.unlink()
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        raise StateFileError(f"{path}: cannot write the state file in {folder}: {reason}") from exc
 
 
 def save(path: Path, sessions: Sessions, spec: str) -> int:
@@ -88,7 +104,7 @@ def _write(out: IO[bytes], sessions: Sessions, spec: str) -> int:
 
 
 def _line(kind: str, payload: Any) -> bytes:
-    return orjson.dumps([kind, payload]) + b"\n"
+    return codec.dumps([kind, payload]) + b"\n"  # integers of any size, as JSON holds them
 
 
 def _sync_directory(directory: Path) -> None:
@@ -100,10 +116,11 @@ def _sync_directory(directory: Path) -> None:
         os.close(fd)
 
 
-def load(path: Path, sessions: Sessions, book: RuleBook, templates: set[str]) -> tuple[int, int]:
+def load(path: Path, sessions: Sessions, book: RuleBook, templates: Checks) -> tuple[int, int]:
     """Restore the sessions `path` holds (each rule checked by `book`; collections that
-    are not `templates` of this spec skipped); (sessions, items) restored. Nothing changes
-    unless the whole file is sound: StateFileError otherwise."""
+    are not `templates` of this spec skipped, the others' items checked by theirs);
+    (sessions, items) restored. Nothing changes unless the whole file is sound:
+    StateFileError, naming the line, otherwise."""
     saved = read(path, lambda: _empty(sessions.initial), templates)
     documented = {
         name: [_checked(state, book, path) for state in content.rules]
@@ -135,7 +152,7 @@ def _empty(initial: Backend) -> Backend:
     return storage
 
 
-def read(path: Path, make: Callable[[], Backend], templates: set[str]) -> dict[str, _Saved]:
+def read(path: Path, make: Callable[[], Backend], templates: Checks) -> dict[str, _Saved]:
     """The sessions a state file holds, by name, their items in the storage `make` gives (of
     collections that are `templates`); StateFileError for anything else."""
     try:
@@ -162,7 +179,7 @@ class _Reader:
             return (number, *_entry(line, number, self.path))
         return None
 
-    def sessions(self, make: Callable[[], Backend], templates: set[str]) -> dict[str, _Saved]:
+    def sessions(self, make: Callable[[], Backend], templates: Checks) -> dict[str, _Saved]:
         sessions: dict[str, _Saved] = {}
         current: _Saved | None = None
         while (entry := self.next()) is not None:
@@ -173,7 +190,7 @@ class _Reader:
                 elif kind == "session":
                     current = sessions.setdefault(payload, _Saved(make()))
                 elif kind == "end":
-                    return _ended(sessions, payload, self.path)
+                    return self._last(_ended(sessions, payload, self.path))
                 elif current is None:
                     raise StateFileError(f"{self.path}:{number}: {kind!r} outside a session")
                 else:
@@ -183,26 +200,32 @@ class _Reader:
                 raise StateFileError(f"{where}: a {kind!r} line that makes no sense") from exc
         raise StateFileError(f"{self.path}: the file is cut short (no 'end' line): not loaded")
 
-    def _part(
-        self, saved: _Saved, kind: str, payload: Any, number: int, templates: set[str]
-    ) -> None:
+    def _part(self, saved: _Saved, kind: str, payload: Any, number: int, templates: Checks) -> None:
         if kind == "rules":
             saved.rules = [dict(state) for state in payload]
         elif kind == "collection":
             path, template = str(payload["path"]), str(payload["template"])
             if template in templates:  # else skipped: the spec has no such collection
-                saved.storage.load(path, template, self._items(saved))
+                saved.storage.load(path, template, self._items(saved, templates[template]))
                 saved.collections.append(path)
             else:
-                for _ in self._items(saved):
+                for _ in self._items(saved, _anything):
                     pass
         elif kind == "item":
             saved.items += 1  # an item outside a collection: skipped
         else:
             raise StateFileError(f"{self.path}:{number}: unexpected {kind!r}")
 
-    def _items(self, saved: _Saved) -> Iterator[Item]:
-        """The items of the collection just read, up to the next line of another kind."""
+    def _last(self, sessions: dict[str, _Saved]) -> dict[str, _Saved]:
+        """The sessions read, when nothing follows the end line."""
+        for number, _ in self._lines:
+            raise StateFileError(f"{self.path}:{number}: a line after the 'end' line")
+        return sessions
+
+    def _items(self, saved: _Saved, check: Callable[[Any], str]) -> Iterator[Item]:
+        """The items of the collection just read, up to the next line of another kind; each
+        with an id of its own and as the spec describes it (`check`)."""
+        ids: set[str] = set()
         while (entry := self.next()) is not None:
             number, kind, payload = entry
             if kind != "item":
@@ -210,8 +233,20 @@ class _Reader:
                 return
             if not isinstance(payload, dict) or not isinstance(payload.get("id"), str):
                 raise StateFileError(f"{self.path}:{number}: a 'item' line that makes no sense")
+            if payload["id"] in ids:
+                raise StateFileError(f"{self.path}:{number}: id {payload['id']} again")
+            ids.add(payload["id"])
+            wrong = check(payload)
+            if wrong:
+                raise StateFileError(
+                    f"{self.path}:{number}: item {payload['id']} breaks the spec: {wrong}"
+                )
             saved.items += 1
             yield payload
+
+
+def _anything(item: Any) -> str:
+    return ""
 
 
 def _check_header(kind: str, payload: Any, path: Path) -> None:
@@ -220,12 +255,14 @@ def _check_header(kind: str, payload: Any, path: Path) -> None:
 
 
 def _entry(line: bytes, number: int, path: Path) -> tuple[str, Any]:
+    line = line.rstrip(b"\r\n")  # one JSON value per line: an error is on that line
     try:
-        kind, payload = orjson.loads(line)
-    except (orjson.JSONDecodeError, ValueError, TypeError) as exc:
-        raise StateFileError(f"{path}:{number}: not a [kind, payload] JSON line: {exc}") from exc
-    if not isinstance(kind, str):
-        raise StateFileError(f"{path}:{number}: not a [kind, payload] JSON line")
+        found = codec.loads(line)
+    except (ValueError, RecursionError) as exc:  # JSON's errors are ValueErrors
+        raise StateFileError(syntax_error(path, line, exc, number)) from exc
+    if not (isinstance(found, list) and len(found) == 2 and isinstance(found[0], str)):
+        raise StateFileError(f"{path}:{number}:1: not a [kind, payload] JSON line")
+    kind, payload = found
     return kind, payload
 
 
