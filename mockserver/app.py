@@ -41,7 +41,8 @@ from mockserver.resources.records import RecordBehaviour
 from mockserver.respond import WSGIApp
 from mockserver.sessions import state_file
 from mockserver.sessions.coverage import Coverage
-from mockserver.sessions.session import DEFAULT, Session, Sessions
+from mockserver.sessions.journal import Budget, Journal
+from mockserver.sessions.session import DEFAULT, Limits, Session, Sessions
 from mockserver.sessions.tally import Tally, write_report
 from mockserver.settings import CONTROL_SPEC, Settings
 from mockserver.state import State
@@ -122,13 +123,17 @@ def _sessions(
             if rule.get("session", DEFAULT) == session.name:
                 session.faults.add(rule, rules.check(rule))
 
-    return Sessions(
+    budget = Budget(settings.journal_bytes)  # every session's journal together
+    sessions = Sessions(
         initial,
         lambda: Coverage(router.operations),
-        settings.journal_size,
+        lambda: Journal(settings.journal_size, budget),
         settings.fault_seed,
         load_rules,
+        Limits(settings.max_sessions, settings.session_ttl, settings.max_rules),
     )
+    sessions.budget = budget
+    return sessions
 
 
 def _restore(state: State, path: Path) -> None:

@@ -44,6 +44,10 @@ class Settings:
     scenario: Path | None = None
     fault_seed: int | None = None
     journal_size: int = 10_000
+    journal_bytes: int = 64 * MIB  # every session's journal together
+    max_sessions: int = 1000
+    session_ttl: int = 3600  # seconds an idle session lives (0: for ever)
+    max_rules: int = 1000  # fault rules per session
     coverage_report: Path | None = None
     state_file: Path | None = None  # sessions saved at shutdown, loaded at start-up
     cors_origins: tuple[str, ...] = ()  # browser origins allowed to call (`*`: any)
@@ -238,6 +242,31 @@ OPTIONS: tuple[Option, ...] = (
         "N",
     ),
     Option(
+        "--journal-bytes",
+        "bytes every session's journal may hold together, the oldest entries dropped; a body "
+        "over 64 KiB is kept cut, with its size and SHA-256",
+        WHOLE,
+        "N",
+    ),
+    Option(
+        "--max-sessions",
+        "named sessions live at once (besides the default one); one more is refused with 429",
+        whole(1),
+        "N",
+    ),
+    Option(
+        "--session-ttl",
+        "seconds an idle session lives before it ends (0: until reset or deleted)",
+        WHOLE,
+        "S",
+    ),
+    Option(
+        "--max-rules",
+        "fault rules a session may hold; more are refused with 429",
+        whole(1),
+        "N",
+    ),
+    Option(
         "--coverage-report",
         "write the coverage at exit: JSON if FILE ends in .json, JUnit XML otherwise",
         path,
@@ -337,9 +366,7 @@ def _add(p: argparse.ArgumentParser, option: Option, given: str | None) -> None:
         p.add_argument(option.flag, action="store_true", default=default, help=shown)
         return
     metavar = "{" + ",".join(option.choices) + "}" if option.choices else option.metavar
-    p.add_argument(
-        option.flag, type=_checked(option), default=default, metavar=metavar, help=shown
-    )
+    p.add_argument(option.flag, type=_checked(option), default=default, metavar=metavar, help=shown)
 
 
 def settings_from(args: argparse.Namespace) -> Settings:

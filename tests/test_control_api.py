@@ -560,6 +560,7 @@ def test_an_entry_holds_the_request_and_what_it_got(api):
             "Content-Type": "application/json",
         },
         "body": new_record(),
+        "bodySize": len(api.application.json.dumps(new_record()).encode()),
         "operation": "createAuditRecord",
         "valid": True,
         "violations": {},

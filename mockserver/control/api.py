@@ -43,8 +43,10 @@ def _door() -> None:
         )
 
 
-def _request() -> tuple[Session, Checked, dict[str, str]]:
-    """Validate the control request; its session, checked body and query parameters."""
+def _request(make: bool = False) -> tuple[Session, Checked, dict[str, str]]:
+    """Validate the control request; its session, checked body and query parameters. Only a
+    write that adds something (`make`) makes the session when it is new: a read looks at a
+    fresh one it does not keep."""
     holder = state()
     match = holder.control_router.match(request.method, request.path)
     query = decode_query(request.environ.get("QUERY_STRING", "")).params
@@ -52,7 +54,8 @@ def _request() -> tuple[Session, Checked, dict[str, str]]:
     if query.get("session") == "":  # an unset variable in CI: not silently the shared session
         raise invalid({"session": [NAME_RULE]})
     name = query.get("session") or request.headers.get("X-Mock-Session") or DEFAULT
-    return holder.sessions.get(name), checked, query
+    sessions = holder.sessions
+    return sessions.get(name) if make else sessions.peek(name), checked, query
 
 
 def _records(session: Session) -> Collection:
@@ -124,7 +127,7 @@ def list_records() -> Response:
 
 @blueprint.post("/records")
 def insert_records() -> Response:
-    session, checked, _ = _request()
+    session, checked, _ = _request(make=True)
     fixtures = checked.body if isinstance(checked.body, list) else [checked.body]
     records = _records(session)
     errors = state().resources.item_errors(records.template, fixtures)
@@ -135,7 +138,7 @@ def insert_records() -> Response:
 
 @blueprint.delete("/records")
 def clear_records() -> Response:
-    session, _, _ = _request()
+    session, _, _ = _request(make=True)
     _records(session).clear()
     return _empty()
 
@@ -148,22 +151,23 @@ def list_faults() -> Response:
 
 @blueprint.post("/faults")
 def add_faults() -> Response:
-    session, checked, _ = _request()
+    session, checked, _ = _request(make=True)
     given = checked.body if isinstance(checked.body, list) else [checked.body]
     book, sessions = state().rules, state().sessions
     documented = [book.check(rule) for rule in given]  # all checked before any is added
+    targets = [sessions.get(rule["session"]) if "session" in rule else session for rule in given]
+    for target in {id(t): t for t in targets}.values():  # all fit, or none is added
+        target.faults.room(sum(1 for t in targets if t is target))
     added = [
-        sessions.get(rule["session"]).faults.add(rule, ok)
-        if "session" in rule
-        else session.faults.add(rule, ok)
-        for rule, ok in zip(given, documented, strict=True)
+        target.faults.add(rule, ok)
+        for rule, ok, target in zip(given, documented, targets, strict=True)
     ]
     return _json({"data": [rule.state() for rule in added]}, 201)
 
 
 @blueprint.delete("/faults")
 def clear_faults() -> Response:
-    session, _, _ = _request()
+    session, _, _ = _request(make=True)
     session.faults.clear()
     return _empty()
 
@@ -173,6 +177,44 @@ def remove_fault(rule_id: str) -> Response:
     session, _, _ = _request()
     if not session.faults.remove(rule_id):
         raise Problem(404, f"No fault rule {rule_id} in session {session.name}.")
+    return _empty()
+
+
+@blueprint.get("/sessions")
+def list_sessions() -> Response:
+    _request()
+    holder = state()
+    sessions = holder.sessions
+    live = list(sessions)
+    budget = sessions.budget
+    return _json(
+        {
+            "total": len(live),
+            "limit": sessions.limits.max_sessions,
+            "journalBytes": budget.used if budget else 0,
+            "journalBytesLimit": budget.limit if budget else 0,
+            "data": [_summary(session) for session in live],
+        }
+    )
+
+
+def _summary(session: Session) -> dict[str, Any]:
+    counted = state().counted()
+    return {
+        "name": session.name,
+        "collections": {label: len(session.storage.open(path)) for label, path in counted.items()},
+        "rules": len(session.faults.rules),
+        "journal": len(session.journal),
+        "journalBytes": session.journal.bytes,
+        "idleSeconds": round(max(time.monotonic() - session.used, 0.0), 3),
+    }
+
+
+@blueprint.delete("/sessions/<name>")
+def end_session(name: str) -> Response:
+    _request()
+    if not state().sessions.end(name):
+        raise Problem(404, f"No session {name}: it ended, or was never made.")
     return _empty()
 
 

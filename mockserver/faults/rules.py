@@ -12,18 +12,20 @@ come at once. `faults.apply` does what the decision says.
 
 from __future__ import annotations
 
+import heapq
 import itertools
 import math
 import random
 import re
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from mockserver.codec import MISSING
 from mockserver.faults.kinds import StreamFault
 from mockserver.faults.matching import Conditions, Seen
+from mockserver.problems import Problem
 
 
 @dataclass(frozen=True)
@@ -107,13 +109,27 @@ class Rule:
 
 
 class Faults:
-    """One session's rules, in order, with exact counters."""
+    """One session's rules, in order, with exact counters; at most `limit` of them. A request
+    is tried against the rules for its method and those for any method only (`_by_method`),
+    in the order they were added."""
 
-    def __init__(self, seed: int | None = None) -> None:
+    def __init__(self, seed: int | None = None, limit: int = 1000) -> None:
         self.rules: list[Rule] = []
+        self.limit = limit
+        self._by_method: dict[str | None, list[Rule]] = {}
+        self._order: dict[str, int] = {}
         self._lock = threading.Lock()
         self._rng = random.Random(seed)
         self._ids = itertools.count(1)
+
+    def room(self, count: int) -> None:
+        """A 429 Problem unless `count` more rules fit."""
+        if len(self.rules) + count > self.limit:
+            raise Problem(
+                429,
+                f"A session holds at most {self.limit} fault rules (--max-rules); it holds "
+                f"{len(self.rules)}: remove some (DELETE /_mock/faults) first.",
+            )
 
     def add(self, given: dict[str, Any], documented: bool = True) -> Rule:
         rule = Rule(
@@ -124,8 +140,18 @@ class Faults:
             Delay.parse(given["delay_ms"]) if "delay_ms" in given else None,
         )
         with self._lock:
-            self.rules.append(rule)
+            self.room(1)
+            self.rules = [*self.rules, rule]
+            self._index()
         return rule
+
+    def _index(self) -> None:
+        """The rules by method (under the lock)."""
+        by_method: dict[str | None, list[Rule]] = {}
+        for rule in self.rules:
+            by_method.setdefault(rule.conditions.method, []).append(rule)
+        self._by_method = by_method
+        self._order = {rule.id: place for place, rule in enumerate(self.rules)}
 
     def restore(self, state: dict[str, Any], documented: bool) -> Rule:
         """A saved rule (`Rule.state()`) back, with its id and counters."""
@@ -135,6 +161,7 @@ class Faults:
         number = int(digits) if rule.id.startswith("rule-") and digits.isdigit() else 0
         with self._lock:
             self._ids = itertools.count(max(number + 1, next(self._ids)))
+            self._index()  # by its saved id
         return rule
 
     def remove(self, rule_id: str) -> bool:
@@ -142,16 +169,26 @@ class Faults:
             kept = [rule for rule in self.rules if rule.id != rule_id]
             found = len(kept) != len(self.rules)
             self.rules = kept
+            self._index()
         return found
 
     def clear(self) -> None:
         with self._lock:
             self.rules = []
+            self._index()
+
+    def _candidates(self, method: str) -> Iterable[Rule]:
+        """The rules that may match a request of `method`, in the order they were added."""
+        own, anyone = self._by_method.get(method), self._by_method.get(None)
+        if own is None or anyone is None:
+            return own or anyone or ()
+        order = self._order
+        return heapq.merge(own, anyone, key=lambda rule: order[rule.id])
 
     def decide(self, seen: Seen) -> Action | None:
         """The action of the first rule that matches and fires; its counters move."""
         with self._lock:
-            for rule in self.rules:
+            for rule in self._candidates(seen.method):
                 if not rule.active or not rule.conditions.match(seen):
                     continue
                 rule.matched += 1

@@ -82,7 +82,7 @@ def handle(holder: State, req: Request) -> Response:
     request = of(environ)
     if path == SPEC_PATH and method in ("GET", "HEAD"):
         return _spec_document(holder, request)
-    match = holder.router.match(method, path)
+    match = request.match or holder.router.match(method, path)
     operation = match.operation
     request.trail.operation = operation
     right = required_right(operation.method, operation.resource)

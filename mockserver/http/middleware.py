@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from mockserver import codec, log
+from mockserver.auth.identity import required_right
 from mockserver.codec import MISSING
 from mockserver.contract.router import Operation
 from mockserver.faults import apply
@@ -94,8 +95,10 @@ class Front:
         name = environ.get(HEADER, DEFAULT)
         if name is not DEFAULT and not _SESSION.match(name):
             return self._refused(environ, start_response, request, _bad_session())
-        session = request.session = self.state.sessions.get(name)
-        try:
+        admitted = self._admitted(environ, request)
+        sessions = self.state.sessions
+        try:  # a request auth refuses makes no session: it looks at a fresh one
+            session = request.session = sessions.get(name) if admitted else sessions.peek(name)
             request.body = read_body(environ, self.state.settings.max_body_bytes)
         except Problem as problem:
             return self._refused(environ, start_response, request, problem)
@@ -111,13 +114,27 @@ class Front:
             session.name,
             request.trail,
         )
-        request.action = _decide(environ, session, path, body)
+        request.action = _decide(environ, session, path, body) if admitted else None
         if request.action is not None:
             request.entry.fault = request.action.rule
             return None
         result = self._lane(environ, start_response)
         self._count(request)
         return result
+
+    def _admitted(self, environ: Environ, request: RequestState) -> bool:
+        """Whether the request is for an operation of the spec and auth lets it in: only then
+        may it make a session, or meet a fault rule or its own `Prefer`."""
+        state = self.state
+        path = environ.get("PATH_INFO", "").encode("latin-1").decode("utf-8", "replace")
+        try:
+            match = state.router.match(environ["REQUEST_METHOD"], path)
+            right = required_right(match.operation.method, match.operation.resource)
+            state.auth.identify(environ.get("HTTP_AUTHORIZATION"), right)
+        except Problem:
+            return False
+        request.match = match
+        return True
 
     def _lane(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         return lane.serve(self.state, environ, start_response)

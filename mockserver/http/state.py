@@ -10,6 +10,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from mockserver.contract.router import Match
 from mockserver.faults.rules import Action
 from mockserver.sessions.journal import Entry, Trail
 from mockserver.sessions.session import Session
@@ -29,6 +30,7 @@ class RequestState:
     action: Action | None = None  # what a fault rule (or `Prefer`) does to it
     body: bytes | None = None  # read once by the front, for the app not to read again
     entry: Entry | None = None  # its journal entry
+    match: Match | None = None  # its operation, when the front found it and auth let it in
 
 
 def begin(environ: dict[str, Any]) -> RequestState:

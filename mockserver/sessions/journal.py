@@ -1,13 +1,16 @@
 """The request journal: what each API request sent and what it got, bounded in memory.
 
 An entry is cheap to write (references and a few numbers); it is turned into JSON, with its
-secrets masked, only when someone reads the journal. Once `--journal-size` entries are kept,
-each new one pushes the oldest out, so memory stays flat.
+secrets masked, only when someone reads the journal. Two bounds keep memory flat: each
+session's journal keeps its last `--journal-size` entries, and all journals of a server hold at
+most `--journal-bytes` (a `Budget`: past it, the oldest entries of any session go first). A
+body larger than BODY_KEPT is kept cut, with its size and SHA-256.
 """
 
 from __future__ import annotations
 
 import collections
+import hashlib
 import itertools
 import threading
 import time
@@ -59,6 +62,10 @@ class Entry:
     session: str
     trail: Trail
     fault: str | None = None
+    size: int = 0  # of the whole body (`body` may be cut)
+    sha256: str | None = None  # of the whole body, when `body` is cut
+    cost: int = 0  # bytes it holds, as the budget counts them
+    seq: int = 0  # its place among every journal's entries (the oldest: the smallest)
 
     @property
     def status(self) -> int:
@@ -81,7 +88,7 @@ class Entry:
 
     def seen(self) -> Seen:
         body: Any = MISSING
-        if self.body:
+        if self.body and self.sha256 is None:  # a cut body matches no body condition
             try:
                 body = codec.loads(self.body)
             except (ValueError, RecursionError):
@@ -95,10 +102,15 @@ class Entry:
         )
 
     def as_json(self) -> dict[str, Any]:
-        try:  # integers of any size kept exactly, as the API keeps them
-            body: Any = codec.loads(self.body) if self.body else None
-        except (ValueError, RecursionError):
+        body: Any = None
+        if self.sha256 is not None:  # cut: what was kept, as text
             body = self.body.decode("utf-8", "replace")
+        elif self.body:
+            try:  # integers of any size kept exactly, as the API keeps them
+                body = codec.loads(self.body)
+            except (ValueError, RecursionError):
+                body = self.body.decode("utf-8", "replace")
+        cut = {} if self.sha256 is None else {"bodyTruncated": True, "bodySha256": self.sha256}
         return {
             "id": self.id,
             "time": datetime.fromtimestamp(self.time, UTC)
@@ -109,6 +121,8 @@ class Entry:
             "query": mask_query(unquote(self.query)),
             "headers": {name: mask(name, value) for name, value in self.named_headers()},
             "body": body,
+            "bodySize": self.size,
+            **cut,
             "operation": self.operation,
             "valid": None if self.operation is None else not self.trail.violations,
             "violations": self.trail.violations or {},
@@ -146,14 +160,45 @@ class Matcher:
         return self.conditions.match(entry.seen())
 
 
-class Journal:
-    """The last `size` entries of one session."""
+BODY_KEPT = 64 * 1024  # bytes of a body an entry keeps
+ENTRY_BYTES = 512  # what an entry costs besides its body, headers and target (an estimate)
 
-    def __init__(self, size: int) -> None:
+
+class Budget:
+    """The bytes every journal of a server may hold together. When a new entry takes it past
+    its limit, the oldest entries (of whichever journal holds them) are dropped."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.used = 0
+        self.lock = threading.Lock()
+        self._seq = itertools.count(1)
+        self._journals: dict[int, Journal] = {}  # by id: those holding entries
+
+    def charge(self, journal: Journal, entry: Entry) -> None:
+        """Count a new entry in (under `lock`), dropping the oldest ones past the limit."""
+        entry.seq = next(self._seq)
+        self.used += entry.cost
+        self._journals[id(journal)] = journal
+        while self.used > self.limit and self._journals:
+            oldest = min(self._journals.values(), key=Journal.oldest_seq)
+            oldest.drop_oldest()
+
+    def release(self, journal: Journal, cost: int, empty: bool) -> None:
+        """An entry's bytes are free again (under `lock`)."""
+        self.used -= cost
+        if empty:
+            self._journals.pop(id(journal), None)
+
+
+class Journal:
+    """The last `size` entries of one session, within the server's byte budget."""
+
+    def __init__(self, size: int, budget: Budget | None = None) -> None:
         self.size = size
-        self._entries: collections.deque[Entry] = collections.deque(maxlen=size or None)
+        self.budget = budget or Budget(1 << 62)
+        self._entries: collections.deque[Entry] = collections.deque()
         self._ids = itertools.count(1)
-        self._lock = threading.Lock()
 
     def open(
         self,
@@ -166,21 +211,52 @@ class Journal:
         session: str,
         trail: Trail,
     ) -> Entry:
-        entry = Entry(next(self._ids), time, method, path, query, headers, body, session, trail)
+        size, digest = len(body), None
+        if size > BODY_KEPT:
+            body, digest = body[:BODY_KEPT], hashlib.sha256(body).hexdigest()
+        entry = Entry(
+            next(self._ids), time, method, path, query, headers, body, session, trail, None, size
+        )
+        entry.sha256 = digest
         if self.size:
-            self._entries.append(entry)  # atomic: a deque's append holds the GIL throughout
+            entry.cost = ENTRY_BYTES + len(body) + len(path) + len(query) + _held(headers)
+            with self.budget.lock:
+                if len(self._entries) >= self.size:
+                    self.drop_oldest()
+                self._entries.append(entry)
+                self.budget.charge(self, entry)
         return entry
 
+    def oldest_seq(self) -> int:
+        return self._entries[0].seq if self._entries else 1 << 62
+
+    def drop_oldest(self) -> None:
+        """Drop the oldest entry (under the budget's lock)."""
+        if self._entries:
+            gone = self._entries.popleft()
+            self.budget.release(self, gone.cost, not self._entries)
+
+    @property
+    def bytes(self) -> int:
+        """What its entries hold, as the budget counts them."""
+        with self.budget.lock:
+            return sum(entry.cost for entry in self._entries)
+
     def __iter__(self) -> Iterator[Entry]:
-        with self._lock:
+        with self.budget.lock:
             return iter(list(self._entries))
 
     def __len__(self) -> int:
         return len(self._entries)
 
     def clear(self) -> None:
-        with self._lock:
-            self._entries.clear()
+        with self.budget.lock:
+            while self._entries:
+                self.drop_oldest()
 
     def count(self, matcher: Matcher) -> int:
         return sum(1 for entry in self if matcher.match(entry))
+
+
+def _held(headers: Headers) -> int:
+    return sum(len(name) + len(value) for name, value in zip(*headers, strict=True))

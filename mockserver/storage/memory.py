@@ -40,11 +40,21 @@ class MemoryCollection:
         self._indexes = {path: Index(path) for path in indexed}
         self._lock = threading.Lock()
         self._on_evict = on_evict
+        self._shared = False  # `_items` and `_indexes` are another collection's too
+
+    def _own(self) -> None:
+        """Copy what is shared with a twin before the first change (under the lock)."""
+        if self._shared:
+            self._items = dict(self._items)
+            self._indexes = {path: index.copy() for path, index in self._indexes.items()}
+            self._holes = 0
+            self._shared = False
 
     def insert(self, item: Item) -> bytes:
         raw = self.layout.encode(item)
         evicted = []
         with self._lock:
+            self._own()
             old = self._items.pop(item["id"], None)
             if old is not None:
                 self._unindex(decode(old))
@@ -79,6 +89,7 @@ class MemoryCollection:
             old = self._items.get(item["id"])
             if old is None:
                 return None
+            self._own()
             former = decode(old)
             self._items[item["id"]] = raw
             for index in self._indexes.values():
@@ -87,10 +98,12 @@ class MemoryCollection:
 
     def remove(self, item_id: str) -> bool:
         with self._lock:
-            old = self._items.pop(item_id, None)
-            if old is not None:
-                self._unindex(decode(old))
-        return old is not None
+            if item_id not in self._items:
+                return False
+            self._own()
+            old = self._items.pop(item_id)
+            self._unindex(decode(old))
+        return True
 
     def reader(self) -> Reader:
         """Field access to this collection's stored bytes, for one search."""
@@ -127,18 +140,25 @@ class MemoryCollection:
 
     def clear(self) -> None:
         with self._lock:
+            if self._shared:  # nothing to copy: new, empty ones
+                self._items = {}
+                self._indexes = {path: Index(path) for path in self._indexes}
+                self._shared = False
+                return
             self._items.clear()
             for index in self._indexes.values():
                 index.clear()
 
     def copy(self) -> MemoryCollection:
-        """Another collection holding the same items (the bytes are shared, being immutable)."""
+        """Another collection holding the same items, copy-on-write: both share the items
+        and indexes until either changes (then it copies them: the item bytes themselves,
+        immutable, stay shared)."""
         twin = MemoryCollection(
             self.name, self.max_items, self.layout, (), self._on_evict, self.template
         )
         with self._lock:
-            twin._items = dict(self._items)
-            twin._indexes = {path: index.copy() for path, index in self._indexes.items()}
+            twin._items, twin._indexes, twin._holes = self._items, self._indexes, self._holes
+            self._shared = twin._shared = True
         return twin
 
     def __len__(self) -> int:

@@ -1,0 +1,225 @@
+"""Memory has bounds in bytes, not only in counts: the journal's byte budget and cut bodies,
+sessions made only by requests that pass auth (copy-on-write, idle ones expiring, a cap, an
+end), and a cap on each session's fault rules; `Prefer` applies only after auth."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+import tracemalloc
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from support import AUTH, CLOSE, RECORDS, new_record
+
+SESSION = "X-Mock-Session"
+
+
+def sessions(api: Any) -> dict[str, Any]:
+    answer = api.get("/_mock/sessions")
+    assert answer.status_code == 200, answer.get_data(as_text=True)
+    return dict(answer.json)
+
+
+def names(api: Any) -> list[str]:
+    return [s["name"] for s in sessions(api)["data"]]
+
+
+# ---------------------------------------------------------------- the journal
+
+
+def test_a_large_body_is_journaled_cut_with_its_size_and_hash(make_app):
+    api = make_app(strict_conformance=False).test_client()
+    body = b"[" + b"1," * 200_000 + b"1]"  # 400 KB of JSON (refused: not an object)
+    answer = api.post(RECORDS, data=body, headers={**AUTH, "Content-Type": "application/json"})
+    assert answer.status_code == 400
+    [entry] = api.get("/_mock/requests").json["data"]
+    assert entry["bodySize"] == len(body)
+    assert entry["bodyTruncated"] is True
+    assert entry["bodySha256"] == hashlib.sha256(body).hexdigest()
+    assert entry["body"] == body[: 64 * 1024].decode()
+
+
+def test_the_journals_of_every_session_hold_at_most_journal_bytes(make_app):
+    """Past the budget the oldest entries go, whichever session holds them."""
+    api = make_app(journal_bytes=400_000).test_client()
+    big = {**new_record(), "details": "x" * 60_000}
+    for number in range(12):
+        who = {**AUTH, SESSION: f"s{number % 3}"}
+        assert api.post(RECORDS, json=big, headers=who).status_code == 201
+    listed = sessions(api)
+    assert listed["journalBytesLimit"] == 400_000
+    assert 300_000 < listed["journalBytes"] <= 400_000
+    held = {s["name"]: s["journal"] for s in listed["data"]}
+    assert sum(held.values()) == 6  # the last six of twelve, ~61 KB each
+    assert sum(s["journalBytes"] for s in listed["data"]) == listed["journalBytes"]
+    kept = [e["id"] for e in api.get("/_mock/requests?session=s0").json["data"]]
+    assert kept == [3, 4]  # s0's oldest two went: the oldest of the server
+
+
+def test_ending_a_session_frees_its_journal_bytes(make_app):
+    api = make_app().test_client()
+    api.get(RECORDS, headers={**AUTH, SESSION: "gone-soon"})
+    before = sessions(api)["journalBytes"]
+    assert before > 0
+    assert api.delete("/_mock/sessions/gone-soon").status_code == 204
+    assert sessions(api)["journalBytes"] == 0
+    assert api.delete("/_mock/sessions/gone-soon").status_code == 404
+
+
+def test_large_bodies_do_not_grow_the_server(start_server):
+    """2 000 POSTs of 900 KB took a worker from 67 MB to 1.8 GB: the journal kept them
+    whole. 300 of them now leave it within its budget, and its memory flat."""
+    server = start_server("--journal-bytes", str(8 * 1024 * 1024))
+    body = b"{" + b"x" * 900_000  # invalid JSON, no token needed
+    with requests.Session() as client:
+        client.post(server.url + RECORDS, data=body, timeout=10)
+        start = resident_mb(server)
+        for _ in range(300):
+            answer = client.post(server.url + RECORDS, data=body, timeout=10)
+            assert answer.status_code in (400, 401)
+        grown = resident_mb(server) - start
+        listed = client.get(f"{server.url}/_mock/sessions", timeout=5, headers=CLOSE).json()
+    assert listed["journalBytes"] <= 8 * 1024 * 1024
+    assert grown < 60, f"the server grew by {grown:.0f} MB for 270 MB of bodies"
+
+
+def resident_mb(server: Any) -> float:
+    """The server's resident memory (its uWSGI master and worker), from /proc."""
+    pids = [server.process.pid]
+    children = Path(f"/proc/{pids[0]}/task/{pids[0]}/children")
+    pids += [int(pid) for pid in children.read_text().split()]
+    total = 0
+    for pid in pids:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                total += int(line.split()[1])
+    return total / 1024
+
+
+# ---------------------------------------------------------------- sessions
+
+
+def test_reads_and_refused_requests_make_no_session(make_app):
+    api = make_app().test_client()
+    assert api.get("/_mock/health?session=peek-1").json["session"] == "peek-1"
+    api.get("/_mock/requests?session=peek-2")
+    api.get("/_mock/faults", headers={SESSION: "peek-3"})
+    assert api.get(RECORDS, headers={SESSION: "no-token"}).status_code == 401
+    assert api.get("/nowhere", headers={**AUTH, SESSION: "no-route"}).status_code == 404
+    assert names(api) == ["default"]  # always there
+    assert api.get(RECORDS, headers={**AUTH, SESSION: "made"}).status_code == 200
+    api.post("/_mock/faults?session=written", json={"status": 500})
+    assert sorted(names(api)) == ["default", "made", "written"]
+
+
+def test_a_new_session_shares_the_seed_until_it_writes(make_app):
+    """Each session copied the seed (14.7 MB each with 100 000 records)."""
+    app = make_app(seed_records=3000, faker_seed=3)
+    api = app.test_client()
+    api.get(RECORDS, headers={**AUTH, SESSION: "warm"})
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for number in range(100):
+            assert api.get(RECORDS, headers={**AUTH, SESSION: f"s-{number}"}).status_code == 200
+        grown = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert len(names(api)) == 102  # and the default one
+    assert grown < 100 * 40_000, f"{grown / 100:.0f} bytes a session"  # a copy: ~300 KB
+    created = api.post(RECORDS, json=new_record(), headers={**AUTH, SESSION: "s-1"})
+    assert created.status_code == 201
+    record = f"{RECORDS}/{created.json['id']}"
+    assert api.get(record, headers={**AUTH, SESSION: "s-1"}).status_code == 200
+    assert api.get(record, headers={**AUTH, SESSION: "s-2"}).status_code == 404
+    assert (
+        api.get(RECORDS, headers={**AUTH, SESSION: "s-2"}).json["$meta"]["pagination"]["total"]
+        == 3000
+    )
+
+
+def test_an_idle_session_expires(make_app):
+    api = make_app(session_ttl=1).test_client()
+    api.get(RECORDS, headers={**AUTH, SESSION: "idle"})
+    assert names(api) == ["default", "idle"]
+    time.sleep(2.2)
+    api.get(RECORDS)  # any request looks for idle sessions, at most once a second
+    assert names(api) == ["default"]
+
+
+def test_max_sessions_refuses_one_more_with_a_429_naming_it(make_app):
+    api = make_app(max_sessions=2, strict_conformance=False).test_client()
+    for name in ("one", "two"):
+        assert api.get(RECORDS, headers={**AUTH, SESSION: name}).status_code == 200
+    refused = api.get(RECORDS, headers={**AUTH, SESSION: "three"})
+    assert refused.status_code == 429
+    assert "--max-sessions" in refused.json["detail"]
+    assert refused.headers["Retry-After"] == "1"
+    assert api.post("/_mock/faults?session=three", json={"status": 500}).status_code == 429
+    assert api.get(RECORDS, headers={**AUTH, SESSION: "one"}).status_code == 200  # live ones
+    api.delete("/_mock/sessions/two")
+    assert api.get(RECORDS, headers={**AUTH, SESSION: "three"}).status_code == 200
+
+
+def test_the_sessions_are_listed_with_what_they_hold(make_app):
+    api = make_app().test_client()
+    headers = {**AUTH, SESSION: "team-a"}
+    api.post(RECORDS, json=new_record(), headers=headers)
+    api.post("/_mock/faults?session=team-a", json={"status": 503, "method": "DELETE"})
+    listed = sessions(api)
+    assert listed["total"] == 2
+    assert listed["limit"] == 1000
+    [team] = [s for s in listed["data"] if s["name"] != "default"]
+    assert team["name"] == "team-a"
+    assert team["collections"]["records"] == 1
+    assert team["rules"] == 1
+    assert team["journal"] == 1
+    assert team["journalBytes"] > 0
+    assert 0 <= team["idleSeconds"] < 5
+
+
+# ---------------------------------------------------------------- fault rules
+
+
+def test_a_session_holds_at_most_max_rules(make_app):
+    api = make_app(max_rules=3).test_client()
+    batch = [{"method": "GET", "status": 500, "times": 1}] * 2
+    assert api.post("/_mock/faults", json=batch).status_code == 201
+    refused = api.post("/_mock/faults", json=batch)  # 2 more than 3: none is added
+    assert refused.status_code == 429
+    assert "--max-rules" in refused.json["detail"]
+    assert len(api.get("/_mock/faults").json["data"]) == 2
+    assert api.post("/_mock/faults", json=batch[0]).status_code == 201
+
+
+def test_rules_for_other_methods_are_not_tried(make_app):
+    """A request meets the rules for its method and for any method only, in order."""
+    api = make_app().test_client()
+    rules = [{"method": "POST", "status": 503}] * 500 + [
+        {"status": 500, "times": 1},
+        {"method": "GET", "status": 404, "path": f"{RECORDS}/{{id}}"},
+    ]
+    assert api.post("/_mock/faults", json=rules).status_code == 201
+    assert api.get(RECORDS).status_code == 500  # the any-method rule, first
+    assert api.get(RECORDS).status_code == 200
+    assert api.get(f"{RECORDS}/AUD-0000-0000-0000-0000").status_code == 404
+    counts = {r["id"]: r["matched"] for r in api.get("/_mock/faults").json["data"]}
+    assert counts["rule-1"] == 0  # a POST rule: never tried on a GET
+    assert counts["rule-501"] == 1
+
+
+# ---------------------------------------------------------------- Prefer after auth
+
+
+@pytest.mark.parametrize("prefer", ["code=500", "delay=3000"])
+def test_prefer_applies_only_after_auth(make_app, prefer):
+    """64 requests with `Prefer: delay=120000` and no token held the server for 120 s."""
+    api = make_app().test_client()
+    started = time.monotonic()
+    answer = api.get(RECORDS, headers={"Prefer": prefer})
+    assert answer.status_code == 401
+    assert time.monotonic() - started < 1
+    assert api.get(RECORDS, headers={**AUTH, "Prefer": "code=500"}).status_code == 500
