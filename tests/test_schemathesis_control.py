@@ -96,7 +96,7 @@ def _without_sessions(document: dict[str, Any]) -> None:
     refs = {f"#/components/parameters/{name}" for name in SESSION_PARAMETERS}
     for item in document["paths"].values():
         for operation in item.values():
-            kept = [p for p in operation["parameters"] if p.get("$ref") not in refs]
+            kept = [p for p in operation.get("parameters", []) if p.get("$ref") not in refs]
             operation["parameters"] = kept
             for answer in operation["responses"].values():
                 for link in answer.get("links", {}).values():
