@@ -89,6 +89,7 @@ def _state(
     scenario = load_scenario(settings.scenario, rules) if settings.scenario else []
     initial = backend or make_backend("memory", settings.max_records, _evicted)
     resources = Resources(router.operations, spec, initial, behaviours)
+    resources.query_budget = settings.query_budget_ms / 1000
     resources.seed(initial, settings)
     return State(
         settings,

@@ -39,6 +39,7 @@ class Settings:
     max_records: int = 200_000
     max_body_bytes: int = MIB
     max_export: int = 100_000
+    query_budget_ms: int = 1000  # a list's filter may take this long (0: no limit)
     admin_token: str | None = None  # required on /_mock when set
     threads: int = 64  # each open keep-alive connection holds one (uWSGI's HTTP/1.1 socket)
     scenario: Path | None = None
@@ -206,6 +207,13 @@ OPTIONS: tuple[Option, ...] = (
     Option(
         "--max-export",
         "most items a streamed read (MPT-Streaming: true) may hold, else 413",
+        WHOLE,
+        "N",
+    ),
+    Option(
+        "--query-budget-ms",
+        "how long a list's filter may take, else 400 naming it (0: no limit): one costly "
+        "query never holds the others up",
         WHOLE,
         "N",
     ),

@@ -185,11 +185,23 @@ def test_index_keeps_non_strings_apart_and_insertion_order():
     for n, value in enumerate(["A", "B", "A", 7, ["A"], None]):
         index.add({"id": f"X-{n}", "object": {"id": value}})
     index.add({"id": "X-9"})
-    assert index.lookup(["A"]) == ["X-0", "X-2", "X-3", "X-4"]
-    assert index.lookup(["B", "A"]) == ["X-1", "X-0", "X-2", "X-3", "X-4"]
+    assert index.lookup(["A"]) == ["X-0", "X-2", "X-4", "X-3"]  # a list's strings are found
+    assert index.lookup(["B", "A"]) == ["X-1", "X-0", "X-2", "X-4", "X-3"]
     index.discard({"id": "X-0", "object": {"id": "A"}})
     index.discard({"id": "X-3", "object": {"id": 7}})
     assert index.lookup(["A"]) == ["X-2", "X-4"]
+    index.discard({"id": "X-4", "object": {"id": ["A"]}})
+    assert index.lookup(["A"]) == ["X-2"]
+
+
+def test_an_index_through_an_array_finds_an_item_under_each_of_its_strings():
+    index = Index("viewers.name")
+    index.add({"id": "X-1", "viewers": [{"name": "a"}, {"name": "b"}, {"name": "a"}]})
+    index.add({"id": "X-2", "viewers": [{"name": "b"}, {"name": 5}]})
+    assert index.lookup(["a"]) == ["X-1", "X-2"]  # X-2 holds a number: a scan decides
+    assert index.lookup(["b"]) == ["X-1", "X-2", "X-2"]
+    index.discard({"id": "X-1", "viewers": [{"name": "a"}, {"name": "b"}, {"name": "a"}]})
+    assert index.lookup(["a"]) == ["X-2"]
 
 
 @pytest.mark.parametrize(
@@ -200,7 +212,10 @@ def test_index_keeps_non_strings_apart_and_insertion_order():
             "and(eq(event,a),in(object.id,(x,y)),gt(n,5))",
             [("event", ["a"]), ("object.id", ["x", "y"])],
         ),
-        ("or(eq(event,a),eq(event,b))", []),
+        ("or(eq(event,a),eq(event,b))", [("event", ["a", "b"])]),
+        ("or(eq(event,a),and(in(event,(b,c)),eq(object.id,x)))", [("event", ["a", "b", "c"])]),
+        ("or(eq(event,a),eq(object.id,b))", []),
+        ("or(eq(event,a),gt(n,1))", []),
         ("not(eq(event,a))", []),
         ("eq(timestamp,2025-01-01)", []),
         ("eq(event,null())", []),

@@ -270,15 +270,31 @@ def parse_when(text: str) -> datetime | None:
 
 def equalities(found: Expression | None) -> list[tuple[str, list[str]]]:
     """The `eq`/`in` conditions on plain strings that every match must meet (top-level
-    conjuncts): what an index can answer. Dates are left out (they compare as dates)."""
+    conjuncts): what an index can answer. Dates are left out (they compare as dates). An `or`
+    whose every part has such a condition on one same field counts as an `in` of all their
+    values (a superset of the matches: the filter still decides)."""
     match found:
         case AllOf(parts):
             return [pair for part in parts for pair in equalities(part)]
+        case AnyOf(parts):
+            return _either(parts)
         case Compare(operator="eq", field=field, operand=literal) if _plain(literal):
             return [(field, [literal.text])]
         case Member(field=field, operands=literals, negate=False) if all(map(_plain, literals)):
             return [(field, [o.text for o in literals])]
     return []
+
+
+def _either(parts: tuple[Expression, ...]) -> list[tuple[str, list[str]]]:
+    """One field every part of an `or` holds to values, with all of them; else nothing."""
+    found = [equalities(part) for part in parts]
+    if not found:
+        return []
+    shared = set.intersection(*({field for field, _ in pairs} for pairs in found))
+    if not shared:
+        return []
+    field = next(f for f, _ in found[0] if f in shared)
+    return [(field, [v for pairs in found for f, values in pairs if f == field for v in values])]
 
 
 def _plain(literal: Operand) -> bool:

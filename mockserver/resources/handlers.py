@@ -31,7 +31,7 @@ from mockserver.resources import streaming
 from mockserver.resources.behaviour import Behaviour
 from mockserver.resources.ids import from_schema, guess
 from mockserver.settings import Settings
-from mockserver.storage.backend import Backend, Collection, Search, Shape
+from mockserver.storage.backend import Backend, Collection, Found, Search, Shape, TooCostly
 from mockserver.storage.encoding import decode, layout_of
 
 
@@ -64,6 +64,23 @@ class Exchange:
     max_export: int = 100_000  # items a streamed read may hold
 
 
+def _within_budget(
+    run: Callable[[Search], Found], search: Search, indexed: tuple[str, ...]
+) -> Found:
+    """The search, or a 400 problem when its filter takes longer than its budget."""
+    try:
+        return run(search)
+    except TooCostly as exc:
+        hint = f" on an indexed field ({', '.join(indexed)})" if indexed else ""
+        raise Problem(
+            400,
+            f"The query took longer than the mock allows ({exc.budget * 1000:.0f} ms, "
+            f"--query-budget-ms): it had looked at {exc.looked_at} of {exc.candidates} "
+            f"items. Narrow it with an eq() or in(){hint}.",
+            errors={"rql": ["The query is too costly for the mock's query budget."]},
+        ) from None
+
+
 class Resources:
     """Answers the spec's collection operations from a session's storage."""
 
@@ -80,6 +97,7 @@ class Resources:
         self._behaviours: dict[str, Behaviour] = {}
         self._gets: dict[str, Operation] = {}
         self._item_validators: dict[str, Any] = {}  # made on first use
+        self.query_budget = 0.0  # seconds a list's filter may take (`--query-budget-ms`)
         by_collection: dict[str, list[Operation]] = {}
         for op in operations:
             by_collection.setdefault(op.collection, []).append(op)
@@ -113,7 +131,8 @@ class Resources:
         if call.streaming:
             return self._stream(call, op, collection)
         paging = page(call.query.params)
-        found = collection.search(self._search(call, op, paging.offset, paging.limit))
+        search = self._search(call, op, paging.offset, paging.limit)
+        found = _within_budget(collection.search, search, self.behaviour(op.collection).indexed)
         meta: dict[str, Any] = {
             "pagination": {"offset": paging.offset, "limit": paging.limit, "total": found.total}
         }
@@ -128,7 +147,8 @@ class Resources:
         streaming.refuse_offset(call.query.params)
         media = streaming.media_type(call.accept)
         limit = stream_limit(call.query.params)
-        found = collection.stream(self._search(call, op, 0, limit))
+        search = self._search(call, op, 0, limit)
+        found = _within_budget(collection.stream, search, self.behaviour(op.collection).indexed)
         count = found.total
         streaming.check_cap(count, call.max_export)
         meta: dict[str, Any] = {"pagination": {"offset": 0, "limit": count, "total": count}}
@@ -142,7 +162,7 @@ class Resources:
         known = self._fields[op.collection]
         where = filtering(call.query, known)
         order = ordering(call.query.params.get("order"), known)
-        return Search(where, tuple(order), offset, limit)
+        return Search(where, tuple(order), offset, limit, self.query_budget)
 
     def _shown(self, call: Exchange, op: Operation, items: Iterable[bytes]) -> Iterable[bytes]:
         """The stored bytes as the query asks to see them: `select` and `render()` applied

@@ -24,7 +24,14 @@ class RecordBehaviour(Behaviour):
     noun = "Audit record"
     label = "records"
     server_fields = ("id", "timestamp", "actor", "type", "viewers")
-    indexed = ("object.id", "event", "actor.id", "actor.account.id")
+    indexed = (
+        "object.id",
+        "event",
+        "actor.id",
+        "actor.account.id",
+        "viewers.id",
+        "viewers.name",
+    )
     default_ids = IdFormat("AUD", 4)
 
     def created(self, body: dict[str, Any], item_id: str, identity: Identity) -> Item:

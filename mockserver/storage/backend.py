@@ -42,6 +42,15 @@ class Search:
     order: tuple[tuple[str, bool], ...] = ()
     offset: int = 0
     limit: int = 10
+    budget: float = 0.0  # seconds its filter may take (0: no limit); else TooCostly
+
+
+class TooCostly(Exception):
+    """A search's filter took longer than its budget; how many items it had looked at."""
+
+    def __init__(self, budget: float, looked_at: int, candidates: int) -> None:
+        super().__init__(f"over {budget:.3f}s after {looked_at} of {candidates} items")
+        self.budget, self.looked_at, self.candidates = budget, looked_at, candidates
 
 
 @dataclass(frozen=True)

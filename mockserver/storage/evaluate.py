@@ -4,11 +4,14 @@ items (all of a collection, or those its indexes allow): the filter, the order, 
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from mockserver.query.predicates import Access, predicate
-from mockserver.storage.backend import Found, Search
+from mockserver.query.predicates import Access, Predicate, predicate
+from mockserver.storage.backend import Found, Search, TooCostly
+
+SLICE = 2048  # items filtered between two looks at the clock
 
 
 def evaluate(candidates: Iterable[bytes], search: Search, access: Access) -> Found:
@@ -17,10 +20,24 @@ def evaluate(candidates: Iterable[bytes], search: Search, access: Access) -> Fou
     items = candidates if isinstance(candidates, list) else list(candidates)
     if search.where is not None:
         where = predicate(search.where, access)
-        items = [raw for raw in items if where(raw)]
+        if search.budget and len(items) > SLICE:
+            items = _within(items, where, search.budget)
+        else:
+            items = [raw for raw in items if where(raw)]
     if search.order:
         items = sort(items, search.order, access)
     return Found(len(items), items[search.offset : search.offset + search.limit])
+
+
+def _within(items: list[bytes], where: Predicate, budget: float) -> list[bytes]:
+    """The items that match, filtered in slices; TooCostly once `budget` seconds are spent."""
+    deadline = time.perf_counter() + budget
+    kept: list[bytes] = []
+    for start in range(0, len(items), SLICE):
+        if time.perf_counter() > deadline:
+            raise TooCostly(budget, start, len(items))
+        kept += [raw for raw in items[start : start + SLICE] if where(raw)]
+    return kept
 
 
 def sort(

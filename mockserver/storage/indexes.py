@@ -1,8 +1,11 @@
 """Equality indexes: for one field path, the ids of the items holding each string value.
 
 Only string values are looked up exactly; items whose value at the path is not a string (a
-number, a list reached through an array) are kept apart in `others` and always stay
-candidates, since RQL compares them by type. A value held by one item costs one dict slot.
+number, a date-like text compared as a date aside) are kept apart in `others` and always stay
+candidates, since RQL compares them by type. A path through an array (`viewers.name`) gives a
+list: the item is found under each of its strings (RQL's `eq` on a list matches any of them),
+and in `others` when the list holds anything else. A value held by one item costs one dict
+slot.
 """
 
 from __future__ import annotations
@@ -28,9 +31,16 @@ class Index:
         value, item_id = self._get(item), item["id"]
         if value is MISSING or value is None:
             return
+        if isinstance(value, list):
+            for each in _strings(value, item_id, self.others):
+                self._add(each, item_id)
+            return
         if not isinstance(value, str):
             self.others[item_id] = None
             return
+        self._add(value, item_id)
+
+    def _add(self, value: str, item_id: str) -> None:
         held = self._ids.get(value)
         if held is None:
             self._ids[value] = item_id
@@ -50,8 +60,13 @@ class Index:
     def discard(self, item: dict[str, Any]) -> None:
         value, item_id = self._get(item), item["id"]
         self.others.pop(item_id, None)
-        if not isinstance(value, str):
-            return
+        if isinstance(value, list):
+            for each in _strings(value, item_id, {}):
+                self._discard(each, item_id)
+        elif isinstance(value, str):
+            self._discard(value, item_id)
+
+    def _discard(self, value: str, item_id: str) -> None:
         held = self._ids.get(value)
         if held == item_id:
             del self._ids[value]
@@ -85,3 +100,11 @@ class Index:
         self._ids.clear()
         self.others.clear()
         self.shuffled = False
+
+
+def _strings(values: list[Any], item_id: str, others: Ids) -> list[str]:
+    """The distinct strings of a list, in order; the item goes to `others` when the list holds
+    anything else (which only a scan can compare)."""
+    if not all(isinstance(value, str) for value in values):
+        others[item_id] = None
+    return list(dict.fromkeys(value for value in values if isinstance(value, str)))
