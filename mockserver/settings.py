@@ -48,6 +48,13 @@ class Settings:
     state_file: Path | None = None  # sessions saved at shutdown, loaded at start-up
     cors_origins: tuple[str, ...] = ()  # browser origins allowed to call (`*`: any)
     check_responses: bool = False
+    upstream: str | None = None  # the real platform: API requests are forwarded to it
+    upstream_timeout: float = 30.0
+    upstream_ca: Path | None = None  # a private CA bundle for the upstream's TLS
+    forward_invalid: bool = False  # forward requests that break the spec (flagged)
+    drift_report: Path | None = None
+    record: Path | None = None  # every proxied exchange, as HAR 1.2
+    seed_from: Path | None = None  # a HAR recording's records and event types at start-up
     log_format: str = "text"
     log_level: str = "info"
 
@@ -217,6 +224,40 @@ OPTIONS: tuple[Option, ...] = (
         switch=True,
     ),
     Option(
+        "--upstream",
+        "forward API requests to this URL (the real platform) after the mock's front "
+        "(sessions, journal, faults), checking both directions against the spec",
+        metavar="URL",
+    ),
+    Option(
+        "--upstream-timeout",
+        "seconds to wait for the upstream (connect, and between bytes), else 504",
+        float,
+        "SECONDS",
+    ),
+    Option("--upstream-ca", "CA bundle (PEM) to verify the upstream's TLS with", Path, "FILE"),
+    Option(
+        "--forward-invalid",
+        "forward requests that break the spec too (flagged), instead of answering 400",
+        switch=True,
+    ),
+    Option(
+        "--drift-report",
+        "write the upstream's drift from the spec at exit: JSON if FILE ends in .json, JUnit "
+        "XML otherwise",
+        Path,
+        "FILE",
+    ),
+    Option(
+        "--record", "write every proxied exchange to FILE as HAR 1.2, secrets masked", Path, "FILE"
+    ),
+    Option(
+        "--seed-from",
+        "load the records and event types of a HAR recording's responses at start-up",
+        Path,
+        "FILE",
+    ),
+    Option(
         "--log-format",
         "one line of text, or one JSON object, per log entry",
         choices=("text", "json"),
@@ -300,6 +341,8 @@ def value_errors(args: argparse.Namespace) -> list[str]:
         for name in WHOLE
         if getattr(args, name) < 0
     ]
+    if args.upstream_timeout <= 0:
+        negative.append("--upstream-timeout must be a number of seconds > 0")
     return negative + [
         f"{option.variable}: invalid choice: {getattr(args, option.dest)!r} "
         f"(choose from {', '.join(option.choices)})"
@@ -318,4 +361,5 @@ def settings_from(args: argparse.Namespace) -> Settings:
     values["auth"] = given["auth"] == "on"
     values["cors_origins"] = tuple(given["cors_origin"])
     values["admin_token"] = given["admin_token"] or None
+    values["upstream"] = given["upstream"] or None
     return Settings(**values)

@@ -17,6 +17,8 @@ from openapi_core.validation.schemas import oas30_read_schema_validators_factory
 from werkzeug.datastructures import Headers
 
 from mockserver.contract.router import Router
+from mockserver.contract.schema_backend import Violation
+from mockserver.contract.schemas import join
 from mockserver.contract.spec import Spec
 from mockserver.problems import Problem
 
@@ -34,6 +36,9 @@ class Finding:
     path: str
     status: int
     message: str
+    field: str = ""  # where in the body (`object.id`, `$` for the body itself)
+    expected: str = ""  # what the spec asks for there (`string`, `present`)
+    found: str = ""  # what the response holds (`integer`, `missing`)
 
     def __str__(self) -> str:
         return f"{self.kind}: {self.method} {self.path} -> {self.status}: {self.message}"
@@ -48,10 +53,12 @@ class ResponseChecker:
         self._lock = threading.Lock()
 
     def check(
-        self, method: str, path: str, status: int, headers: Headers, body: bytes
+        self, method: str, path: str, status: int, headers: Headers, body: bytes, keep: bool = True
     ) -> list[Finding]:
+        """What does not conform; kept in `findings` (for health's count) unless `keep` is
+        false (the proxy counts its own)."""
         found = self._check(method, path, status, headers, body)
-        if found:
+        if found and keep:
             with self._lock:
                 self.findings.extend(found)
         return found
@@ -94,8 +101,39 @@ class ResponseChecker:
     @staticmethod
     def _finding(error: Exception, method: str, path: str, status: int) -> Finding:
         if isinstance(error, ResponseNotFound):
-            return Finding("undocumented", method, path, status, str(error))
+            return Finding(
+                "undocumented", method, path, status, str(error), "status", "declared", "undeclared"
+            )
         cause = error.__cause__
-        details = [getattr(e, "message", str(e)) for e in getattr(cause, "schema_errors", [])]
+        schema_errors = list(getattr(cause, "schema_errors", []))
+        details = [getattr(e, "message", str(e)) for e in schema_errors]
         text = "; ".join(details) if details else str(cause or error)
-        return Finding("invalid", method, path, status, f"{error}: {text}")
+        where = _where(schema_errors[0]) if schema_errors else ("$", "valid", str(cause or error))
+        return Finding("invalid", method, path, status, f"{error}: {text}", *where)
+
+
+_TYPES = {dict: "object", list: "array", str: "string", bool: "boolean", int: "integer"}
+
+
+def _where(error: Any) -> tuple[str, str, str]:
+    """(field path, expected, found) of a schema error of either backend."""
+    found = error if isinstance(error, Violation) else Violation.from_jsonschema(error)
+    path = ""
+    for part in found.path:
+        path = join(path, part)
+    if found.keyword == "required":
+        return join(path, str(found.expected)), "present", "missing"
+    if found.keyword == "additionalProperties":
+        return join(path, ",".join(found.unexpected)), "absent", "present"
+    if found.keyword == "type":
+        expected = found.expected
+        shown = "|".join(expected) if isinstance(expected, list) else str(expected)
+        return path or "$", shown, _type_name(found.instance)
+    value = json.dumps(found.instance, default=str)[:80]
+    return path or "$", f"{found.keyword} {found.expected}", value
+
+
+def _type_name(value: Any) -> str:
+    if value is None:
+        return "null"
+    return _TYPES.get(type(value), "number")

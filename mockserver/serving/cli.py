@@ -11,13 +11,23 @@ from mockserver.app import create_app
 from mockserver.auth.tokens import TokensFileError
 from mockserver.contract.spec import SpecError
 from mockserver.faults.scenario import ScenarioError
+from mockserver.proxy.forward import UpstreamError
+from mockserver.proxy.har import HarError
 from mockserver.serving.uwsgi import StartupError, check_port, serve
 from mockserver.sessions.state_file import StateFileError
 from mockserver.settings import Settings, parser, settings_from, value_errors
 from mockserver.state import State
 from mockserver.storage import BackendError
 
-STARTUP_ERRORS = (SpecError, TokensFileError, ScenarioError, StateFileError, StartupError)
+STARTUP_ERRORS = (
+    SpecError,
+    TokensFileError,
+    ScenarioError,
+    StateFileError,
+    StartupError,
+    UpstreamError,
+    HarError,
+)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
