@@ -27,7 +27,7 @@ from mockserver import log
 from mockserver.contract.response_check import Finding, ResponseChecker
 from mockserver.contract.router import Operation
 from mockserver.faults import apply
-from mockserver.http.answers import problem_answer
+from mockserver.http.answers import finish, problem_answer
 from mockserver.http.state import RequestState, of
 from mockserver.problems import Problem
 from mockserver.proxy import drift as drift_report
@@ -89,8 +89,7 @@ class Proxy:
         try:
             operation = self._checked(holder, req, request)
         except Problem as problem:
-            response = problem_answer(holder, req, problem)
-            request.trail.status = response.status_code
+            response = finish(holder, req, problem_answer(holder, req, problem))
             answered: Iterable[bytes] = response(environ, start_response)
             return answered
         return self._forward(environ, start_response, request, operation)
@@ -323,11 +322,10 @@ class _Exchange:
 
 def failure(url: str, error: Exception) -> Problem:
     """The problem for an upstream that failed (502) or did not answer in time (504)."""
-    if isinstance(error, urllib3.exceptions.TimeoutError) or isinstance(
-        getattr(error, "reason", None), urllib3.exceptions.TimeoutError
-    ):
-        return Problem(504, f"The upstream {url} did not answer in time.")
     reason = getattr(error, "reason", None) or error
+    refused = isinstance(reason, urllib3.exceptions.NewConnectionError)  # a ConnectTimeoutError
+    if not refused and isinstance(reason, urllib3.exceptions.TimeoutError):
+        return Problem(504, f"The upstream {url} did not answer in time.")
     return Problem(502, f"The upstream {url} failed: {type(reason).__name__}: {reason}.")
 
 

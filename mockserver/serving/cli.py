@@ -13,6 +13,7 @@ from mockserver.contract.spec import SpecError
 from mockserver.faults.scenario import ScenarioError
 from mockserver.proxy.forward import UpstreamError
 from mockserver.proxy.har import HarError
+from mockserver.serving import diff
 from mockserver.serving.uwsgi import StartupError, check_port, serve
 from mockserver.sessions.state_file import StateFileError
 from mockserver.settings import Settings, parser, settings_from, value_errors
@@ -31,9 +32,12 @@ STARTUP_ERRORS = (
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    given = sys.argv[1:] if argv is None else list(argv)
+    if given[:1] == ["diff"]:  # `mockserver diff FILE.har`: the fidelity diff
+        return diff.main(given[1:])
     p = parser()
     try:
-        args = p.parse_args(argv)
+        args = p.parse_args(given)
         for problem in value_errors(args):
             p.error(problem)
     except SystemExit as exc:
