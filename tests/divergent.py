@@ -26,6 +26,8 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+import requests
+
 RECORDS = "/public/v1/audit/records"
 CREATED_ID = "AUD-0000-0000-0000-0001"
 SLOW_ID = "AUD-0000-0000-0000-0002"
@@ -162,3 +164,23 @@ class Divergent(ThreadingHTTPServer):
     def start(self) -> Divergent:
         threading.Thread(target=self.serve_forever, daemon=True).start()
         return self
+
+
+def exchanges(url: str, auth: dict[str, str], query_secret: str | None = None) -> None:
+    """One request through a proxy at `url` for each of the upstream's answers, in order."""
+    body = {
+        "event": "platform.commerce.order.created",
+        "object": {"id": "ORD-DIV-1", "objectType": "Order"},
+    }
+    assert requests.post(f"{url}{RECORDS}", json=body, headers=auth).status_code == 201
+    assert requests.get(f"{url}{RECORDS}/{CREATED_ID}", headers=auth).status_code == 200
+    listed = f"{url}{RECORDS}?eq(object.id,ORD-DIV-1)"
+    if query_secret is not None:  # a token-like parameter, for the recording to mask
+        listed += f"&access_token={query_secret}"
+    assert requests.get(listed, headers=auth).status_code == 200
+    assert requests.get(f"{url}{EVENT_TYPE}", headers=auth).status_code == 418
+    assert requests.get(f"{url}{RECORDS}/{SLOW_ID}", headers=auth).status_code == 504
+    assert requests.get(f"{url}{RECORDS}/{RESET_ID}", headers=auth).status_code == 502
+    streamed = {**auth, "MPT-Streaming": "true"}
+    lines = requests.get(f"{url}{RECORDS}?eq(object.id,ORD-DIV-1)", headers=streamed)
+    assert len(lines.content.splitlines()) == 2

@@ -26,7 +26,7 @@ import orjson
 import pytest
 import requests
 import trustme
-from divergent import CREATED_ID, EVENT_TYPE, RESET_ID, SLOW_ID, Divergent
+from divergent import CREATED_ID, RESET_ID, SLOW_ID, Divergent, exchanges
 from mpt_api_client import MPTClient, RQLQuery
 from mpt_api_client.auth import BearerTokenAuthentication
 from support import CLOSE, MOCKSERVER, RECORDS, Server, new_record
@@ -322,25 +322,6 @@ EXPECTED_DRIFT = {
 }
 
 
-def divergent_exchanges(server: Server) -> None:
-    """One request for each of the divergent upstream's answers."""
-    url = server.url
-    body = {
-        "event": "platform.commerce.order.created",
-        "object": {"id": "ORD-DIV-1", "objectType": "Order"},
-    }
-    assert requests.post(f"{url}{RECORDS}", json=body, headers=AUTH).status_code == 201
-    assert requests.get(f"{url}{RECORDS}/{CREATED_ID}", headers=AUTH).status_code == 200
-    listed = f"{url}{RECORDS}?eq(object.id,ORD-DIV-1)&access_token={QUERY_SECRET}"
-    assert requests.get(listed, headers=AUTH).status_code == 200
-    assert requests.get(f"{url}{EVENT_TYPE}", headers=AUTH).status_code == 418
-    assert requests.get(f"{url}{RECORDS}/{SLOW_ID}", headers=AUTH).status_code == 504
-    assert requests.get(f"{url}{RECORDS}/{RESET_ID}", headers=AUTH).status_code == 502
-    streamed = {**AUTH, "MPT-Streaming": "true"}
-    lines = requests.get(f"{url}{RECORDS}?eq(object.id,ORD-DIV-1)", headers=streamed)
-    assert len(lines.content.splitlines()) == 2
-
-
 def drift_found(report: dict[str, Any]) -> dict[tuple[str, int], list[tuple[str, str, str]]]:
     return {
         (p["operation"], p["status"]): [
@@ -358,7 +339,7 @@ def test_the_drift_report_catches_exactly_the_upstreams_divergences(
         "--upstream", divergent.url, "--upstream-timeout", "1", "--drift-report", str(report)
     )
     try:
-        divergent_exchanges(server)
+        exchanges(server.url, AUTH, QUERY_SECRET)
         shown = requests.get(f"{server.url}/_mock/drift", headers=CLOSE).json()
         entries = journal(server)
     finally:
@@ -390,7 +371,7 @@ def test_the_drift_report_is_junit_xml_for_any_other_name(
         "--upstream", divergent.url, "--upstream-timeout", "1", "--drift-report", str(report)
     )
     try:
-        divergent_exchanges(server)
+        exchanges(server.url, AUTH, QUERY_SECRET)
     finally:
         assert server.stop() == 0
     suite = ElementTree.parse(report).getroot().find("testsuite")
@@ -427,7 +408,7 @@ def test_the_recording_is_whole_har_after_sigterm_with_secrets_masked(
         "--upstream", divergent.url, "--upstream-timeout", "1", "--record", str(recording)
     )
     try:
-        divergent_exchanges(server)
+        exchanges(server.url, AUTH, QUERY_SECRET)
     finally:
         assert server.stop() == 0
     text = recording.read_text()

@@ -115,10 +115,11 @@ def _parsed(answer: Answer) -> Any:
     """The body as JSON, JSON lines as a list, anything else as text."""
     if not answer.body.strip():
         return None
-    try:
-        return orjson.loads(answer.body)
-    except orjson.JSONDecodeError:
-        pass
+    if "jsonl" not in answer.headers.get("content-type", ""):
+        try:
+            return orjson.loads(answer.body)
+        except orjson.JSONDecodeError:
+            pass
     try:
         return [orjson.loads(line) for line in answer.body.splitlines() if line.strip()]
     except orjson.JSONDecodeError:
