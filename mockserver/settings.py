@@ -343,6 +343,17 @@ def value_errors(args: argparse.Namespace) -> list[str]:
     ]
     if args.upstream_timeout <= 0:
         negative.append("--upstream-timeout must be a number of seconds > 0")
+    if not args.upstream:
+        negative += [
+            f"{flag} needs --upstream"
+            for flag, given in (
+                ("--record", args.record),
+                ("--drift-report", args.drift_report),
+                ("--upstream-ca", args.upstream_ca),
+                ("--forward-invalid", args.forward_invalid),
+            )
+            if given
+        ]
     return negative + [
         f"{option.variable}: invalid choice: {getattr(args, option.dest)!r} "
         f"(choose from {', '.join(option.choices)})"

@@ -297,6 +297,8 @@ def test_a_tls_upstream_is_verified_with_the_given_ca(
         (["--upstream", "http://x", "--upstream-ca", "/nonexistent.pem"], "--upstream-ca"),
         (["--upstream", "http://x", "--upstream-timeout", "0"], "--upstream-timeout must be"),
         (["--seed-from", "/nonexistent.har"], "/nonexistent.har: cannot read it"),
+        (["--record", "x.har"], "--record needs --upstream"),
+        (["--drift-report", "d.json"], "--drift-report needs --upstream"),
     ],
 )
 def test_bad_proxy_options_stop_start_up_with_one_line(args: list[str], message: str) -> None:

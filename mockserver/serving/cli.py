@@ -36,6 +36,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if given[:1] == ["diff"]:  # `mockserver diff FILE.har`: the fidelity diff
         return diff.main(given[1:])
     p = parser()
+    p.epilog = "mockserver diff FILE.har [options]: replay a recording (--record) against a "
+    p.epilog += "fresh mock and report where the answers differ (mockserver diff --help)."
     try:
         args = p.parse_args(given)
         for problem in value_errors(args):
