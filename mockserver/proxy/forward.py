@@ -136,7 +136,7 @@ class Proxy:
         except urllib3.exceptions.HTTPError as error:
             return self._failed(environ, start_response, request, error, (started, sent))
         exchange = _Exchange(self, request, operation, method, path, query, sent, body, started)
-        exchange.clock = clock
+        exchange.clock = clock  # the exchange's time includes the connection's
         return exchange.answer(answer, environ, start_response)
 
     def _failed(
@@ -221,7 +221,8 @@ class _Exchange:
         self.findings = self._check(self.headers, _decoded(self.headers, data))
         self._flag()
         self._done(data, None)
-        length = [("Content-Length", str(len(data)))] if data or self.method != "HEAD" else []
+        bodiless = self.method == "HEAD" or code in (204, 304)
+        length = [] if bodiless and not data else [("Content-Length", str(len(data)))]
         start_response(f"{code} {self.reason}", [*passed, *length])
         return [data]
 
@@ -237,12 +238,13 @@ class _Exchange:
     def _stream(self, answer: Any) -> Iterator[bytes]:
         """The upstream's stream passed on as it comes, each JSON line checked as it ends."""
         jsonl = "jsonl" in self.headers.get("Content-Type", "")
+        keep = self.proxy.recorder is not None or not jsonl  # to record, or to check whole
         kept: list[bytes] = []
         size, pending, number, error = 0, b"", 0, None
         try:
             for chunk in answer.stream(_CHUNK, decode_content=False):
                 yield chunk
-                if size < har.MAX_TEXT:
+                if keep and size < har.MAX_TEXT:
                     kept.append(chunk)
                 size += len(chunk)
                 if jsonl:
