@@ -6,7 +6,8 @@ Each divergence has a request of its own (the same in every run):
 - `POST /records`: a valid 201, and an extra header (`MPT-Debug: on`);
 - `GET /records/AUD-0000-0000-0000-0001`: a wrong type (`event` is an integer);
 - `GET /records?...`: a missing member (`$meta.pagination.total`);
-- `GET /records` with `MPT-Streaming: true`: JSON lines, the second with a wrong type;
+- `GET /records` with `MPT-Streaming: true`: JSON lines, the second with a wrong type (after
+  `X-Pause` seconds);
 - `GET /event-types/AET-6491-7370`: an undeclared status (418);
 - `GET /records/AUD-0000-0000-0000-0002`: a slow answer (after SLOW seconds);
 - `GET /records/AUD-0000-0000-0000-0003`: a reset connection.
@@ -120,7 +121,10 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("MPT-Item-Count", str(len(lines)))
         self.send_header("Transfer-Encoding", "chunked")
         self.end_headers()
-        for line in lines:
+        pause = float(self.headers.get("X-Pause", "0"))  # seconds between two lines
+        for number, line in enumerate(lines):
+            if number:
+                time.sleep(pause)
             data = json.dumps(line).encode() + b"\n"
             self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
             self.wfile.flush()

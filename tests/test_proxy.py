@@ -109,6 +109,25 @@ def test_a_stream_passes_through_as_it_comes(proxy: Server, upstream: Server) ->
     ]
 
 
+def test_each_line_of_a_stream_is_passed_on_as_it_comes(divergent: Divergent) -> None:
+    server = started("--upstream", divergent.url)
+    try:
+        headers = {**AUTH, "MPT-Streaming": "true", "X-Pause": "1.5"}
+        started_at = time.monotonic()
+        with requests.get(f"{server.url}{RECORDS}", headers=headers, stream=True) as answer:
+            lines = answer.iter_lines()
+            first = json.loads(next(lines))
+            first_at = time.monotonic() - started_at
+            second = json.loads(next(lines))
+            second_at = time.monotonic() - started_at
+    finally:
+        server.stop()
+    assert first["id"] == CREATED_ID
+    assert second["event"] == 42
+    assert first_at < 1.0  # before the upstream sent the second line
+    assert second_at >= 1.5
+
+
 def test_the_official_client_works_through_the_proxy(proxy: Server) -> None:
     client = MPTClient.from_config(
         BearerTokenAuthentication(TOKEN), base_url=f"{proxy.url}/public/v1"
