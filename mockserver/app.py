@@ -32,6 +32,8 @@ from mockserver.http.cors import Cors
 from mockserver.http.middleware import Front
 from mockserver.http.session_prefix import SessionPrefix
 from mockserver.problems import Problem
+from mockserver.proxy.forward import PROXY, Proxy
+from mockserver.proxy.seed import seed as seed_from
 from mockserver.resources.behaviour import Behaviour
 from mockserver.resources.event_types import COLLECTION as EVENT_TYPES
 from mockserver.resources.event_types import EventTypeBehaviour
@@ -71,7 +73,24 @@ def create_app(
         _restore(state, settings.state_file)
     if state.tally is not None:
         atexit.register(_write_coverage, state.tally, state.router.operations)
-    return _flask(state)
+    proxy = _proxy(state)
+    return _flask(state, proxy)
+
+
+def _proxy(state: State) -> Proxy | None:
+    """With `--upstream`: the proxy, checking the upstream's answers against the API's spec;
+    its drift report written at exit when served in-process (uWSGI's master runs a command)."""
+    if state.settings.upstream is None:
+        return None
+    proxy = Proxy(state.settings, ResponseChecker(state.spec))
+    if state.settings.drift_report is not None:
+        atexit.register(_write_drift, proxy)
+    return proxy
+
+
+def _write_drift(proxy: Proxy) -> None:
+    if os.getpid() == proxy.drift.owner:
+        proxy.write_drift_report()
 
 
 def _state(
@@ -91,6 +110,9 @@ def _state(
     resources = Resources(router.operations, spec, initial, behaviours)
     resources.query_budget = settings.query_budget_ms / 1000
     resources.seed(initial, settings)
+    if settings.seed_from is not None:
+        count = seed_from(initial, router, settings.seed_from)
+        log.logger.info("seeded %d items from %s", count, settings.seed_from)
     return State(
         settings,
         spec,
@@ -196,7 +218,7 @@ def _write_coverage(tally: Tally, operations: list[Operation]) -> None:
         log.logger.info("coverage report written to %s", tally.report)
 
 
-def _flask(state: State) -> Flask:
+def _flask(state: State, proxy: Proxy | None = None) -> Flask:
     """Flask for the control API, behind the front (which sends API requests to the lane)."""
     app = Flask("mockserver")
     app.response_class = answers.ApiResponse
@@ -204,12 +226,13 @@ def _flask(state: State) -> Flask:
     app.config["PROVIDE_AUTOMATIC_OPTIONS"] = False  # OPTIONS is a 405 with Allow, as the API's
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.extensions["mockserver"] = state
+    app.extensions[PROXY] = proxy
     app.register_blueprint(blueprint)
     app.after_request(answers.finished)
     app.register_error_handler(Problem, answers.problem_response)
     app.register_error_handler(HTTPException, answers.http_error)
     app.register_error_handler(Exception, answers.crash)
-    front: WSGIApp = SessionPrefix(Front(app.wsgi_app, state))
+    front: WSGIApp = SessionPrefix(Front(app.wsgi_app, state, proxy))
     origins = state.settings.cors_origins
     app.wsgi_app = Cors(front, origins) if origins else front  # type: ignore[method-assign,assignment]
     return app

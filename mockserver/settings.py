@@ -53,6 +53,13 @@ class Settings:
     state_file: Path | None = None  # sessions saved at shutdown, loaded at start-up
     cors_origins: tuple[str, ...] = ()  # browser origins allowed to call (`*`: any)
     check_responses: bool = False
+    upstream: str | None = None  # the real platform: API requests are forwarded to it
+    upstream_timeout: float = 30.0
+    upstream_ca: Path | None = None  # a private CA bundle for the upstream's TLS
+    forward_invalid: bool = False  # forward requests that break the spec (flagged)
+    drift_report: Path | None = None
+    record: Path | None = None  # every proxied exchange, as HAR 1.2
+    seed_from: Path | None = None  # a HAR recording's records and event types at start-up
     log_format: str = "text"
     log_level: str = "info"
 
@@ -114,6 +121,17 @@ def one_of(*names: str) -> Callable[[str], str]:
         return value
 
     return convert
+
+
+def seconds(text: str) -> float:
+    """A number of seconds > 0; ValueError otherwise."""
+    try:
+        value = float(text.strip())
+    except ValueError:
+        raise ValueError(f"{text!r} is not a number of seconds") from None
+    if not 0 < value < float("inf"):
+        raise ValueError(f"{text!r} is not a number of seconds > 0")
+    return value
 
 
 def path(text: str) -> Path:
@@ -300,6 +318,40 @@ OPTIONS: tuple[Option, ...] = (
         switch=True,
     ),
     Option(
+        "--upstream",
+        "forward API requests to this URL (the real platform) after the mock's front "
+        "(sessions, journal, faults), checking both directions against the spec",
+        metavar="URL",
+    ),
+    Option(
+        "--upstream-timeout",
+        "seconds to wait for the upstream (connect, and between bytes), else 504",
+        seconds,
+        "SECONDS",
+    ),
+    Option("--upstream-ca", "CA bundle (PEM) to verify the upstream's TLS with", path, "FILE"),
+    Option(
+        "--forward-invalid",
+        "forward requests that break the spec too (flagged), instead of answering 400",
+        switch=True,
+    ),
+    Option(
+        "--drift-report",
+        "write the upstream's drift from the spec at exit: JSON if FILE ends in .json, JUnit "
+        "XML otherwise",
+        path,
+        "FILE",
+    ),
+    Option(
+        "--record", "write every proxied exchange to FILE as HAR 1.2, secrets masked", path, "FILE"
+    ),
+    Option(
+        "--seed-from",
+        "load the records and event types of a HAR recording's responses at start-up",
+        path,
+        "FILE",
+    ),
+    Option(
         "--log-format",
         "one line of text, or one JSON object, per log entry",
         one_of("text", "json"),
@@ -383,4 +435,9 @@ def settings_from(args: argparse.Namespace) -> Settings:
     values: dict[str, Any] = {option.field: given[option.dest] for option in OPTIONS}
     values["cors_origins"] = tuple(given["cors_origin"])
     values["admin_token"] = given["admin_token"] or None
+    values["upstream"] = given["upstream"] or None
+    if not values["upstream"]:
+        for flag in ("--record", "--drift-report", "--upstream-ca", "--forward-invalid"):
+            if given[flag[2:].replace("-", "_")]:
+                raise SettingsError(f"{flag} needs --upstream")
     return Settings(**values)

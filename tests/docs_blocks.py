@@ -218,8 +218,8 @@ def server_command(line: str) -> tuple[str, str] | None:
     assignments, and after `... &&`).
 
     A line that pipes, redirects or chains the command after it (`mockserver --help | head`,
-    `mockserver --spec bad.yaml || echo $?`) runs as shown instead, as do `--help` and
-    `--version`.
+    `mockserver --spec bad.yaml || echo $?`) runs as shown instead, as do `--help`,
+    `--version` and `mockserver diff`.
     """
     flat = line.replace("\\\n", " ").strip()
     before, _, last = flat.rpartition("&&")
@@ -230,8 +230,8 @@ def server_command(line: str) -> tuple[str, str] | None:
         return None
     if _SHELL_OPERATORS.search(re.sub(r"\$\([^)]*\)", "", last)):
         return None
-    if {"-h", "--help", "--version"} & set(words):
-        return None
+    if {"-h", "--help", "--version"} & set(words) or words[1:2] == ["diff"]:
+        return None  # runs and exits (`mockserver diff` too)
     return before.strip(), last.strip()
 
 

@@ -28,7 +28,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("faults", "storage"),
     ("sessions", "resources"),
     ("state",),
-    ("http",),
+    ("http", "proxy"),
     ("control",),
     ("app",),
     ("serving", "wsgi", "__main__"),

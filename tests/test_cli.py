@@ -282,6 +282,8 @@ def _bad_values(option):
         return ["maybe", "enabled", "tru", "2", "", "verbose", f"{option.default}x"]
     if option.metavar in ("FILE", "PATH"):
         return [""]
+    if option.metavar == "SECONDS":
+        return ["abc", "0", "-1", "", "inf", "nan"]
     if option.metavar in ("N", "S") or option.flag == "--port":
         return ["abc", "1.5", "", "1e3", "0x10"] + (["-1"] if option.metavar == "N" else [])
     return []
@@ -293,7 +295,7 @@ CHECKED = [(option, bad) for option in SETTINGS_OPTIONS for bad in _bad_values(o
 def test_every_option_with_a_kind_of_value_has_bad_values():
     """Only free text (an address, a token, an origin) takes any value."""
     free = {o.flag for o in SETTINGS_OPTIONS if not _bad_values(o)}
-    assert free == {"--host", "--admin-token", "--cors-origin"}
+    assert free == {"--host", "--admin-token", "--cors-origin", "--upstream"}
 
 
 @pytest.mark.parametrize(("option", "bad"), CHECKED, ids=[f"{o.flag}={b!r}" for o, b in CHECKED])

@@ -9,14 +9,19 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Literal
 
+import orjson
 from openapi_core.templating.responses.exceptions import ResponseNotFound
 from openapi_core.validation.schemas import oas30_read_schema_validators_factory
 from werkzeug.datastructures import Headers
 
-from mockserver.contract.router import Router
+from mockserver.contract.router import Operation, Router
+from mockserver.contract.schema_backend import Violation, compile_schema
+from mockserver.contract.schemas import join
 from mockserver.contract.spec import Spec
 from mockserver.problems import Problem
 
@@ -34,6 +39,9 @@ class Finding:
     path: str
     status: int
     message: str
+    field: str = ""  # where in the body (`object.id`, `$` for the body itself)
+    expected: str = ""  # what the spec asks for there (`string`, `present`)
+    found: str = ""  # what the response holds (`integer`, `missing`)
 
     def __str__(self) -> str:
         return f"{self.kind}: {self.method} {self.path} -> {self.status}: {self.message}"
@@ -44,14 +52,17 @@ class ResponseChecker:
 
     def __init__(self, *specs: Spec) -> None:
         self._specs = [(spec, Router(spec.document)) for spec in specs]
+        self._fast = _Compiled()
         self.findings: list[Finding] = []
         self._lock = threading.Lock()
 
     def check(
-        self, method: str, path: str, status: int, headers: Headers, body: bytes
+        self, method: str, path: str, status: int, headers: Headers, body: bytes, keep: bool = True
     ) -> list[Finding]:
+        """What does not conform; kept in `findings` (for health's count) unless `keep` is
+        false (the proxy counts its own)."""
         found = self._check(method, path, status, headers, body)
-        if found:
+        if found and keep:
             with self._lock:
                 self.findings.extend(found)
         return found
@@ -65,6 +76,8 @@ class ResponseChecker:
                 match = router.match(method, path)
             except Problem:
                 continue
+            if self._fast.conforms(spec, match.operation, status, mimetype, body):
+                return []
             op = spec.openapi.spec / "paths" / match.operation.template / method.lower()
             validator: Any = spec.openapi.response_validator
             errors = list(validator._iter_errors(status, body, headers, mimetype, op))
@@ -94,8 +107,80 @@ class ResponseChecker:
     @staticmethod
     def _finding(error: Exception, method: str, path: str, status: int) -> Finding:
         if isinstance(error, ResponseNotFound):
-            return Finding("undocumented", method, path, status, str(error))
+            return Finding(
+                "undocumented", method, path, status, str(error), "status", "declared", "undeclared"
+            )
         cause = error.__cause__
-        details = [getattr(e, "message", str(e)) for e in getattr(cause, "schema_errors", [])]
+        schema_errors = list(getattr(cause, "schema_errors", []))
+        details = [getattr(e, "message", str(e)) for e in schema_errors]
         text = "; ".join(details) if details else str(cause or error)
-        return Finding("invalid", method, path, status, f"{error}: {text}")
+        where = _where(schema_errors[0]) if schema_errors else ("$", "valid", str(cause or error))
+        return Finding("invalid", method, path, status, f"{error}: {text}", *where)
+
+
+class _Compiled:
+    """The fast path: a response whose body a compiled schema (jsonschema-rs) accepts conforms;
+    any other, or one whose schema does not compile, goes to openapi-core, which explains."""
+
+    def __init__(self) -> None:
+        checker = oas30_read_schema_validators_factory.format_checker
+        self._formats: dict[str, Callable[[str], bool]] = {
+            name: partial(checker.conforms, format=name) for name in checker.checkers
+        }
+        self._made: dict[tuple[int, str, int, str], Any] = {}
+
+    def conforms(
+        self, spec: Spec, operation: Operation, status: int, mimetype: str, body: bytes
+    ) -> bool:
+        media = mimetype.split(";", 1)[0].strip().lower()
+        key = (id(spec), operation.operation_id, status, media)
+        if key not in self._made:
+            self._made[key] = self._compiled(spec, operation, status, media)
+        validator = self._made[key]
+        if validator is None:
+            return False
+        try:
+            return bool(validator.is_valid(orjson.loads(body)))
+        except orjson.JSONDecodeError:
+            return False
+
+    def _compiled(self, spec: Spec, operation: Operation, status: int, media: str) -> Any:
+        declared = operation.node.get("responses", {}).get(str(status))
+        if isinstance(declared, dict) and "$ref" in declared:
+            declared = spec.schema(declared["$ref"])
+        if not isinstance(declared, dict) or "json" not in media:
+            return None
+        headers = declared.get("headers") or {}
+        if any(isinstance(h, dict) and h.get("required") for h in headers.values()):
+            return None  # openapi-core checks headers; the fast path only bodies
+        schema = (declared.get("content") or {}).get(media, {}).get("schema")
+        if schema is None:
+            return None
+        return compile_schema(spec, schema, self._formats, response=True)
+
+
+_TYPES = {dict: "object", list: "array", str: "string", bool: "boolean", int: "integer"}
+
+
+def _where(error: Any) -> tuple[str, str, str]:
+    """(field path, expected, found) of a schema error of either backend."""
+    found = error if isinstance(error, Violation) else Violation.from_jsonschema(error)
+    path = ""
+    for part in found.path:
+        path = join(path, part)
+    if found.keyword == "required":
+        return join(path, str(found.expected)), "present", "missing"
+    if found.keyword == "additionalProperties":
+        return join(path, ",".join(found.unexpected)), "absent", "present"
+    if found.keyword == "type":
+        expected = found.expected
+        shown = "|".join(expected) if isinstance(expected, list) else str(expected)
+        return path or "$", shown, _type_name(found.instance)
+    value = json.dumps(found.instance, default=str)[:80]
+    return path or "$", f"{found.keyword} {found.expected}", value
+
+
+def _type_name(value: Any) -> str:
+    if value is None:
+        return "null"
+    return _TYPES.get(type(value), "number")

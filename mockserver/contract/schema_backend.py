@@ -60,6 +60,8 @@ _COPIED = {
     "type",
 }
 
+_NUMERIC = {"minimum", "maximum"}  # the same in both, for numbers read from JSON (responses)
+
 
 class Unsupported(Exception):
     """The schema uses something jsonschema-rs would not judge exactly as openapi-core does."""
@@ -129,11 +131,13 @@ class Violation(Exception):
         )
 
 
-def compile_schema(spec: Spec, schema: Any, formats: dict[str, Callable[[str], bool]]) -> Any:
+def compile_schema(
+    spec: Spec, schema: Any, formats: dict[str, Callable[[str], bool]], response: bool = False
+) -> Any:
     """A jsonschema-rs validator for an OpenAPI schema (with `$ref`s into the spec); None when it
-    cannot be reproduced exactly."""
+    cannot be reproduced exactly. `response`: read, not written (`readOnly` values are fine)."""
     try:
-        converter = _Converter(spec)
+        converter = _Converter(spec, response)
         root = converter.convert(schema)
         if isinstance(root, dict):
             root = {**root, "definitions": converter.definitions}
@@ -201,8 +205,9 @@ class _Converter:
     """OpenAPI 3.0 schema → JSON Schema (draft 7, for `false` schemas), component refs kept as
     `#/definitions/...`."""
 
-    def __init__(self, spec: Spec) -> None:
+    def __init__(self, spec: Spec, response: bool = False) -> None:
         self.spec = spec
+        self.response = response
         self.definitions: dict[str, Any] = {}
         self.formats: set[str] = set()
 
@@ -214,7 +219,9 @@ class _Converter:
             raise Unsupported("schema")
         if "$ref" in schema:
             return self._ref(schema["$ref"])
-        if schema.get("readOnly") is True:
+        if self.response and schema.get("writeOnly") is True:
+            raise Unsupported("writeOnly in a response")
+        if schema.get("readOnly") is True and not self.response:
             # openapi-core refuses to write a read-only value, and still checks what is inside
             inner = {k: v for k, v in schema.items() if k != "readOnly"}
             return {"allOf": [self.convert(inner), False]}
@@ -223,10 +230,11 @@ class _Converter:
     def _keywords(self, schema: dict[str, Any]) -> dict[str, Any]:
         """A schema's keywords converted (annotations left out), `nullable` folded into its
         `type`; Unsupported for a keyword not known to convert exactly."""
-        unknown = set(schema) - _COPIED - _ANNOTATIONS - {"nullable", "readOnly"}
+        copied = _COPIED | _NUMERIC if self.response else _COPIED
+        unknown = set(schema) - copied - _ANNOTATIONS - {"nullable", "readOnly"}
         if unknown:
             raise Unsupported(", ".join(sorted(unknown)))
-        out = {k: self._keyword(k, v, schema) for k, v in schema.items() if k in _COPIED}
+        out = {k: self._keyword(k, v, schema) for k, v in schema.items() if k in copied}
         if schema.get("nullable") is True:
             if "enum" in schema:
                 raise Unsupported("nullable enum")
@@ -247,11 +255,15 @@ class _Converter:
     def _value(self, key: str, value: Any, schema: dict[str, Any]) -> Any:
         """A keyword that holds no subschema, as it is, where jsonschema-rs judges it as
         openapi-core does (Unsupported otherwise); the formats used are noted."""
-        if key == "type" and value not in ("string", "object", "array", "boolean"):
+        judged_alike: tuple[str, ...] = ("string", "object", "array", "boolean")
+        if self.response:  # read from JSON: 1.0 is what the server wrote, not a cast
+            judged_alike += ("integer", "number")
+        if key == "type" and value not in judged_alike:
             raise Unsupported(f"type {value}")
         if key == "required":
             properties = schema.get("properties", {})
-            if any(_read_only(self.spec, properties.get(name)) for name in value):
+            read_only = (_read_only(self.spec, properties.get(name)) for name in value)
+            if not self.response and any(read_only):
                 raise Unsupported("required read-only property")
             return list(value)
         if key == "format":

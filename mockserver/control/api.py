@@ -1,4 +1,5 @@
-"""The control API under `/_mock`: health, reset, records, fault rules, journal, coverage.
+"""The control API under `/_mock`: health, reset, records, fault rules, journal, coverage,
+the upstream's drift.
 
 Every request is validated against openapi/control.yaml (strictly: unknown members are
 refused) and errors are problem details, like the API's. `?session=NAME` (or the
@@ -11,12 +12,13 @@ import hmac
 import time
 from typing import Any
 
-from flask import Blueprint, Response, request
+from flask import Blueprint, Response, current_app, request
 
 from mockserver import codec
 from mockserver.contract.validation import Checked
 from mockserver.http.answers import ApiResponse, state
 from mockserver.problems import Problem, invalid
+from mockserver.proxy.forward import PROXY, Proxy
 from mockserver.query.params import decode as decode_query
 from mockserver.respond import JSON
 from mockserver.sessions.journal import Matcher
@@ -243,3 +245,13 @@ def count_requests() -> Response:
 def coverage() -> Response:
     session, _, _ = _request()
     return _json(session.coverage.report())
+
+
+@blueprint.get("/drift")
+def drift() -> Response:
+    """The upstream's drift from the spec (`--upstream`): empty when nothing is proxied."""
+    _request()
+    proxy: Proxy | None = current_app.extensions.get(PROXY)
+    if proxy is None:
+        return _json({"upstream": None, "responses": 0, "violations": 0, "operations": []})
+    return _json(proxy.drift.report())

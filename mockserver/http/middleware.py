@@ -32,6 +32,7 @@ from mockserver.http.request_body import read_body
 from mockserver.http.state import RequestState, begin
 from mockserver.masking import shown
 from mockserver.problems import Problem
+from mockserver.proxy.forward import Proxy
 from mockserver.query.params import decode
 from mockserver.respond import Environ, StartResponse, WSGIApp, respond_problem
 from mockserver.sessions.journal import Headers
@@ -43,10 +44,11 @@ _SESSION = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
 
 class Front:
-    def __init__(self, inner: WSGIApp, state: State) -> None:
+    def __init__(self, inner: WSGIApp, state: State, proxy: Proxy | None = None) -> None:
         self.inner = inner  # Flask: the control API
         self.state = state
         self.turns = Turns()
+        self.proxy = proxy  # --upstream: it answers instead of the lane
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         request = begin(environ)
@@ -137,6 +139,8 @@ class Front:
         return True
 
     def _lane(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+        if self.proxy is not None:
+            return self.proxy.serve(self.state, environ, start_response)
         return lane.serve(self.state, environ, start_response)
 
     def _refused(

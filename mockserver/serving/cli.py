@@ -11,18 +11,35 @@ from mockserver.app import create_app
 from mockserver.auth.tokens import TokensFileError
 from mockserver.contract.spec import SpecError
 from mockserver.faults.scenario import ScenarioError
+from mockserver.proxy.forward import UpstreamError
+from mockserver.proxy.har import HarError
+from mockserver.serving import diff
 from mockserver.serving.uwsgi import StartupError, check_port, serve
 from mockserver.sessions.state_file import StateFileError
 from mockserver.settings import Settings, SettingsError, parser, settings_from
 from mockserver.state import State
 from mockserver.storage import BackendError
 
-STARTUP_ERRORS = (SpecError, TokensFileError, ScenarioError, StateFileError, StartupError)
+STARTUP_ERRORS = (
+    SpecError,
+    TokensFileError,
+    ScenarioError,
+    StateFileError,
+    StartupError,
+    UpstreamError,
+    HarError,
+)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    given = sys.argv[1:] if argv is None else list(argv)
+    if given[:1] == ["diff"]:  # `mockserver diff FILE.har`: the fidelity diff
+        return diff.main(given[1:])
     try:
-        settings = settings_from(parser().parse_args(argv))
+        p = parser()
+        p.epilog = "mockserver diff FILE.har [options]: replay a recording (--record) against a "
+        p.epilog += "fresh mock and report where the answers differ (mockserver diff --help)."
+        settings = settings_from(p.parse_args(given))
     except SettingsError as exc:  # one line, naming the flag or variable
         print(f"mockserver: error: {exc} (see mockserver --help)", file=sys.stderr)
         return 2

@@ -19,6 +19,8 @@ import socket
 from flask import Flask
 
 from mockserver import log, wsgi
+from mockserver.proxy import drift
+from mockserver.proxy.forward import PROXY
 from mockserver.sessions.tally import exit_command
 from mockserver.settings import Settings
 
@@ -110,5 +112,9 @@ def serve(app: Flask, settings: Settings) -> None:
     holder.forked = True
     if holder.tally is not None:  # the master writes the coverage report once its worker is gone
         command = exit_command(holder.spec.path, holder.tally.report, settings.log_format, log_fd)
+        options += ["--exec-as-user-atexit", shlex.join(command)]
+    proxy = app.extensions.get(PROXY)
+    if proxy is not None and settings.drift_report is not None:  # the same, for the drift report
+        command = drift.exit_command(settings.drift_report, proxy.url, settings.log_format, log_fd)
         options += ["--exec-as-user-atexit", shlex.join(command)]
     pyuwsgi.run(options)

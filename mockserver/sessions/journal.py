@@ -102,6 +102,17 @@ class Entry:
         )
 
     def as_json(self) -> dict[str, Any]:
+        shown = self._as_json()
+        extras = self.trail.extras
+        if "upstream" in extras or "forwardedInvalid" in extras:  # proxied (--upstream)
+            shown["upstream"] = {
+                "status": extras.get("upstream") or 0,
+                "drift": list(extras.get("drift") or []),
+                "forwardedInvalid": "forwardedInvalid" in extras,
+            }
+        return shown
+
+    def _as_json(self) -> dict[str, Any]:
         body: Any = None
         if self.sha256 is not None:  # cut: what was kept, as text
             body = self.body.decode("utf-8", "replace")
