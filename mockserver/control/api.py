@@ -7,7 +7,6 @@ refused) and errors are problem details, like the API's. `?session=NAME` (or the
 
 from __future__ import annotations
 
-import hmac
 import time
 from typing import Any
 
@@ -15,10 +14,12 @@ from flask import Blueprint, Response, request
 
 from mockserver import codec
 from mockserver.contract.validation import Checked
+from mockserver.control import door
 from mockserver.http.answers import ApiResponse, state
 from mockserver.problems import Problem, invalid
 from mockserver.query.params import decode as decode_query
 from mockserver.respond import JSON
+from mockserver.sessions.browse import browse, page_json
 from mockserver.sessions.journal import Matcher
 from mockserver.sessions.session import DEFAULT, NAME_RULE, Session
 from mockserver.settings import CONTROL_PREFIX
@@ -30,12 +31,25 @@ blueprint = Blueprint("control", __name__, url_prefix=CONTROL_PREFIX)
 
 @blueprint.before_request
 def _door() -> None:
-    """With `--admin-token`, every control request shows it (`Authorization: Bearer ...`)."""
+    """With `--admin-token`, every control request shows it (`Authorization: Bearer ...`) or
+    the dashboard's cookie (and, to change anything, its CSRF token): see `control.door`."""
     expected = state().settings.admin_token
     if expected is None:
         return
-    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip(), expected):
+    headers, cookie = request.headers, request.cookies.get(door.COOKIE)
+    verdict = door.verdict(
+        expected,
+        request.method,
+        headers.get("Authorization", ""),
+        headers.get(door.CSRF_HEADER, ""),
+        cookie,
+    )
+    if verdict == 403:
+        raise Problem(
+            403,
+            f"A change made with the dashboard's cookie needs its CSRF token ({door.CSRF_HEADER}).",
+        )
+    if verdict == 401:
         raise Problem(
             401,
             "The control API needs the admin token: Authorization: Bearer <--admin-token>.",
@@ -102,6 +116,22 @@ def health() -> Response:
     return _json(_health(session))
 
 
+@blueprint.get("/sessions")
+def list_sessions() -> Response:
+    _request()
+    counted = state().counted()
+    return _json({"data": [_session_summary(one, counted) for one in state().sessions]})
+
+
+def _session_summary(session: Session, counted: dict[str, str]) -> dict[str, Any]:
+    return {
+        "name": session.name,
+        **{label: len(session.storage.open(path)) for label, path in counted.items()},
+        "faults": len(session.faults.rules),
+        "journal": len(session.journal),
+    }
+
+
 @blueprint.post("/reset")
 def reset() -> Response:
     session, _, _ = _request()
@@ -120,6 +150,20 @@ def list_records() -> Response:
     return _json(
         {"total": len(stored), "data": [decode(raw) for raw in _page(query, stored, 1000)]}
     )
+
+
+@blueprint.get("/collections/<label>")
+def browse_collection(label: str) -> Response:
+    """A page of a labelled collection (`records`, `eventTypes`), filtered with RQL."""
+    session, _, query = _request()
+    template = state().collection(label)
+    if template is None:
+        raise Problem(404, f"This server has no collection labelled {label}.")
+    offset, limit = int(query.get("offset") or 0), int(query.get("limit") or 20)
+    found = state().resources.browse(
+        session.storage.open(template), decode_query(query.get("rql") or ""), offset, limit
+    )
+    return _json({"total": found.total, "data": [decode(raw) for raw in found.items]})
 
 
 @blueprint.post("/records")
@@ -179,9 +223,7 @@ def remove_fault(rule_id: str) -> Response:
 @blueprint.get("/requests")
 def list_requests() -> Response:
     session, _, query = _request()
-    entries = list(session.journal)
-    page = _page(query, entries, len(entries) or 1)
-    return _json({"total": len(entries), "data": [entry.as_json() for entry in page]})
+    return _json(page_json(browse(list(session.journal), query)))
 
 
 @blueprint.delete("/requests")

@@ -31,7 +31,7 @@ from mockserver.resources import streaming
 from mockserver.resources.behaviour import Behaviour
 from mockserver.resources.ids import from_schema, guess
 from mockserver.settings import Settings
-from mockserver.storage.backend import Backend, Collection, Search, Shape
+from mockserver.storage.backend import Backend, Collection, Found, Search, Shape
 from mockserver.storage.encoding import decode, layout_of
 
 
@@ -122,6 +122,14 @@ class Resources:
         shown = self._shown(call, op, found.items)
         data = b"[" + b",".join(shown) + b"]"
         return Reply(200, b'{"$meta":' + codec.dumps(meta) + b',"data":' + data + b"}")
+
+    def browse(self, collection: Collection, query: Query, offset: int, limit: int) -> Found:
+        """A page of a collection's items that pass the query's RQL filter and order (400 as
+        the API words it for a bad one): the control API's view of a collection."""
+        known = self._fields[collection.template]
+        where = filtering(query, known)
+        order = ordering(query.params.get("order"), known)
+        return collection.search(Search(where, tuple(order), offset, limit))
 
     def _stream(self, call: Exchange, op: Operation, collection: Collection) -> Reply:
         """`MPT-Streaming: true`: every match (at most `limit`), streamed."""
