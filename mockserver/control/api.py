@@ -19,7 +19,7 @@ from mockserver.http.answers import ApiResponse, state
 from mockserver.problems import Problem, invalid
 from mockserver.query.params import decode as decode_query
 from mockserver.respond import JSON
-from mockserver.sessions.browse import browse, page_json
+from mockserver.sessions.browse import FILTERS, browse, page_json
 from mockserver.sessions.journal import Matcher
 from mockserver.sessions.session import DEFAULT, NAME_RULE, Session
 from mockserver.settings import CONTROL_PREFIX
@@ -27,6 +27,7 @@ from mockserver.storage.backend import Collection
 from mockserver.storage.encoding import decode
 
 blueprint = Blueprint("control", __name__, url_prefix=CONTROL_PREFIX)
+EMPTY = "The value must not be empty."
 
 
 @blueprint.before_request
@@ -223,6 +224,9 @@ def remove_fault(rule_id: str) -> Response:
 @blueprint.get("/requests")
 def list_requests() -> Response:
     session, _, query = _request()
+    empty = {name: [EMPTY] for name in FILTERS if query.get(name) == ""}
+    if empty:  # an unset variable in a script: not silently "no filter"
+        raise invalid(empty)
     return _json(page_json(browse(list(session.journal), query)))
 
 

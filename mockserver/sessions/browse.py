@@ -7,6 +7,7 @@ attributes, so a journal at its bound (10 000 entries) answers a page in a few m
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -15,6 +16,7 @@ from mockserver.faults.matching import PathPattern
 from mockserver.sessions.journal import Entry
 
 DEFAULT_PAGE = 100  # entries a page holds when `limit` is not given
+FILTERS = ("order", "after", "method", "path", "operation", "status", "refused", "faulted")
 
 Test = Callable[[Entry], bool]
 
@@ -29,6 +31,9 @@ class Page:
 def browse(entries: list[Entry], query: Mapping[str, str]) -> Page:
     """The page of `entries` (oldest first, as the journal keeps them) the query asks for."""
     tests = _tests(query)
+    last = entries[-1].id if entries else 0
+    if query.get("after"):  # ids grow along the journal: found by bisection, not a scan
+        entries = entries[bisect.bisect_right(entries, int(query["after"]), key=_id) :]
     newest_first = query.get("order") == "newest"
     ordered: Iterable[Entry] = reversed(entries) if newest_first else entries
     offset = int(query.get("offset") or 0)
@@ -39,15 +44,12 @@ def browse(entries: list[Entry], query: Mapping[str, str]) -> Page:
             if offset <= total < offset + limit:
                 page.append(entry)
             total += 1
-    return Page(total, page, entries[-1].id if entries else 0)
+    return Page(total, page, last)
 
 
 def _tests(query: Mapping[str, str]) -> list[Test]:
     """One test per filter given."""
     tests: list[Test] = []
-    if query.get("after"):
-        after = int(query["after"])
-        tests.append(lambda entry: entry.id > after)
     if query.get("method"):
         method = query["method"].upper()
         tests.append(lambda entry: entry.method == method)
@@ -64,6 +66,10 @@ def _tests(query: Mapping[str, str]) -> list[Test]:
     if query.get("faulted") == "true":
         tests.append(lambda entry: entry.fault is not None)
     return tests
+
+
+def _id(entry: Entry) -> int:
+    return entry.id
 
 
 def _status_test(given: str) -> Test:
