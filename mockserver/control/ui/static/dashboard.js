@@ -308,7 +308,7 @@
     const target = entry.query ? `${entry.path}?${entry.query}` : entry.path;
     const violations = entry.violations || {};
     const placed = new Set();
-    const body = entry.body === null || entry.body === undefined ? null : jsonView(entry.body, violations, placed);
+    const body = requestBody(entry.body, violations, placed);
     const elsewhere = Object.entries(violations).filter(([field]) => !placed.has(field));
     const facts = [
       ["Status", entry.status || "no answer (connection fault)"],
@@ -351,6 +351,15 @@
       answer ? headerTable(answer.headers) : el("p", { class: "muted", text: "no answer was sent" }),
       answer ? answerBody(answer) : null,
     ];
+  }
+
+  // The body as lines of members, or, when it is too large to draw member by member, as text
+  // cut at SHOWN_BYTES (its violations are then all listed above it).
+  function requestBody(body, violations, placed) {
+    if (body === null || body === undefined) return null;
+    const text = pretty(body);
+    if (text.length > SHOWN_BYTES) return el("pre", { class: "plain" }, cut(text));
+    return jsonView(body, violations, placed);
   }
 
   function truncatedNote(size) {
