@@ -138,6 +138,21 @@ def test_one_request_shows_what_was_sent_and_answered_and_copies_as_curl(
     assert '"event":"platform.commerce.order.created"' in curl
 
 
+def test_a_large_answer_is_shown_cut_with_its_size(
+    page: WebDriver, server: Server, session: str, client: MPTClient
+) -> None:
+    listed = client.audit.records.fetch_page(limit=12)
+    size = len(listed.meta.response.content)
+    assert size > 4096
+    open_dashboard(page, server.url, session)
+    page.find_element(By.PARTIAL_LINK_TEXT, "/public/v1/audit/records?").click()
+    detail = wait(page, lambda d: d.find_element(By.ID, "request-detail"))
+    note = wait(page, lambda d: detail.find_element(By.CSS_SELECTOR, "h5 .truncated").text)
+    assert note == f"(truncated: {size / 1024:.1f} KiB)"
+    shown = detail.find_element(By.ID, "answer-body").text
+    assert listed.meta.response.text.startswith(shown[:200])
+
+
 def test_a_refused_create_shows_the_field_error_next_to_its_member(
     page: WebDriver, server: Server, session: str, client: MPTClient
 ) -> None:
@@ -310,6 +325,9 @@ def test_health_and_the_session_picker(
     health = server.health()
     assert health["spec"]["sha256"] in facts
     assert health["spec"]["title"] in facts
+    settings = page.find_element(By.ID, "settings-list").text
+    assert "--seed-records\n12" in settings
+    assert "--journal-size\n10000" in settings
     options = [o.text for o in page.find_elements(By.CSS_SELECTOR, "#session option")]
     assert {"default", session} <= set(options)
     sessions = row_texts(page, "sessions-table")

@@ -12,6 +12,7 @@ from support import AUTH, RECORDS, TOKEN, new_record
 
 from mockserver.control import door
 from mockserver.sessions.answer import KEPT
+from mockserver.settings import OPTIONS
 
 ADMIN = "adm-browse-0c41d7e2a9"
 
@@ -138,6 +139,21 @@ def test_the_sessions_are_listed_with_their_sizes(make_app: Any) -> None:
             {"name": "s-1", "records": 4, "eventTypes": 50, "faults": 1, "journal": 1},
         ]
     }
+
+
+def test_the_settings_are_shown_by_option_name_without_the_admin_token(make_app: Any) -> None:
+    api = make_app(journal_size=77, admin_token=ADMIN, cors_origins=("*",)).test_client()
+    answer = api.get("/_mock/settings", headers={"Authorization": f"Bearer {ADMIN}"})
+    assert answer.status_code == 200
+    shown = answer.json["settings"]
+    assert (shown["journal-size"], shown["max-body-bytes"], shown["check-responses"]) == (
+        77,
+        1048576,
+        True,
+    )
+    assert (shown["admin-token"], shown["cors-origin"], shown["tokens"]) == (True, ["*"], None)
+    assert set(shown) == {option.flag[2:] for option in OPTIONS} - {"version"}
+    assert ADMIN not in answer.get_data(as_text=True)
 
 
 def test_a_collection_is_read_with_rql_and_a_bad_filter_is_the_apis_400(make_app: Any) -> None:

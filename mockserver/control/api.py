@@ -7,7 +7,9 @@ refused) and errors are problem details, like the API's. `?session=NAME` (or the
 
 from __future__ import annotations
 
+import dataclasses
 import time
+from pathlib import Path
 from typing import Any
 
 from flask import Blueprint, Response, request
@@ -22,7 +24,7 @@ from mockserver.respond import JSON
 from mockserver.sessions.browse import FILTERS, browse, page_json
 from mockserver.sessions.journal import Matcher
 from mockserver.sessions.session import DEFAULT, NAME_RULE, Session
-from mockserver.settings import CONTROL_PREFIX
+from mockserver.settings import CONTROL_PREFIX, OPTIONS, Settings
 from mockserver.storage.backend import Collection
 from mockserver.storage.encoding import decode
 
@@ -115,6 +117,26 @@ def _health(session: Session) -> dict[str, Any]:
 def health() -> Response:
     session, _, _ = _request()
     return _json(_health(session))
+
+
+@blueprint.get("/settings")
+def list_settings() -> Response:
+    """The server's settings by option name (`max-body-bytes`); the admin token is not shown,
+    only whether there is one."""
+    _request()
+    flags = {option.dest: option.flag[2:] for option in OPTIONS}
+    shown: dict[str, Any] = {}
+    for field in dataclasses.fields(Settings):
+        value = getattr(state().settings, field.name)
+        if field.name == "admin_token":
+            value = value is not None
+        elif isinstance(value, Path):
+            value = str(value)
+        elif isinstance(value, tuple):  # a repeated option (--cors-origin)
+            value = list(value)
+        name = flags.get(field.name) or flags.get(field.name.removesuffix("s"), field.name)
+        shown[name] = value
+    return _json({"settings": shown})
 
 
 @blueprint.get("/sessions")

@@ -186,6 +186,13 @@
     $("#health-list").replaceChildren(
       ...facts.flatMap(([term, value]) => [el("dt", { text: term }), el("dd", { text: String(value) })]),
     );
+    const { settings } = await api("GET", "/settings");
+    $("#settings-list").replaceChildren(
+      ...Object.entries(settings).flatMap(([name, value]) => [
+        el("dt", {}, el("code", { text: `--${name}` })),
+        el("dd", { text: value === null ? "not set" : Array.isArray(value) ? value.join(", ") || "none" : String(value) }),
+      ]),
+    );
     const sessions = await loadSessions();
     $("#sessions-table tbody").replaceChildren(
       ...sessions.map((one) =>
