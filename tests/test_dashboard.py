@@ -20,6 +20,7 @@ from browser import DESKTOP, PHONE, open_dashboard, start_browser, viewport
 from mpt_api_client import MPTClient
 from mpt_api_client.auth import BearerTokenAuthentication
 from mpt_api_client.exceptions import MPTAPIError
+from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.remote.webdriver import WebDriver
@@ -70,7 +71,9 @@ def client(server: Server, session: str) -> Iterator[MPTClient]:
 
 
 def wait(driver: WebDriver, found: Callable[[WebDriver], Any], seconds: float = LIVE_WAIT) -> Any:
-    return WebDriverWait(driver, seconds, poll_frequency=0.1).until(found)
+    """What `found` gives once it is truthy; an element redrawn under it is looked for again."""
+    ignored = (NoSuchElementException, StaleElementReferenceException)
+    return WebDriverWait(driver, seconds, 0.1, ignored).until(found)
 
 
 def rows(driver: WebDriver, table: str) -> list[WebElement]:
@@ -221,8 +224,10 @@ def test_a_preset_makes_the_clients_next_call_fail_and_its_counter_move(
 
 
 def rule_cell(driver: WebDriver, name: str) -> str:
-    """A cell of the one rule's row (found anew: the page redraws the table as it polls)."""
-    return str(driver.find_element(By.CSS_SELECTOR, f"#faults-table tr[data-id] .{name}").text)
+    """A cell of the one rule's row, read in one step (the page redraws the table when the
+    counters change)."""
+    script = "return document.querySelector(arguments[0]).textContent"
+    return str(driver.execute_script(script, f"#faults-table tr[data-id] .{name}"))
 
 
 def raw_get(client: MPTClient, record_id: str) -> int:

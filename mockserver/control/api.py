@@ -1,4 +1,5 @@
-"""The control API under `/_mock`: health, reset, records, fault rules, journal, coverage.
+"""The control API under `/_mock`: health, settings, sessions, reset, records (and any
+labelled collection, with RQL), fault rules, journal, coverage.
 
 Every request is validated against openapi/control.yaml (strictly: unknown members are
 refused) and errors are problem details, like the API's. `?session=NAME` (or the

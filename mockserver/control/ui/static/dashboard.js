@@ -471,8 +471,20 @@
 
   // ------------------------------------------------------------------ faults
 
+  // What a polled panel last drew: it is drawn again only when it changed, so the focus and
+  // the elements a reader (or a test) holds stay put between polls.
+  const drawn = { faults: null, coverage: null };
+
+  function unchanged(panel, data) {
+    const text = JSON.stringify([state.session, data]);
+    if (drawn[panel] === text) return true;
+    drawn[panel] = text;
+    return false;
+  }
+
   async function loadFaults() {
     const { data } = await api("GET", "/faults");
+    if (unchanged("faults", data)) return;
     $("#faults-table tbody").replaceChildren(...data.map(faultRow));
     if (!data.length) {
       $("#faults-table tbody").append(el("tr", {}, el("td", { colspan: 9, class: "muted", text: "No rules: every request is answered normally." })));
@@ -641,6 +653,7 @@
 
   async function loadCoverage() {
     const report = await loadOperations();
+    if (unchanged("coverage", report)) return;
     const statuses = [...new Set(report.operations.flatMap((op) => Object.keys(op.statuses)))].sort();
     $("#coverage-table thead").replaceChildren(
       el("tr", {}, el("th", { scope: "col", text: "Operation" }), statuses.map((s) => el("th", { scope: "col", text: s }))),
