@@ -24,6 +24,7 @@ from mockserver.contract.response_check import ResponseChecker
 from mockserver.contract.router import Operation, Router
 from mockserver.contract.spec import Spec, as_json, load_spec
 from mockserver.contract.validation import Validator
+from mockserver.control import ui
 from mockserver.control.api import blueprint
 from mockserver.faults.checking import RuleBook
 from mockserver.faults.scenario import load_scenario
@@ -228,6 +229,7 @@ def _flask(state: State, proxy: Proxy | None = None) -> Flask:
     app.extensions["mockserver"] = state
     app.extensions[PROXY] = proxy
     app.register_blueprint(blueprint)
+    app.register_blueprint(ui.blueprint)  # the dashboard, /_mock/ui
     app.after_request(answers.finished)
     app.register_error_handler(Problem, answers.problem_response)
     app.register_error_handler(HTTPException, answers.http_error)

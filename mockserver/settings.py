@@ -18,6 +18,7 @@ PACKAGE_DIR = Path(__file__).resolve().parent
 DEFAULT_SPEC = PACKAGE_DIR / "openapi" / "audit.yaml"
 CONTROL_SPEC = PACKAGE_DIR / "openapi" / "control.yaml"
 CONTROL_PREFIX = "/_mock"  # the control API's paths
+UI_PREFIX = "/_mock/ui"  # the dashboard's pages: HTML, not in the control spec
 SESSION_PREFIX = "/_session/"  # `/_session/NAME/public/v1/...`: a base URL that names a session
 DEFAULT_PORT = 8080
 MIB = 1024 * 1024

@@ -82,3 +82,4 @@ def test_an_open_control_api_is_warned_about(host, token, warned):
     if warned:
         assert any("MOCKSERVER_ADMIN_TOKEN" in line for line in lines)
         assert any(f"{host}:8080" in line for line in lines)
+        assert any("dashboard (/_mock/ui)" in line for line in lines)

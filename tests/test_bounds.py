@@ -178,8 +178,8 @@ def test_the_sessions_are_listed_with_what_they_hold(make_app):
     assert listed["limit"] == 1000
     [team] = [s for s in listed["data"] if s["name"] != "default"]
     assert team["name"] == "team-a"
-    assert team["collections"]["records"] == 1
-    assert team["rules"] == 1
+    assert team["records"] == 1
+    assert team["faults"] == 1
     assert team["journal"] == 1
     assert team["journalBytes"] > 0
     assert 0 <= team["idleSeconds"] < 5

@@ -419,6 +419,9 @@ def test_a_fault_on_a_kept_alive_connection(start_server: StartServer, fault: st
                 assert not answer.startswith(b"HTTP/")
         assert broken.seconds < PROMPT
     assert requests.get(server.url + RECORDS, headers=AUTH, timeout=5).status_code == 200
+    answered, broken_entry, _ = journal(server)
+    assert answered["answer"]["bodySize"] == len(body)
+    assert (broken_entry["status"], broken_entry["answer"]) == (0, None)  # nothing was sent
 
 
 # ---------------------------------------------------------------- 2. the official client

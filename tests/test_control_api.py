@@ -539,7 +539,8 @@ def test_clearing_the_records_empties_the_session(seeded):
 def test_an_entry_holds_the_request_and_what_it_got(api):
     before = datetime.now(UTC) - timedelta(seconds=1)
     headers = {**AUTH, "User-Agent": "control-tests/1.0", "X-Trace": "t-1"}
-    created = ok(api.post(RECORDS, json=new_record(), headers=headers), 201)
+    answered = api.post(RECORDS, json=new_record(), headers=headers)
+    created = ok(answered, 201)
     after = datetime.now(UTC) + timedelta(seconds=1)
     [entry] = journal(api)
     assert TIME.match(entry["time"])
@@ -547,6 +548,12 @@ def test_an_entry_holds_the_request_and_what_it_got(api):
     duration = entry.pop("durationMs")
     assert isinstance(duration, int | float)
     assert 0 <= duration < 10_000
+    answer = entry.pop("answer")
+    assert answer["body"] == created
+    assert answer["bodySize"] == len(answered.get_data())
+    assert answer["bodyTruncated"] is False
+    assert answer["headers"]["Location"].endswith(f"{RECORDS}/{created['id']}")
+    assert answer["headers"]["Content-Type"].startswith("application/json")
     assert entry == {
         "id": 1,
         "method": "POST",
@@ -568,6 +575,7 @@ def test_an_entry_holds_the_request_and_what_it_got(api):
         "fault": None,
         "status": 201,
         "recordId": created["id"],
+        "delayMs": None,
         "session": "default",
     }
 
@@ -712,10 +720,14 @@ def test_the_journal_pages_oldest_first(api):
     entries = journal(api)
     assert [e["id"] for e in entries] == [1, 2, 3, 4, 5, 6]
     assert [e["path"][-1] for e in entries] == ["0", "1", "2", "3", "4", "5"]
-    assert ok(api.get("/_mock/requests?limit=2&offset=1")) == {"total": 6, "data": entries[1:3]}
-    assert ok(api.get("/_mock/requests?offset=4")) == {"total": 6, "data": entries[4:]}
-    assert ok(api.get("/_mock/requests?limit=0")) == {"total": 6, "data": []}
-    assert ok(api.get("/_mock/requests?offset=9")) == {"total": 6, "data": []}
+    assert ok(api.get("/_mock/requests?limit=2&offset=1")) == {
+        "total": 6,
+        "last": 6,
+        "data": entries[1:3],
+    }
+    assert ok(api.get("/_mock/requests?offset=4")) == {"total": 6, "last": 6, "data": entries[4:]}
+    assert ok(api.get("/_mock/requests?limit=0")) == {"total": 6, "last": 6, "data": []}
+    assert ok(api.get("/_mock/requests?offset=9")) == {"total": 6, "last": 6, "data": []}
     assert problem(api.get("/_mock/requests?limit=-1"), 400)["errors"] == {
         "limit": ["The value must be 0 or more."]
     }
@@ -748,7 +760,7 @@ def test_a_journal_of_size_zero_keeps_nothing(make_app):
     api = make_app(journal_size=0).test_client()
     ok(api.post(RECORDS, json=new_record()), 201)
     ok(api.get(RECORDS))
-    assert ok(api.get("/_mock/requests")) == {"total": 0, "data": []}
+    assert ok(api.get("/_mock/requests")) == {"total": 0, "last": 0, "data": []}
     assert health(api)["journal"] == 0
     assert count(api, {}) == 0
     assert statuses(coverage(api))["createAuditRecord"]["201"] == 1  # coverage still counts

@@ -120,7 +120,9 @@ def control_document(admin_token: bool, sessions: bool = True) -> dict[str, Any]
     headers["patternProperties"] = {HEADER_NAME: headers.pop("additionalProperties")}
     headers["additionalProperties"] = False
     if admin_token:
-        assert document["security"] == [{}, {"adminToken": []}]
+        assert document["security"] == [{}, {"adminToken": []}, {"adminCookie": []}]
+        # the bearer token; the dashboard's cookie (and its CSRF token) is tested in
+        # tests/test_journal_browse.py and tests/test_dashboard.py
         document["security"] = [{"adminToken": []}]
     if not sessions:
         _without_sessions(document)

@@ -1,4 +1,5 @@
-"""The control API under `/_mock`: health, reset, records, fault rules, journal, coverage,
+"""The control API under `/_mock`: health, settings, sessions, reset, records (and any
+labelled collection, with RQL), fault rules, journal, coverage,
 the upstream's drift.
 
 Every request is validated against openapi/control.yaml (strictly: unknown members are
@@ -8,36 +9,53 @@ refused) and errors are problem details, like the API's. `?session=NAME` (or the
 
 from __future__ import annotations
 
-import hmac
+import dataclasses
 import time
+from pathlib import Path
 from typing import Any
 
 from flask import Blueprint, Response, current_app, request
 
 from mockserver import codec
 from mockserver.contract.validation import Checked
+from mockserver.control import door
 from mockserver.http.answers import ApiResponse, state
 from mockserver.problems import Problem, invalid
 from mockserver.proxy.forward import PROXY, Proxy
 from mockserver.query.params import decode as decode_query
 from mockserver.respond import JSON
+from mockserver.sessions.browse import FILTERS, browse, page_json
 from mockserver.sessions.journal import Matcher
 from mockserver.sessions.session import DEFAULT, NAME_RULE, Session
-from mockserver.settings import CONTROL_PREFIX
+from mockserver.settings import CONTROL_PREFIX, OPTIONS, Settings
 from mockserver.storage.backend import Collection
 from mockserver.storage.encoding import decode
 
 blueprint = Blueprint("control", __name__, url_prefix=CONTROL_PREFIX)
+EMPTY = "The value must not be empty."
 
 
 @blueprint.before_request
 def _door() -> None:
-    """With `--admin-token`, every control request shows it (`Authorization: Bearer ...`)."""
+    """With `--admin-token`, every control request shows it (`Authorization: Bearer ...`) or
+    the dashboard's cookie (and, to change anything, its CSRF token): see `control.door`."""
     expected = state().settings.admin_token
     if expected is None:
         return
-    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip(), expected):
+    headers, cookie = request.headers, request.cookies.get(door.COOKIE)
+    verdict = door.verdict(
+        expected,
+        request.method,
+        headers.get("Authorization", ""),
+        headers.get(door.CSRF_HEADER, ""),
+        cookie,
+    )
+    if verdict == 403:
+        raise Problem(
+            403,
+            f"A change made with the dashboard's cookie needs its CSRF token ({door.CSRF_HEADER}).",
+        )
+    if verdict == 401:
         raise Problem(
             401,
             "The control API needs the admin token: Authorization: Bearer <--admin-token>.",
@@ -107,6 +125,26 @@ def health() -> Response:
     return _json(_health(session))
 
 
+@blueprint.get("/settings")
+def list_settings() -> Response:
+    """The server's settings by option name (`max-body-bytes`); the admin token is not shown,
+    only whether there is one."""
+    _request()
+    flags = {option.dest: option.flag[2:] for option in OPTIONS}
+    shown: dict[str, Any] = {}
+    for field in dataclasses.fields(Settings):
+        value = getattr(state().settings, field.name)
+        if field.name == "admin_token":
+            value = value is not None
+        elif isinstance(value, Path):
+            value = str(value)
+        elif isinstance(value, tuple):  # a repeated option (--cors-origin)
+            value = list(value)
+        name = flags.get(field.name) or flags.get(field.name.removesuffix("s"), field.name)
+        shown[name] = value
+    return _json({"settings": shown})
+
+
 @blueprint.post("/reset")
 def reset() -> Response:
     session, _, _ = _request()
@@ -125,6 +163,20 @@ def list_records() -> Response:
     return _json(
         {"total": len(stored), "data": [decode(raw) for raw in _page(query, stored, 1000)]}
     )
+
+
+@blueprint.get("/collections/<label>")
+def browse_collection(label: str) -> Response:
+    """A page of a labelled collection (`records`, `eventTypes`), filtered with RQL."""
+    session, _, query = _request()
+    template = state().collection(label)
+    if template is None:
+        raise Problem(404, f"This server has no collection labelled {label}.")
+    offset, limit = int(query.get("offset") or 0), int(query.get("limit") or 20)
+    found = state().resources.browse(
+        session.storage.open(template), decode_query(query.get("rql") or ""), offset, limit
+    )
+    return _json({"total": found.total, "data": [decode(raw) for raw in found.items]})
 
 
 @blueprint.post("/records")
@@ -204,8 +256,8 @@ def _summary(session: Session) -> dict[str, Any]:
     counted = state().counted()
     return {
         "name": session.name,
-        "collections": {label: len(session.storage.open(path)) for label, path in counted.items()},
-        "rules": len(session.faults.rules),
+        **{label: len(session.storage.open(path)) for label, path in counted.items()},
+        "faults": len(session.faults.rules),
         "journal": len(session.journal),
         "journalBytes": session.journal.bytes,
         "idleSeconds": round(max(time.monotonic() - session.used, 0.0), 3),
@@ -223,9 +275,10 @@ def end_session(name: str) -> Response:
 @blueprint.get("/requests")
 def list_requests() -> Response:
     session, _, query = _request()
-    entries = list(session.journal)
-    page = _page(query, entries, len(entries) or 1)
-    return _json({"total": len(entries), "data": [entry.as_json() for entry in page]})
+    empty = {name: [EMPTY] for name in FILTERS if query.get(name) == ""}
+    if empty:  # an unset variable in a script: not silently "no filter"
+        raise invalid(empty)
+    return _json(page_json(browse(list(session.journal), query)))
 
 
 @blueprint.delete("/requests")

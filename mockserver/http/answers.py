@@ -18,6 +18,7 @@ from mockserver.faults import apply
 from mockserver.http.state import of
 from mockserver.problems import Problem, status_line, trace_id
 from mockserver.respond import PROBLEM_JSON
+from mockserver.settings import UI_PREFIX
 from mockserver.state import State
 
 _INVALID = frozenset({400, 411, 413, 414, 415, 422})  # "the request broke the contract"
@@ -101,8 +102,9 @@ def finish(holder: State, req: Request, response: Response) -> Response:
     response.status = status_line(response.status_code)
     request.trail.status = response.status_code
     checker = holder.checker
-    if checker is not None and not response.is_streamed:
-        path = environ.get("PATH_INFO", "").encode("latin-1").decode("utf-8", "replace")
+    path = environ.get("PATH_INFO", "")
+    if checker is not None and not response.is_streamed and not path.startswith(UI_PREFIX):
+        path = path.encode("latin-1").decode("utf-8", "replace")
         found = checker.check(
             environ["REQUEST_METHOD"],
             path,

@@ -35,6 +35,7 @@ from mockserver.query.params import decode
 from mockserver.resources.handlers import Exchange, Reply
 from mockserver.resources.streaming import chunked
 from mockserver.respond import JSON, Environ, StartResponse
+from mockserver.sessions.answer import kept
 from mockserver.state import State
 
 SPEC_PATH = "/public/v1/audit/openapi.json"  # the spec document, as the platform serves it
@@ -65,16 +66,21 @@ def serve(holder: State, environ: Environ, start_response: StartResponse) -> Ite
 def _sent(response: Response, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
     """A whole body answered as it is, with the headers it has; werkzeug's own call (which
     checks every header, ~10 % of a plain request) for the rest: a stream, a HEAD, the
-    statuses without a body, a body without its length."""
+    statuses without a body, a body without its length. The journal keeps the answer."""
+    trail = of(environ).trail
+    headers = response.headers.to_wsgi_list()
     if (
         response.is_streamed
         or environ["REQUEST_METHOD"] == "HEAD"
         or response.status_code in (204, 304)
         or "Content-Length" not in response.headers
     ):
+        trail.answer = kept(headers, None if response.is_streamed else response.get_data())
         return response(environ, start_response)
-    start_response(response.status, response.headers.to_wsgi_list())
-    return [response.get_data()]
+    body = response.get_data()
+    trail.answer = kept(headers, body)
+    start_response(response.status, headers)
+    return [body]
 
 
 def handle(holder: State, req: Request) -> Response:

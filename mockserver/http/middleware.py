@@ -35,6 +35,7 @@ from mockserver.problems import Problem
 from mockserver.proxy.forward import Proxy
 from mockserver.query.params import decode
 from mockserver.respond import Environ, StartResponse, WSGIApp, respond_problem
+from mockserver.sessions.answer import kept
 from mockserver.sessions.journal import Headers
 from mockserver.sessions.session import DEFAULT, HEADER, NAME_RULE, Session
 from mockserver.settings import CONTROL_PREFIX
@@ -73,8 +74,11 @@ class Front:
         action = request.action
         assert action is not None
 
+        sent: list[tuple[str, str]] = []
+
         def capture(line: str, headers: list[tuple[str, str]], *rest: Any) -> Any:
             request.trail.status = int(line.split(" ", 1)[0])  # the rule's own answer's, too
+            sent[:] = headers
             return start_response(line, headers, *rest)
 
         result = apply.serve(
@@ -85,6 +89,9 @@ class Front:
             lambda status: media_type(self.state, self._operation(environ), status, None),
             lambda: _hung_up(request),
         )
+        if request.trail.answer is None and not action.fault:  # the rule's own answer
+            whole = b"".join(result) if isinstance(result, list) else None
+            request.trail.answer = kept(sent, whole)
         self._acted(environ, request, action)
         self._count(request)
         _log_line(environ, request)
@@ -163,6 +170,8 @@ class Front:
         if trail.operation is None:  # the front answered for the API
             trail.operation = self._operation(environ)
         trail.extras["fault"] = f"{action.rule} ({action.fault})" if action.fault else action.rule
+        if action.delay_ms:
+            trail.extras["delay_ms"] = round(action.delay_ms, 3)
 
     def _count(self, request: RequestState) -> None:
         entry, trail = request.entry, request.trail

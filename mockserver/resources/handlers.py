@@ -142,6 +142,14 @@ class Resources:
         data = b"[" + b",".join(shown) + b"]"
         return Reply(200, b'{"$meta":' + codec.dumps(meta) + b',"data":' + data + b"}")
 
+    def browse(self, collection: Collection, query: Query, offset: int, limit: int) -> Found:
+        """A page of a collection's items that pass the query's RQL filter and order (400 as
+        the API words it for a bad one): the control API's view of a collection."""
+        known = self._fields[collection.template]
+        where = filtering(query, known)
+        order = ordering(query.params.get("order"), known)
+        return collection.search(Search(where, tuple(order), offset, limit))
+
     def _stream(self, call: Exchange, op: Operation, collection: Collection) -> Reply:
         """`MPT-Streaming: true`: every match (at most `limit`), streamed."""
         streaming.refuse_offset(call.query.params)

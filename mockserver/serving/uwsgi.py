@@ -60,7 +60,8 @@ def exposure_warning(settings: Settings) -> list[str]:
         "!" * 78,
         f"! the control API (/_mock) is open to anyone who can reach {settings.host}:"
         f"{settings.port}:",
-        "! they can reset it, read its journal and script its faults.",
+        "! they can reset it, read its journal and script its faults, also from the",
+        "! dashboard (/_mock/ui), which is open too.",
         "! Set MOCKSERVER_ADMIN_TOKEN (or --admin-token) to protect it.",
         "!" * 78,
     ]

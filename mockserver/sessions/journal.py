@@ -26,6 +26,7 @@ from mockserver.contract.router import Operation
 from mockserver.faults.matching import Conditions, Seen
 from mockserver.masking import mask, mask_query
 from mockserver.query.params import decode
+from mockserver.sessions.answer import Answer, answer_json
 
 Headers = tuple[tuple[str, ...], tuple[str, ...]]  # WSGI names (`HTTP_USER_AGENT`), values
 
@@ -45,6 +46,7 @@ class Trail:
     violations: dict[str, list[str]] | None = None
     status: int = 0  # 0: no answer reached the client (a connection fault)
     ended: float = 0.0
+    answer: Answer | None = None  # what the client was answered (headers, the body's start)
 
 
 @dataclass(slots=True)
@@ -142,7 +144,9 @@ class Entry:
             "status": self.status,
             "recordId": self.trail.extras.get("record"),
             "durationMs": round(self.duration_ms, 3),
+            "delayMs": self.trail.extras.get("delay_ms"),
             "session": self.session,
+            "answer": answer_json(self.trail.answer) if self.trail.answer else None,
         }
 
 

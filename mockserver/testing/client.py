@@ -46,7 +46,9 @@ class JournalEntry(TypedDict):
     status: int
     recordId: str | None
     durationMs: float
+    delayMs: float | None
     session: str
+    answer: dict[str, Any] | None  # headers, body (its start), bodySize, bodyTruncated
 
 
 class Matcher(TypedDict, total=False):
@@ -163,9 +165,13 @@ class Client:
         self._call("DELETE", "/faults")
 
     def journal(self) -> list[JournalEntry]:
-        """Every journaled request of the session, oldest first."""
-        data: list[JournalEntry] = self._call("GET", "/requests")["data"]
-        return data
+        """Every journaled request of the session, oldest first (read a page at a time)."""
+        data: list[JournalEntry] = []
+        while True:
+            page = self._call("GET", "/requests", params={"offset": len(data), "limit": 1000})
+            data += page["data"]
+            if len(page["data"]) < 1000:
+                return data
 
     def count(self, **matcher: Any) -> int:
         """How many journaled requests match (`method`, `path`, `operation`, `status`, `fault`,
