@@ -26,6 +26,7 @@ from mockserver.contract.router import Operation
 from mockserver.faults.matching import Conditions, Seen
 from mockserver.masking import mask, mask_query
 from mockserver.query.params import decode
+from mockserver.sessions.answer import KEPT as ANSWER_KEPT
 from mockserver.sessions.answer import Answer, answer_json
 
 Headers = tuple[tuple[str, ...], tuple[str, ...]]  # WSGI names (`HTTP_USER_AGENT`), values
@@ -176,7 +177,9 @@ class Matcher:
 
 
 BODY_KEPT = 64 * 1024  # bytes of a body an entry keeps
-ENTRY_BYTES = 512  # what an entry costs besides its body, headers and target (an estimate)
+# what an entry costs besides its body, headers and target: its own fields (an estimate), and
+# room for the answer it keeps, counted whole when the entry is made (the answer comes later)
+ENTRY_BYTES = 512 + ANSWER_KEPT + 512
 
 
 class Budget:
