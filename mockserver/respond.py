@@ -22,14 +22,16 @@ def respond(
     body: bytes,
     media: str | None,
     extra: Mapping[str, str],
+    head: bool = False,
 ) -> list[bytes]:
-    """A whole answer: its media type (unless `extra` sets one), length and headers."""
+    """A whole answer: its media type (unless `extra` sets one), length and headers; without
+    the body for a `head` request (its length still says what a GET would get)."""
     given = dict(extra)
     named = {name.lower() for name in given}
     headers = [("Content-Type", media)] if media and "content-type" not in named else []
     headers += [("Content-Length", str(len(body)))] if body else []
     start_response(status_line(status), [*headers, *given.items()])
-    return [body] if body else []
+    return [body] if body and not head else []
 
 
 def respond_problem(
@@ -37,4 +39,9 @@ def respond_problem(
 ) -> list[bytes]:
     """A problem document, with the request's trace id."""
     body = codec.dumps(problem.body(trace_id(environ.get("HTTP_TRACEPARENT"))))
-    return respond(start_response, problem.status, body, media or PROBLEM_JSON, problem.headers)
+    media = media or PROBLEM_JSON
+    return respond(start_response, problem.status, body, media, problem.headers, is_head(environ))
+
+
+def is_head(environ: Environ) -> bool:
+    return bool(environ.get("REQUEST_METHOD") == "HEAD")

@@ -288,3 +288,34 @@ def quote_rql(text: str) -> str:
     from urllib.parse import quote
 
     return "'" + quote(text.replace("'", "\\'"), safe="") + "'"
+
+
+# ---------------------------------------------------------------- HTTP details
+
+
+def test_head_is_answered_wherever_get_is(start_server):
+    """HEAD was a 405; its answer is GET's, without the body, on a connection kept alive."""
+    import http.client
+
+    server = start_server()
+    connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=5)
+    try:
+        for path, headers, status in (
+            (RECORDS, AUTH, 200),
+            (RECORDS, {}, 401),  # the API's problem, without its body
+            ("/_mock/health", {}, 200),
+        ):
+            connection.request("GET", path, headers=headers)
+            got = connection.getresponse()
+            body = got.read()
+            connection.request("HEAD", path, headers=headers)
+            head = connection.getresponse()
+            assert head.status == got.status == status
+            assert head.read() == b""
+            assert head.getheader("Content-Type") == got.getheader("Content-Type")
+            if path == RECORDS:
+                assert int(head.getheader("Content-Length")) == len(body)
+        connection.request("GET", "/_mock/health")  # the connection is still in step
+        assert connection.getresponse().status == 200
+    finally:
+        connection.close()

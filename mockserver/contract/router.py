@@ -63,6 +63,8 @@ class Router:
     def match(self, method: str, path: str) -> Match:
         route, params = self._find(path)
         operation = route.operations.get(method.upper())
+        if operation is None and method.upper() == "HEAD":  # a GET without its body
+            operation = route.operations.get("GET")
         if operation is None:
             allow = ", ".join(sorted(route.operations))
             raise Problem(

@@ -15,7 +15,7 @@ from mockserver.faults import connection
 from mockserver.faults.kinds import CONNECTION_FAULTS, StreamParts
 from mockserver.faults.rules import Action
 from mockserver.problems import Problem, status_line
-from mockserver.respond import Environ, StartResponse, WSGIApp, respond, respond_problem
+from mockserver.respond import Environ, StartResponse, WSGIApp, is_head, respond, respond_problem
 
 Declared = Callable[[int], str | None]  # the media type the spec declares for a status
 
@@ -91,7 +91,7 @@ def _own_answer(
         media = given or declared or "application/json; charset=utf-8"
         raw = isinstance(action.body, str) and "json" not in media
         body = action.body.encode() if raw else codec.dumps(action.body)
-        return respond(start_response, status, body, media, action.headers)
+        return respond(start_response, status, body, media, action.headers, is_head(environ))
     if status in (204, 304):
         return respond(start_response, status, b"", None, action.headers)
     problem = Problem(status, headers=dict(action.headers))
