@@ -85,7 +85,9 @@ def _state(
     router = Router(spec.document)
     rules = RuleBook(spec, control, router, settings.strict)
     scenario = load_scenario(settings.scenario, rules) if settings.scenario else []
-    initial = backend or make_backend("memory", settings.max_records, _evicted)
+    initial = backend or make_backend(
+        settings.store, settings.max_records, _evicted, settings.store_prefix
+    )
     resources = Resources(router.operations, spec, initial, behaviours)
     resources.seed(initial, settings)
     return State(

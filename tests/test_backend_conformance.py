@@ -46,10 +46,15 @@ def evictions() -> Evictions:
     return []
 
 
-@pytest.fixture(params=["memory"])
+@pytest.fixture(params=["memory", "redis"])
 def backend_factory(request: pytest.FixtureRequest, evictions: Evictions) -> Iterator[Make]:
-    """Makes fresh backends of one kind (`make(max_items=...)`), reporting to `evictions`."""
+    """Makes fresh backends of one kind (`make(max_items=...)`), reporting to `evictions`:
+    the embedded one, or Redis (a real redis-server, a key prefix of this test's own)."""
     made: list[Backend] = []
+    url, prefix = "memory", "mockserver"
+    if request.param == "redis":
+        url = request.getfixturevalue("redis_server").url
+        prefix = request.getfixturevalue("redis_prefix")
     lock = threading.Lock()
 
     def on_evict(path: str, item_id: str) -> None:
@@ -57,7 +62,7 @@ def backend_factory(request: pytest.FixtureRequest, evictions: Evictions) -> Ite
             evictions.append((path, item_id))
 
     def make(max_items: int = 1_000_000) -> Backend:
-        backend = make_backend(request.param, max_items, on_evict)
+        backend = make_backend(url, max_items, on_evict, prefix)
         made.append(backend)
         return backend
 

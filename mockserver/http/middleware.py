@@ -94,8 +94,8 @@ class Front:
         name = environ.get(HEADER, DEFAULT)
         if name is not DEFAULT and not _SESSION.match(name):
             return self._refused(environ, start_response, request, _bad_session())
-        session = request.session = self.state.sessions.get(name)
-        try:
+        try:  # a new session is made in the store: it may be lost (a 503)
+            session = request.session = self.state.sessions.get(name)
             request.body = read_body(environ, self.state.settings.max_body_bytes)
         except Problem as problem:
             return self._refused(environ, start_response, request, problem)

@@ -92,7 +92,8 @@ class Resources:
             kind = behaviours.get(collection, Behaviour)
             behaviour = kind(from_schema(id_schema) or kind.default_ids or guess(ops[0].resource))
             self._behaviours[collection] = behaviour
-            storage.describe(collection, Shape(layout_of(schema, resolve), behaviour.indexed))
+            layout = layout_of(schema, resolve)
+            storage.describe(collection, Shape(layout, behaviour.indexed, behaviour.ordered))
 
     def behaviour(self, collection: str) -> Behaviour:
         return self._behaviours[collection]

@@ -25,6 +25,7 @@ class RecordBehaviour(Behaviour):
     label = "records"
     server_fields = ("id", "timestamp", "actor", "type", "viewers")
     indexed = ("object.id", "event", "actor.id", "actor.account.id")
+    ordered = ("timestamp",)
     default_ids = IdFormat("AUD", 4)
 
     def created(self, body: dict[str, Any], item_id: str, identity: Identity) -> Item:

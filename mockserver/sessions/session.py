@@ -55,14 +55,16 @@ class Sessions:
             with self._lock:
                 session = self._sessions.get(name)
                 if session is None:
-                    session = self._sessions[name] = self._new(name)
+                    session = self._sessions[name] = self._new(name, join=True)
         return session
 
-    def _new(self, name: str) -> Session:
+    def _new(self, name: str, join: bool = False) -> Session:
+        """A session from the start-up state (`join`: the one another server on the same
+        store already made, when there is one)."""
         seed = None if self._fault_seed is None else self._fault_seed + zlib.crc32(name.encode())
         session = Session(
             name,
-            self.initial.fork(),
+            self.initial.fork(name, join=join),
             Faults(seed),
             Journal(self._journal_size),
             self._make_coverage(),

@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple, Protocol
 
+from mockserver.problems import Problem
 from mockserver.query.expression import Expression
 from mockserver.storage.encoding import Layout
 
@@ -26,11 +27,13 @@ OnEvict = Callable[[str, str], None]  # (collection path, id of the item evicted
 
 @dataclass(frozen=True)
 class Shape:
-    """How a collection's items look: their declared top-level members (`layout`) and the
-    paths worth an equality index."""
+    """How a collection's items look: their declared top-level members (`layout`), the
+    paths worth an equality index, and those lists are often ordered by (`ordered`: a
+    backend may keep them sorted; the memory backend sorts when asked)."""
 
     layout: Layout = field(default_factory=Layout)
     indexed: tuple[str, ...] = ()
+    ordered: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -50,6 +53,14 @@ class Found:
 
     total: int
     items: Sequence[bytes]
+
+
+class StoreUnavailable(Problem):
+    """The store cannot be reached now (Redis lost): the request answers 503 naming it."""
+
+    def __init__(self, store: str, reason: str) -> None:
+        super().__init__(503, f"The store {store} cannot be reached ({reason}); try again shortly.")
+        self.store = store
 
 
 class Dumped(NamedTuple):
@@ -116,9 +127,11 @@ class Backend(Protocol):
         (the path itself by default)."""
         ...
 
-    def fork(self) -> Backend:
+    def fork(self, name: str | None = None, *, join: bool = False) -> Backend:
         """Another backend holding the same items, to be changed independently: a new
-        session's, from the start-up state."""
+        session's, from the start-up state. `name` names the session: a store shared by
+        several servers keeps one copy per name, and `join` takes the copy another server
+        already made instead of making it afresh (an embedded store ignores both)."""
         ...
 
     def clear(self) -> None:
@@ -131,4 +144,9 @@ class Backend(Protocol):
 
     def load(self, path: str, template: str, items: Iterable[Item]) -> int:
         """Replace a collection's items with these (from `--state-file`); how many."""
+        ...
+
+    def health(self) -> dict[str, Any]:
+        """What health says of the store: `kind` (`memory`, `redis`), the `url` of a remote
+        one (its password masked) and whether it is `reachable`."""
         ...

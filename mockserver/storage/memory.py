@@ -11,6 +11,7 @@ from __future__ import annotations
 import sys
 import threading
 from collections.abc import Iterable, Iterator
+from typing import Any
 
 from mockserver.query.expression import equalities
 from mockserver.storage.backend import Dumped, Found, Item, OnEvict, Search, Shape
@@ -192,7 +193,7 @@ class MemoryBackend:
                 found = self._collections.setdefault(path, made)
         return found
 
-    def fork(self) -> MemoryBackend:
+    def fork(self, name: str | None = None, *, join: bool = False) -> MemoryBackend:
         twin = MemoryBackend(self.max_items, self._on_evict)
         twin._shapes = self._shapes
         with self._lock:
@@ -215,6 +216,9 @@ class MemoryBackend:
             collection.insert(item)
             count += 1
         return count
+
+    def health(self) -> dict[str, Any]:
+        return {"kind": "memory", "reachable": True}
 
     def _all(self) -> list[MemoryCollection]:
         with self._lock:
