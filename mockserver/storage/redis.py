@@ -178,21 +178,22 @@ class RedisCollection:
         return Found(count, kept)
 
     def _matching_ids(self, search: Search) -> list[str]:
-        """The ids of the matches up to `search.limit`, in the search's order (none, or an
-        order answered here)."""
+        """The ids of a page of the matches, in the search's order (none, or an order
+        answered here)."""
         if self._sorted_here(search):
-            return self._sorted_ids(search, 0, search.limit)[0]
+            return self._sorted_ids(search, search.offset, search.limit)[0]
         if search.where is None:
-            return self._order_ids(search.limit)
+            return self._order_ids(search.offset, search.limit)
         test = predicate(search.where, Reader(self.layout).access)
         ids: list[str] = []
+        end = search.offset + search.limit
         for page in self._candidates(search):
             for item_id, raw in page:
-                if len(ids) >= search.limit:
-                    return ids
+                if len(ids) >= end:
+                    return ids[search.offset :]
                 if test(raw):
                     ids.append(item_id)
-        return ids
+        return ids[search.offset :]
 
     def _slice(self, offset: int, limit: int) -> Found:
         if limit <= 0:
@@ -202,10 +203,10 @@ class RedisCollection:
         )
         return Found(int(answer[0]), [raw for raw in answer[1:] if raw is not None])
 
-    def _order_ids(self, limit: int) -> list[str]:
+    def _order_ids(self, offset: int, limit: int) -> list[str]:
         if limit <= 0:
             return []
-        found = self._client.zrange(self.keys.order, 0, min(limit, 2**53) - 1)
+        found = self._client.zrange(self.keys.order, offset, min(offset + limit, 2**53) - 1)
         return [item_id.decode() for item_id in found]
 
     def _candidates(self, search: Search) -> Iterator[Pairs]:
