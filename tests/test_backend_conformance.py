@@ -596,6 +596,22 @@ def test_insert_get_replace_remove(backend: Backend) -> None:
     assert found(collection, "eq(event,y)") == (0, [])
 
 
+def test_insert_many_is_insert_of_each(backend_factory: Make, evictions: Evictions) -> None:
+    """Past the bound too: the oldest go, reported in order; an id given twice moves last."""
+    backend = backend_factory(max_items=2500)
+    collection = filled(backend, SHAPES["indexed"], [])
+    items = [{**item, "event": f"e{item['n'] % 3}"} for item in numbered(3000)]
+    assert collection.insert_many(iter([*items, items[600]])) == 3001
+    kept = [item["id"] for item in items[500:] if item is not items[600]] + ["N-00600"]
+    assert ids(collection) == kept
+    assert evictions == [(RECORDS, item["id"]) for item in items[:500]]
+    assert found(collection, "eq(event,e0)", limit=3) == (
+        sum(1 for item in items[500:] if item["n"] % 3 == 0),
+        ["N-00501", "N-00504", "N-00507"],
+    )
+    assert collection.insert_many([]) == 0
+
+
 def test_iteration_is_oldest_first(backend: Backend) -> None:
     collection = filled(backend, SHAPES["indexed"], DATA)
     raws = list(collection)

@@ -89,6 +89,10 @@ class Collection(Protocol):
         reported to the backend's `on_evict`). The stored bytes."""
         ...
 
+    def insert_many(self, items: Iterable[Item]) -> int:
+        """`insert` of each item in turn (a remote store sends them in batches); how many."""
+        ...
+
     def get(self, item_id: str) -> bytes | None: ...
 
     def replace(self, item: Item) -> bytes | None:

@@ -62,6 +62,13 @@ class MemoryCollection:
                 self._on_evict(self.name, item_id)
         return raw
 
+    def insert_many(self, items: Iterable[Item]) -> int:
+        count = 0
+        for item in items:
+            self.insert(item)
+            count += 1
+        return count
+
     def _compact(self, evicted: int) -> None:
         """A dict keeps a hole for each item taken from its front until it grows again, and
         finding the oldest item walks past them all (~1 ns each: 160 us an insert at a bound
@@ -211,11 +218,7 @@ class MemoryBackend:
     def load(self, path: str, template: str, items: Iterable[Item]) -> int:
         collection = self.open(path, template)
         collection.clear()
-        count = 0
-        for item in items:
-            collection.insert(item)
-            count += 1
-        return count
+        return collection.insert_many(items)
 
     def health(self) -> dict[str, Any]:
         return {"kind": "memory", "reachable": True}

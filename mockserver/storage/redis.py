@@ -76,6 +76,7 @@ class RedisCollection:
         self._getters = [getter(field) for field in self.keys.indexed]
         namespace = backend.namespace
         self._change_keys = [*self.keys.all(), namespace.collections, namespace.keys]
+        self._suffixes = self.keys.suffixes()
         self._link = backend.link
         self._client: Any = backend.link.client  # redis-py's answers are loosely typed
         self._scripts = backend.scripts
@@ -86,29 +87,54 @@ class RedisCollection:
 
     def insert(self, item: Item) -> bytes:
         raw = self.layout.encode(item)
+        self._inserted([(item, raw)])
+        return raw
+
+    def insert_many(self, items: Iterable[Item]) -> int:
+        """The inserts sent `BATCH` at a time (one script call each), evictions reported in
+        order after each batch."""
+        count = 0
+        batch: list[tuple[Item, bytes]] = []
+        for item in items:
+            batch.append((item, self.layout.encode(item)))
+            if len(batch) == BATCH:
+                count += self._inserted(batch)
+                batch = []
+        return count + self._inserted(batch) if batch else count
+
+    def _inserted(self, batch: list[tuple[Item, bytes]]) -> int:
         with self._lock, self._link.calling():
-            evicted = self._change("insert", item, raw)
+            evicted = self._change("insert", batch)
             for gone in evicted:
                 if self._on_evict:
                     self._on_evict(self.name, gone.decode())
-        return raw
+        return len(batch)
 
     def replace(self, item: Item) -> bytes | None:
         raw = self.layout.encode(item)
         with self._link.calling():
-            return raw if self._change("replace", item, raw) else None
+            return raw if self._change("replace", [(item, raw)]) else None
 
     def remove(self, item_id: str) -> bool:
         with self._link.calling():
-            return bool(self._change("remove", {"id": item_id}, b""))
+            return bool(self._change("remove", [({"id": item_id}, b"")]))
 
-    def _change(self, mode: str, item: Item, raw: bytes) -> Any:
-        args: list[bytes | str | int] = [mode, item["id"], raw, min(self.max_items, 2**53)]
-        if mode != "remove":
-            args += [self._entry(get(item)) for get in self._getters]
-        else:
-            args += [b"n"] * len(self._getters)
-        args += [self.name, self.template, *self.keys.suffixes()]
+    def _change(self, mode: str, batch: list[tuple[Item, bytes]]) -> Any:
+        """One script call for a batch of items (`scripts.CHANGE`)."""
+        suffixes = self._suffixes
+        args: list[bytes | str | int] = [
+            mode,
+            min(self.max_items, 2**53),
+            len(batch),
+            self.name,
+            self.template,
+            len(suffixes),
+            *suffixes,
+        ]
+        nothing = [b"n"] * len(self._getters)
+        for item, raw in batch:
+            args += [item["id"], raw]
+            args += nothing if mode == "remove" else [self._entry(g(item)) for g in self._getters]
         return self._scripts.change(keys=self._change_keys, args=args)
 
     @staticmethod
@@ -428,11 +454,7 @@ class RedisBackend:
     def load(self, path: str, template: str, items: Iterable[Item]) -> int:
         collection = self.open(path, template)
         collection.clear()
-        count = 0
-        for item in items:
-            collection.insert(item)
-            count += 1
-        return count
+        return collection.insert_many(items)
 
     def health(self) -> dict[str, Any]:
         return {"kind": "redis", "url": self.link.shown, "reachable": self.link.reachable()}

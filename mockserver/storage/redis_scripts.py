@@ -11,14 +11,17 @@ from __future__ import annotations
 
 # KEYS: items, meta, order, seq, then (index, others) per indexed field, then the
 # namespace's collections and keys.
-# ARGV: mode (insert | replace | remove), id, bytes, bound, then per index: `s` + the
-# escaped value, `o` (not a string) or `n` (missing or null); then the collection's path,
-# its template and its key suffixes (registered by its first insert: again after Redis lost
-# its data).
-# insert: the ids evicted, oldest first. replace, remove: 1 if the item was there, else 0.
+# ARGV: mode (insert | replace | remove), bound, how many items, the collection's path, its
+# template, how many key suffixes, the suffixes (registered by the first insert: again after
+# Redis lost its data); then per item its id, its bytes, and per index `s` + the escaped
+# value, `o` (not a string) or `n` (missing or null).
+# insert: the ids evicted, oldest first. replace, remove: how many items were there.
 CHANGE = r"""
-local mode, id, raw, bound = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
+local mode, bound, count = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
 local fields = (#KEYS - 6) / 2
+local suffixes = tonumber(ARGV[6])
+local first = 7 + suffixes
+local step = 2 + fields
 
 local function unindex(item, packed)
   local meta = cmsgpack.unpack(packed)
@@ -33,11 +36,11 @@ local function unindex(item, packed)
   return meta[1]
 end
 
-local function index(item, seq)
+local function index(item, seq, at)
   local meta = {seq}
   local tag = string.format('%016x', seq)
   for i = 1, fields do
-    local given = ARGV[4 + i]
+    local given = ARGV[at + 1 + i]
     local kind = string.sub(given, 1, 1)
     if kind == 's' then
       local member = string.sub(given, 2) .. '\0' .. tag .. '\0' .. item
@@ -53,45 +56,52 @@ local function index(item, seq)
   redis.call('HSET', KEYS[2], item, cmsgpack.pack(meta))
 end
 
-local held = redis.call('HGET', KEYS[2], id)
-if mode == 'remove' then
-  if not held then return 0 end
-  unindex(id, held)
-  redis.call('HDEL', KEYS[1], id)
-  redis.call('HDEL', KEYS[2], id)
-  redis.call('ZREM', KEYS[3], id)
-  return 1
-end
-if mode == 'replace' then
-  if not held then return 0 end
-  local seq = unindex(id, held)
-  redis.call('HSET', KEYS[1], id, raw)
-  index(id, seq)
-  return 1
-end
-if held then unindex(id, held) end
-local seq = redis.call('INCR', KEYS[4])
-if seq == 1 then
-  redis.call('HSET', KEYS[#KEYS - 1], ARGV[5 + fields], ARGV[6 + fields])
-  redis.call('SADD', KEYS[#KEYS], 'collections', unpack(ARGV, 7 + fields))
-end
-redis.call('HSET', KEYS[1], id, raw)
-redis.call('ZADD', KEYS[3], seq, id)
-index(id, seq)
-local evicted = {}
-local excess = redis.call('ZCARD', KEYS[3]) - bound
-if excess > 0 then
-  local gone = redis.call('ZPOPMIN', KEYS[3], excess)
-  for j = 1, #gone, 2 do
-    local item = gone[j]
-    local packed = redis.call('HGET', KEYS[2], item)
-    if packed then unindex(item, packed) end
-    redis.call('HDEL', KEYS[1], item)
-    redis.call('HDEL', KEYS[2], item)
-    evicted[#evicted + 1] = item
+local changed, evicted = 0, {}
+for n = 0, count - 1 do
+  local at = first + n * step
+  local id, raw = ARGV[at], ARGV[at + 1]
+  local held = redis.call('HGET', KEYS[2], id)
+  if mode == 'remove' then
+    if held then
+      unindex(id, held)
+      redis.call('HDEL', KEYS[1], id)
+      redis.call('HDEL', KEYS[2], id)
+      redis.call('ZREM', KEYS[3], id)
+      changed = changed + 1
+    end
+  elseif mode == 'replace' then
+    if held then
+      local seq = unindex(id, held)
+      redis.call('HSET', KEYS[1], id, raw)
+      index(id, seq, at)
+      changed = changed + 1
+    end
+  else
+    if held then unindex(id, held) end
+    local seq = redis.call('INCR', KEYS[4])
+    if seq == 1 then
+      redis.call('HSET', KEYS[#KEYS - 1], ARGV[4], ARGV[5])
+      redis.call('SADD', KEYS[#KEYS], 'collections', unpack(ARGV, 7, 6 + suffixes))
+    end
+    redis.call('HSET', KEYS[1], id, raw)
+    redis.call('ZADD', KEYS[3], seq, id)
+    index(id, seq, at)
+    local excess = redis.call('ZCARD', KEYS[3]) - bound
+    if excess > 0 then
+      local gone = redis.call('ZPOPMIN', KEYS[3], excess)
+      for j = 1, #gone, 2 do
+        local item = gone[j]
+        local packed = redis.call('HGET', KEYS[2], item)
+        if packed then unindex(item, packed) end
+        redis.call('HDEL', KEYS[1], item)
+        redis.call('HDEL', KEYS[2], item)
+        evicted[#evicted + 1] = item
+      end
+    end
   end
 end
-return evicted
+if mode == 'insert' then return evicted end
+return changed
 """
 
 # KEYS: order, items. ARGV: the number after which to start (exclusive), how many.
