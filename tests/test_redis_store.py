@@ -259,3 +259,30 @@ def test_a_bad_store_variable_stops_the_command_naming_the_option() -> None:
         "mockserver: error: --store postgres://u:***@db/x: not a store this server knows "
         "(memory, redis://, rediss:// or unix://)"
     ]
+
+
+def test_an_acl_user_with_the_documented_rights_is_enough(
+    redis_server: RedisServer, redis_prefix: str
+) -> None:
+    """The ACL line docs/redis.md gives (for this test's prefix) lets the store do it all."""
+    user, password = f"mock-{redis_prefix}", "acl-S3cret"
+    admin = redis_server.client()
+    admin.execute_command(
+        "ACL", "SETUSER", user, "on", f">{password}", f"~{redis_prefix}:*",
+        "+@read", "+@write", "+@scripting", "+ping", "+hello", "+client|setname", "+info",
+    )  # fmt: skip
+    try:
+        url = f"redis://{user}:{password}@127.0.0.1:{redis_server.port}/0"
+        backend = make_backend(url, 3, None, redis_prefix)
+        backend.describe(RECORDS, SHAPE)
+        fill((backend, backend.fork("default")), records(5, seed=5))
+        twin = backend.fork()
+        assert len(twin.open(RECORDS)) == 3
+        kept = records(5, seed=5)[2:]
+        found = twin.open(RECORDS).search(search("eq(event,updated)", limit=5))
+        assert ids(found.items) == [r["id"] for r in kept if r["event"] == "updated"]
+        backend.clear()
+        assert [ids(d.items) for d in backend.dump()] == [[]]
+        assert backend.health()["url"] == f"redis://{user}:***@127.0.0.1:{redis_server.port}/0"
+    finally:
+        admin.execute_command("ACL", "DELUSER", user)

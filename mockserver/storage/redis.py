@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import sys
 import threading
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, overload
 
 from mockserver.codec import MISSING
@@ -91,24 +93,28 @@ class RedisCollection:
         return raw
 
     def insert_many(self, items: Iterable[Item]) -> int:
-        """The inserts sent `BATCH` at a time (one script call each), evictions reported in
-        order after each batch."""
+        """The inserts sent `BATCH` at a time (one script call each) by one thread while
+        this one encodes the next batch; evictions reported in order after each batch."""
         count = 0
-        batch: list[tuple[Item, bytes]] = []
-        for item in items:
-            batch.append((item, self.layout.encode(item)))
-            if len(batch) == BATCH:
-                count += self._inserted(batch)
-                batch = []
-        return count + self._inserted(batch) if batch else count
+        pending: deque[Future[int]] = deque()
+        with ThreadPoolExecutor(1, thread_name_prefix="redis-insert") as sender:
+            for batch in _batches(items, BATCH):
+                args = self._args("insert", [(item, self.layout.encode(item)) for item in batch])
+                pending.append(sender.submit(self._sent, args, len(batch)))
+                if len(pending) > 1:  # one batch on the way, one being made: no more
+                    count += pending.popleft().result()
+            return count + sum(future.result() for future in pending)
 
     def _inserted(self, batch: list[tuple[Item, bytes]]) -> int:
+        return self._sent(self._args("insert", batch), len(batch))
+
+    def _sent(self, args: list[bytes | str | int], size: int) -> int:
         with self._lock, self._link.calling():
-            evicted = self._change("insert", batch)
+            evicted = self._scripts.change(keys=self._change_keys, args=args)
             for gone in evicted:
                 if self._on_evict:
                     self._on_evict(self.name, gone.decode())
-        return len(batch)
+        return size
 
     def replace(self, item: Item) -> bytes | None:
         raw = self.layout.encode(item)
@@ -121,6 +127,9 @@ class RedisCollection:
 
     def _change(self, mode: str, batch: list[tuple[Item, bytes]]) -> Any:
         """One script call for a batch of items (`scripts.CHANGE`)."""
+        return self._scripts.change(keys=self._change_keys, args=self._args(mode, batch))
+
+    def _args(self, mode: str, batch: list[tuple[Item, bytes]]) -> list[bytes | str | int]:
         suffixes = self._suffixes
         args: list[bytes | str | int] = [
             mode,
@@ -135,7 +144,7 @@ class RedisCollection:
         for item, raw in batch:
             args += [item["id"], raw]
             args += nothing if mode == "remove" else [self._entry(g(item)) for g in self._getters]
-        return self._scripts.change(keys=self._change_keys, args=args)
+        return args
 
     @staticmethod
     def _entry(value: Any) -> bytes:
@@ -350,6 +359,17 @@ class Lazy(Sequence[bytes]):
 
     def __getitem__(self, index: int | slice) -> bytes | Sequence[bytes]:
         return list(self)[index]
+
+
+def _batches(items: Iterable[Item], size: int) -> Iterator[list[Item]]:
+    batch: list[Item] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
 
 
 def _runs_in_order(members: list[bytes]) -> list[bytes]:
