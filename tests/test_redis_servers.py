@@ -158,3 +158,17 @@ def test_a_password_in_the_url_is_never_shown(start_server: Start, own_redis: Re
     server.stop()
     assert server.log  # the log was read
     assert not [line for line in server.log if own_redis.password in line]  # type: ignore[operator]
+
+
+def test_a_stopped_server_leaves_the_sessions_and_takes_its_start_up_state(
+    start_server: Start, redis_server: RedisServer, redis_prefix: str
+) -> None:
+    server = on_redis(start_server, redis_server.url, redis_prefix)
+    assert (
+        requests.post(server.api_url + RECORDS, json=new_record(), headers=AUTH).status_code == 201
+    )
+    client = redis_server.client()
+    assert list(client.scan_iter(f"{redis_prefix}:{{base.*"))
+    assert server.stop() == 0
+    assert not list(client.scan_iter(f"{redis_prefix}:{{base.*"))
+    assert client.hlen(f"{redis_prefix}:{{session.default}}:c:/public/v1/audit/records:items") == 1

@@ -150,6 +150,11 @@ class Backend(Protocol):
         """Replace a collection's items with these (from `--state-file`); how many."""
         ...
 
+    def release(self) -> None:
+        """Let go of what this backend keeps for its server alone, when the server stops (a
+        Redis store's start-up namespace; what sessions hold stays for the other servers)."""
+        ...
+
     def health(self) -> dict[str, Any]:
         """What health says of the store: `kind` (`memory`, `redis`), the `url` of a remote
         one (its password masked) and whether it is `reachable`."""

@@ -220,6 +220,9 @@ class MemoryBackend:
         collection.clear()
         return collection.insert_many(items)
 
+    def release(self) -> None:
+        """Nothing to do: the memory goes with the process."""
+
     def health(self) -> dict[str, Any]:
         return {"kind": "memory", "reachable": True}
 

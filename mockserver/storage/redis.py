@@ -404,6 +404,7 @@ class RedisBackend:
         self._shapes: dict[str, Shape] = {} if shapes is None else shapes
         self._collections: dict[str, RedisCollection] = {}
         self._lock = threading.Lock()
+        self.owned = False  # this server's alone: deleted when it stops (`release`)
 
     @classmethod
     def fresh(
@@ -412,7 +413,9 @@ class RedisBackend:
         """A backend in a namespace of its own (`base.N`, N from the store's counter)."""
         with link.calling():
             number = link.client.incr(f"{prefix}:namespaces")
-        return cls(link, Namespace(prefix, f"base.{number}"), max_items, on_evict)
+        made = cls(link, Namespace(prefix, f"base.{number}"), max_items, on_evict)
+        made.owned = True
+        return made
 
     def describe(self, template: str, shape: Shape) -> None:
         self._shapes[template] = shape
@@ -475,6 +478,18 @@ class RedisBackend:
         collection = self.open(path, template)
         collection.clear()
         return collection.insert_many(items)
+
+    def release(self) -> None:
+        """The namespace's keys deleted, when it is this server's own (`fresh`: its start-up
+        state); a session's namespace is shared, and stays."""
+        if not self.owned:
+            return
+        namespace = self.namespace
+        with self.link.calling():
+            client = self.link.client
+            suffixes = [s.decode() for s in client.smembers(namespace.keys)]  # type: ignore[union-attr]
+            keys = [f"{namespace.root}:{suffix}" for suffix in suffixes]
+            client.delete(*keys, namespace.keys, namespace.made, namespace.collections)
 
     def health(self) -> dict[str, Any]:
         return {"kind": "redis", "url": self.link.shown, "reachable": self.link.reachable()}
