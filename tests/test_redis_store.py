@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import random
 import subprocess
+import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -104,6 +105,13 @@ def test_order_by_timestamp_is_answered_inside_redis_as_memory_answers_it(
             assert (got.total, ids(got.items)) == (want.total, ids(want.items)), (order, offset)
         streamed = stored.stream(search(None, order, 0, 50))
         assert ids(streamed.items) == ids(memory.stream(search(None, order, 0, 50)).items)
+    for asked in (
+        Search(None, (), 3, sys.maxsize),
+        Search(None, (("timestamp", True),), 3, sys.maxsize),
+    ):
+        want, got = memory.search(asked), stored.search(asked)
+        assert (got.total, ids(got.items)) == (want.total, ids(want.items))
+        assert ids(stored.stream(asked).items) == ids(memory.stream(asked).items)
 
 
 def test_equalities_on_indexed_fields_are_answered_inside_redis(

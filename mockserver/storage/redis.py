@@ -39,6 +39,7 @@ from mockserver.storage.redis_keys import (
 )
 
 BATCH = 1000  # items read from Redis at once by a scan, a stream or a dump
+LAST = 2**53  # a rank past any collection's end (Redis takes 64-bit ranks; no overflow)
 Pairs = list[tuple[str, bytes]]  # (id, bytes) of a page of items
 
 
@@ -234,14 +235,14 @@ class RedisCollection:
         if limit <= 0:
             return Found(int(self._client.zcard(self.keys.order)), [])
         answer = self._scripts.slice(
-            keys=[self.keys.order, self.keys.items], args=[offset, offset + limit - 1]
+            keys=[self.keys.order, self.keys.items], args=[offset, min(offset + limit, LAST) - 1]
         )
         return Found(int(answer[0]), [raw for raw in answer[1:] if raw is not None])
 
     def _order_ids(self, offset: int, limit: int) -> list[str]:
         if limit <= 0:
             return []
-        found = self._client.zrange(self.keys.order, offset, min(offset + limit, 2**53) - 1)
+        found = self._client.zrange(self.keys.order, offset, min(offset + limit, LAST) - 1)
         return [item_id.decode() for item_id in found]
 
     def _candidates(self, search: Search) -> Iterator[Pairs]:
