@@ -294,3 +294,22 @@ def test_an_acl_user_with_the_documented_rights_is_enough(
         assert backend.health()["url"] == f"redis://{user}:***@127.0.0.1:{redis_server.port}/0"
     finally:
         admin.execute_command("ACL", "DELUSER", user)
+
+
+def test_a_stream_whose_redis_is_lost_ends_early_without_an_error(redis_prefix: str) -> None:
+    """The items are read as the answer is sent: Redis lost meanwhile cuts the stream short
+    (its status is already sent), logged, never an exception out of the answer's body."""
+    own = RedisServer().start()
+    try:
+        backend = make_backend(own.url, 10_000, None, redis_prefix)
+        collection = backend.open(RECORDS)
+        collection.insert_many({"id": f"S-{n:04d}"} for n in range(2500))
+        found = collection.stream(Search(None, (), 0, 3000))
+        assert found.total == 2500
+        items = iter(found.items)
+        assert json.loads(next(items))["id"] == "S-0000"
+        own.stop()
+        rest = list(items)  # the first page (1 000) was read; the next one is lost
+        assert len(rest) == 999
+    finally:
+        own.stop()

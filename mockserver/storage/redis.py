@@ -22,11 +22,20 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, overload
 
+from mockserver import log
 from mockserver.codec import MISSING
 from mockserver.query.expression import equalities
 from mockserver.query.predicates import getter, predicate
 from mockserver.storage import redis_scripts as scripts
-from mockserver.storage.backend import Dumped, Found, Item, OnEvict, Search, Shape
+from mockserver.storage.backend import (
+    Dumped,
+    Found,
+    Item,
+    OnEvict,
+    Search,
+    Shape,
+    StoreUnavailable,
+)
 from mockserver.storage.encoding import Reader
 from mockserver.storage.evaluate import evaluate
 from mockserver.storage.redis_connection import Link
@@ -292,9 +301,14 @@ class RedisCollection:
         return [raw for page in self._pairs(list(ids)) for _, raw in page]
 
     def _read(self, ids: list[str]) -> Iterator[bytes]:
-        for page in self._pairs(ids):
-            for _, raw in page:
-                yield raw
+        """A stream's items as it is sent; Redis lost meanwhile ends it early (the answer's
+        status is sent: the client sees fewer items than `MPT-Item-Count`), logged."""
+        try:
+            for page in self._pairs(ids):
+                for _, raw in page:
+                    yield raw
+        except StoreUnavailable as lost:
+            log.logger.warning("stream of %s cut short: %s", self.name, lost)
 
     # ------------------------------------------------------------ order kept in Redis
 
