@@ -596,6 +596,39 @@ def test_insert_get_replace_remove(backend: Backend) -> None:
     assert found(collection, "eq(event,y)") == (0, [])
 
 
+def test_add_inserts_only_an_id_not_held(backend_factory: Make, evictions: Evictions) -> None:
+    backend = backend_factory(max_items=2)
+    collection = filled(backend, SHAPES["indexed"], DATA[:2])
+    assert collection.add({**DATA[0], "name": "again"}) is None  # held: nothing changes
+    assert ids(collection) == rid(1, 2)
+    assert json.loads(collection.get("R-01") or b"null") == DATA[0]
+    assert found(collection, "eq(name,again)") == (0, [])
+    assert evictions == []
+    raw = collection.add(DATA[2])
+    assert raw is not None
+    assert json.loads(raw) == DATA[2]
+    assert collection.get("R-03") == raw
+    assert ids(collection) == rid(2, 3)
+    assert evictions == [(RECORDS, "R-01")]
+    assert found(collection, "eq(event,created)") == (1, rid(3))
+
+
+def test_threads_adding_the_same_ids_add_each_once(backend: Backend) -> None:
+    collection = filled(backend, SHAPES["indexed"], [])
+    added: list[str] = []
+    lock = threading.Lock()
+
+    def work(number: int) -> None:
+        for n in range(100):
+            if collection.add({"id": f"A-{n:03d}", "event": f"t{number}"}) is not None:
+                with lock:
+                    added.append(f"A-{n:03d}")
+
+    run_threads(8, work)
+    assert sorted(added) == [f"A-{n:03d}" for n in range(100)]
+    assert len(collection) == 100
+
+
 def test_insert_many_is_insert_of_each(backend_factory: Make, evictions: Evictions) -> None:
     """Past the bound too: the oldest go, reported in order; an id given twice moves last."""
     backend = backend_factory(max_items=2500)

@@ -89,6 +89,11 @@ class Collection(Protocol):
         reported to the backend's `on_evict`). The stored bytes."""
         ...
 
+    def add(self, item: Item) -> bytes | None:
+        """`insert` of an item whose id is not held, as one step (two servers drawing the same
+        id cannot both add it); None, and nothing changed, when the id is held."""
+        ...
+
     def insert_many(self, items: Iterable[Item]) -> int:
         """`insert` of each item in turn (a remote store sends them in batches); how many."""
         ...

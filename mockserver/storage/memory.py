@@ -44,23 +44,40 @@ class MemoryCollection:
 
     def insert(self, item: Item) -> bytes:
         raw = self.layout.encode(item)
-        evicted = []
         with self._lock:
-            old = self._items.pop(item["id"], None)
-            if old is not None:
-                self._unindex(decode(old))
-            self._items[item["id"]] = raw
-            self._index(item)
-            while len(self._items) > self.max_items:
-                oldest = next(iter(self._items))
-                self._unindex(decode(self._items.pop(oldest)))
-                evicted.append(oldest)
-            if evicted:
-                self._compact(len(evicted))
+            evicted = self._insert(item, raw)
+        self._report(evicted)
+        return raw
+
+    def add(self, item: Item) -> bytes | None:
+        raw = self.layout.encode(item)
+        with self._lock:
+            if item["id"] in self._items:
+                return None
+            evicted = self._insert(item, raw)
+        self._report(evicted)
+        return raw
+
+    def _report(self, evicted: list[str]) -> None:
         for item_id in evicted:
             if self._on_evict:
                 self._on_evict(self.name, item_id)
-        return raw
+
+    def _insert(self, item: Item, raw: bytes) -> list[str]:
+        """The item stored (under the lock); the ids evicted for it."""
+        evicted = []
+        old = self._items.pop(item["id"], None)
+        if old is not None:
+            self._unindex(decode(old))
+        self._items[item["id"]] = raw
+        self._index(item)
+        while len(self._items) > self.max_items:
+            oldest = next(iter(self._items))
+            self._unindex(decode(self._items.pop(oldest)))
+            evicted.append(oldest)
+        if evicted:
+            self._compact(len(evicted))
+        return evicted
 
     def insert_many(self, items: Iterable[Item]) -> int:
         count = 0

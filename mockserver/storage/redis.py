@@ -115,15 +115,24 @@ class RedisCollection:
                     count += pending.popleft().result()
             return count + sum(future.result() for future in pending)
 
+    def add(self, item: Item) -> bytes | None:
+        raw = self.layout.encode(item)
+        with self._lock, self._link.calling():
+            added, *evicted = self._change("add", [(item, raw)])
+            self._evicted(evicted)
+        return raw if added else None
+
+    def _evicted(self, evicted: list[bytes]) -> None:
+        for gone in evicted:
+            if self._on_evict:
+                self._on_evict(self.name, gone.decode())
+
     def _inserted(self, batch: list[tuple[Item, bytes]]) -> int:
         return self._sent(self._args("insert", batch), len(batch))
 
     def _sent(self, args: list[bytes | str | int], size: int) -> int:
         with self._lock, self._link.calling():
-            evicted = self._scripts.change(keys=self._change_keys, args=args)
-            for gone in evicted:
-                if self._on_evict:
-                    self._on_evict(self.name, gone.decode())
+            self._evicted(self._scripts.change(keys=self._change_keys, args=args))
         return size
 
     def replace(self, item: Item) -> bytes | None:

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 # KEYS: items, meta, order, seq, then (index, others) per indexed field, then the
 # namespace's collections and keys.
-# ARGV: mode (insert | replace | remove), bound, how many items, the collection's path, its
+# ARGV: mode (insert | add | replace | remove), bound, how many items, the collection's path, its
 # template, how many key suffixes, the suffixes (registered by the first insert: again after
 # Redis lost its data); then per item its id, its bytes, and per index `s` + the escaped
 # value, `o` (not a string) or `n` (missing or null).
-# insert: the ids evicted, oldest first. replace, remove: how many items were there.
+# insert: the ids evicted, oldest first. add (an insert of items whose ids are not held):
+# how many were added, then the ids evicted. replace, remove: how many items were there.
 CHANGE = r"""
 local mode, bound, count = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
 local fields = (#KEYS - 6) / 2
@@ -76,7 +77,10 @@ for n = 0, count - 1 do
       index(id, seq, at)
       changed = changed + 1
     end
+  elseif mode == 'add' and held then
+    -- an id already held: nothing changes
   else
+    changed = changed + 1
     if held then unindex(id, held) end
     local seq = redis.call('INCR', KEYS[4])
     if seq == 1 then
@@ -101,6 +105,10 @@ for n = 0, count - 1 do
   end
 end
 if mode == 'insert' then return evicted end
+if mode == 'add' then
+  table.insert(evicted, 1, changed)
+  return evicted
+end
 return changed
 """
 
