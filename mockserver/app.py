@@ -107,7 +107,12 @@ def _state(
     router = Router(spec.document)
     rules = RuleBook(spec, control, router, settings.strict)
     scenario = load_scenario(settings.scenario, rules) if settings.scenario else []
-    initial = backend or make_backend("memory", settings.max_records, _evicted)
+    if backend is None:
+        backend = make_backend(
+            settings.store, settings.max_records, _evicted, settings.store_prefix
+        )
+        atexit.register(_release, backend)
+    initial = backend
     resources = Resources(router.operations, spec, initial, behaviours)
     resources.query_budget = settings.query_budget_ms / 1000
     resources.seed(initial, settings)
@@ -208,6 +213,15 @@ def _save(state: State, path: Path, creator: int) -> None:
         return
     took = time.monotonic() - started
     log.logger.info("state saved to %s: %d items (%.1fs)", path, items, took)
+
+
+def _release(backend: Backend) -> None:
+    """The start-up storage let go of when the server stops (by uWSGI's worker: its master
+    runs no exit handlers)."""
+    try:
+        backend.release()
+    except Problem as problem:  # the store lost: nothing more to do
+        log.logger.warning("could not release the start-up storage: %s", problem)
 
 
 def _write_coverage(tally: Tally, operations: list[Operation]) -> None:

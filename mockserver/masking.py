@@ -43,3 +43,21 @@ def _masked(secret: str) -> str:
 def shown(path: str, query: str) -> str:
     """A request's target as a log line shows it: decoded, its secrets masked."""
     return f"{path}?{mask_query(unquote(query))}" if query else path
+
+
+def mask_url(url: str) -> str:
+    """`redis://user:secret@host:6379/0` → `redis://user:***@host:6379/0`: a URL's password
+    never shown."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return url
+    rest, mark, query = rest.partition("?")
+    if mark:
+        query = mask_query(query)
+    authority, slash, tail = rest.partition("/")
+    if "@" in authority:
+        credentials, _, host = authority.rpartition("@")
+        user, colon, _ = credentials.partition(":")
+        shown = f"{user}:***" if colon else "***"  # `redis://secret@host`: a password alone
+        authority = f"{shown}@{host}"
+    return f"{scheme}://{authority}{slash}{tail}{mark}{query}"

@@ -38,6 +38,8 @@ class Settings:
     seed_records: int = 0
     faker_seed: int | None = None
     max_records: int = 200_000
+    store: str = "memory"  # or redis://, rediss://, unix:// (storage.make_backend)
+    store_prefix: str = "mockserver"  # the Redis keys' prefix: servers sharing it share data
     max_body_bytes: int = MIB
     max_export: int = 100_000
     query_budget_ms: int = 1000  # a list's filter may take this long (0: no limit)
@@ -221,6 +223,18 @@ OPTIONS: tuple[Option, ...] = (
         "most items a collection keeps; the oldest are evicted (logged)",
         WHOLE,
         "N",
+    ),
+    Option(
+        "--store",
+        "where items live: memory (in this process), or Redis at redis://[user:password@]"
+        "host:port/db (rediss:// for TLS, unix:///path.sock): servers on one Redis and "
+        "prefix share them",
+        metavar="URL",
+    ),
+    Option(
+        "--store-prefix",
+        "prefix of the store's Redis keys: servers with the same one share their data",
+        metavar="NAME",
     ),
     Option("--max-body-bytes", "largest request body accepted, else 413", WHOLE, "N"),
     Option(

@@ -6,12 +6,14 @@ validated against the spec with openapi-core, and a test fails when one does not
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from redis_server import RedisServer, forget, unique_prefix
 from support import AUTH, PUBLISHED_SPEC, REFERENCE, Server, nonconforming, reference
 from werkzeug.test import TestResponse
 
@@ -112,3 +114,23 @@ def start_server() -> Iterator[Callable[..., Server]]:
     for running in started:
         if running.process and running.process.poll() is None:
             running.stop()
+
+
+# ---------------------------------------------------------------- Redis
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    """A real redis-server (no persistence) for this test process (each xdist worker its own)."""
+    server = RedisServer().start()
+    yield server
+    server.stop()
+    shutil.rmtree(server.directory, ignore_errors=True)
+
+
+@pytest.fixture
+def redis_prefix(redis_server: RedisServer) -> Iterator[str]:
+    """A key prefix of this test's own, its keys deleted afterwards."""
+    prefix = unique_prefix()
+    yield prefix
+    forget(redis_server, prefix)

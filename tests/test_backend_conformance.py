@@ -46,10 +46,15 @@ def evictions() -> Evictions:
     return []
 
 
-@pytest.fixture(params=["memory"])
+@pytest.fixture(params=["memory", "redis"])
 def backend_factory(request: pytest.FixtureRequest, evictions: Evictions) -> Iterator[Make]:
-    """Makes fresh backends of one kind (`make(max_items=...)`), reporting to `evictions`."""
+    """Makes fresh backends of one kind (`make(max_items=...)`), reporting to `evictions`:
+    the embedded one, or Redis (a real redis-server, a key prefix of this test's own)."""
     made: list[Backend] = []
+    url, prefix = "memory", "mockserver"
+    if request.param == "redis":
+        url = request.getfixturevalue("redis_server").url
+        prefix = request.getfixturevalue("redis_prefix")
     lock = threading.Lock()
 
     def on_evict(path: str, item_id: str) -> None:
@@ -57,7 +62,7 @@ def backend_factory(request: pytest.FixtureRequest, evictions: Evictions) -> Ite
             evictions.append((path, item_id))
 
     def make(max_items: int = 1_000_000) -> Backend:
-        backend = make_backend(request.param, max_items, on_evict)
+        backend = make_backend(url, max_items, on_evict, prefix)
         made.append(backend)
         return backend
 
@@ -589,6 +594,55 @@ def test_insert_get_replace_remove(backend: Backend) -> None:
     assert len(collection) == 0
     assert list(collection) == []
     assert found(collection, "eq(event,y)") == (0, [])
+
+
+def test_add_inserts_only_an_id_not_held(backend_factory: Make, evictions: Evictions) -> None:
+    backend = backend_factory(max_items=2)
+    collection = filled(backend, SHAPES["indexed"], DATA[:2])
+    assert collection.add({**DATA[0], "name": "again"}) is None  # held: nothing changes
+    assert ids(collection) == rid(1, 2)
+    assert json.loads(collection.get("R-01") or b"null") == DATA[0]
+    assert found(collection, "eq(name,again)") == (0, [])
+    assert evictions == []
+    raw = collection.add(DATA[2])
+    assert raw is not None
+    assert json.loads(raw) == DATA[2]
+    assert collection.get("R-03") == raw
+    assert ids(collection) == rid(2, 3)
+    assert evictions == [(RECORDS, "R-01")]
+    assert found(collection, "eq(event,created)") == (1, rid(3))
+
+
+def test_threads_adding_the_same_ids_add_each_once(backend: Backend) -> None:
+    collection = filled(backend, SHAPES["indexed"], [])
+    added: list[str] = []
+    lock = threading.Lock()
+
+    def work(number: int) -> None:
+        for n in range(100):
+            if collection.add({"id": f"A-{n:03d}", "event": f"t{number}"}) is not None:
+                with lock:
+                    added.append(f"A-{n:03d}")
+
+    run_threads(8, work)
+    assert sorted(added) == [f"A-{n:03d}" for n in range(100)]
+    assert len(collection) == 100
+
+
+def test_insert_many_is_insert_of_each(backend_factory: Make, evictions: Evictions) -> None:
+    """Past the bound too: the oldest go, reported in order; an id given twice moves last."""
+    backend = backend_factory(max_items=2500)
+    collection = filled(backend, SHAPES["indexed"], [])
+    items = [{**item, "event": f"e{item['n'] % 3}"} for item in numbered(3000)]
+    assert collection.insert_many(iter([*items, items[600]])) == 3001
+    kept = [item["id"] for item in items[500:] if item is not items[600]] + ["N-00600"]
+    assert ids(collection) == kept
+    assert evictions == [(RECORDS, item["id"]) for item in items[:500]]
+    assert found(collection, "eq(event,e0)", limit=3) == (
+        sum(1 for item in items[500:] if item["n"] % 3 == 0),
+        ["N-00501", "N-00504", "N-00507"],
+    )
+    assert collection.insert_many([]) == 0
 
 
 def test_iteration_is_oldest_first(backend: Backend) -> None:

@@ -295,7 +295,14 @@ CHECKED = [(option, bad) for option in SETTINGS_OPTIONS for bad in _bad_values(o
 def test_every_option_with_a_kind_of_value_has_bad_values():
     """Only free text (an address, a token, an origin) takes any value."""
     free = {o.flag for o in SETTINGS_OPTIONS if not _bad_values(o)}
-    assert free == {"--host", "--admin-token", "--cors-origin", "--upstream"}
+    assert free == {
+        "--host",
+        "--admin-token",
+        "--cors-origin",
+        "--upstream",
+        "--store",
+        "--store-prefix",
+    }
 
 
 @pytest.mark.parametrize(("option", "bad"), CHECKED, ids=[f"{o.flag}={b!r}" for o, b in CHECKED])

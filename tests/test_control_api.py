@@ -175,6 +175,7 @@ def test_health_reports_every_member(api):
         "mode": "lenient",
         "auth": "on",
         "session": "default",
+        "store": {"kind": "memory", "reachable": True},
         "records": 0,
         "eventTypes": 50,
         "faults": 0,

@@ -68,7 +68,7 @@ def test_records_event_types_and_rules_survive_a_restart(
     control(first, "POST", "/faults", json=spent)
     assert requests.get(first.url + RECORDS + "/AUD-1", headers=AUTH, timeout=5).status_code == 500
     assert first.stop() == 0
-    assert any(f"state saved to {state}" in line for line in first.log), first.log
+    assert logged(first, f"state saved to {state}"), first.log
 
     second = start_server("--state-file", str(state))
     assert logged(second, f"state loaded from {state}")

@@ -97,8 +97,11 @@ def _empty() -> Response:
 def _health(session: Session) -> dict[str, Any]:
     holder = state()
     settings, spec = holder.settings, holder.spec
+    store = session.storage.health()
+    counted = holder.counted() if store["reachable"] else {}  # counts need the store
+    reachable = store["reachable"]
     health: dict[str, Any] = {
-        "status": "ok",
+        "status": "ok" if reachable else "store-unavailable",
         "spec": {
             "title": spec.title,
             "version": spec.version,
@@ -109,7 +112,8 @@ def _health(session: Session) -> dict[str, Any]:
         "mode": "strict" if settings.strict else "lenient",
         "auth": "off" if not settings.auth else ("tokens" if settings.tokens else "on"),
         "session": session.name,
-        **{label: len(session.storage.open(path)) for label, path in holder.counted().items()},
+        "store": store,
+        **{label: len(session.storage.open(path)) for label, path in counted.items()},
         "faults": len(session.faults.rules),
         "journal": len(session.journal),
         "uptimeSeconds": round(time.monotonic() - holder.started, 3),
@@ -122,7 +126,8 @@ def _health(session: Session) -> dict[str, Any]:
 @blueprint.get("/health")
 def health() -> Response:
     session, _, _ = _request()
-    return _json(_health(session))
+    health = _health(session)
+    return _json(health, 200 if health["status"] == "ok" else 503)
 
 
 @blueprint.get("/settings")

@@ -106,7 +106,7 @@ class Front:
             return self._refused(environ, start_response, request, _bad_session())
         admitted = self._admitted(environ, request)
         sessions = self.state.sessions
-        try:  # a request auth refuses makes no session: it looks at a fresh one
+        try:  # auth refused: no session made, a fresh one looked at; the store may be lost (503)
             session = request.session = sessions.get(name) if admitted else sessions.peek(name)
             request.body = read_body(environ, self.state.settings.max_body_bytes)
         except Problem as problem:

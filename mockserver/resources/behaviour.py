@@ -24,6 +24,7 @@ class Behaviour:
     server_fields: tuple[str, ...] = ("id",)
     unique: tuple[str, ...] = ()
     indexed: tuple[str, ...] = ()  # paths with an equality index
+    ordered: tuple[str, ...] = ()  # paths lists are often ordered by (a store may keep them so)
     default_ids: IdFormat | None = None  # when the spec's id pattern does not say
 
     def __init__(self, ids: IdFormat) -> None:

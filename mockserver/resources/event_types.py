@@ -70,5 +70,4 @@ class EventTypeBehaviour(Behaviour):
     default_ids = EVENT_TYPE_IDS
 
     def seed(self, collection: Collection, settings: Settings) -> None:
-        for event_type in catalogue().event_types:
-            collection.insert(dict(event_type))  # a fresh copy of each
+        collection.insert_many(dict(kind) for kind in catalogue().event_types)  # fresh copies

@@ -110,7 +110,8 @@ class Resources:
             kind = behaviours.get(collection, Behaviour)
             behaviour = kind(from_schema(id_schema) or kind.default_ids or guess(ops[0].resource))
             self._behaviours[collection] = behaviour
-            storage.describe(collection, Shape(layout_of(schema, resolve), behaviour.indexed))
+            layout = layout_of(schema, resolve)
+            storage.describe(collection, Shape(layout, behaviour.indexed, behaviour.ordered))
 
     def behaviour(self, collection: str) -> Behaviour:
         return self._behaviours[collection]
@@ -198,9 +199,10 @@ class Resources:
         body = self._owned_removed(call, behaviour)
         _check_unique(behaviour, collection, body, None)
         item_id = behaviour.ids.make()
-        while collection.get(item_id) is not None:
+        raw = collection.add(behaviour.created(body, item_id, call.identity))
+        while raw is None:  # the id is held (here, or by another server on the same store)
             item_id = behaviour.ids.make()
-        raw = collection.insert(behaviour.created(body, item_id, call.identity))
+            raw = collection.add(behaviour.created(body, item_id, call.identity))
         where = f"{op.collection_path(call.match.params)}/{quote(item_id, safe='')}"
         return Reply(201, raw, {"Location": call.base_url + where}, record_id=item_id)
 

@@ -32,6 +32,7 @@ class RecordBehaviour(Behaviour):
         "viewers.id",
         "viewers.name",
     )
+    ordered = ("timestamp",)
     default_ids = IdFormat("AUD", 4)
 
     def created(self, body: dict[str, Any], item_id: str, identity: Identity) -> Item:
@@ -64,8 +65,7 @@ class RecordBehaviour(Behaviour):
             log.logger.info("seeding records: %d/%d (%.1fs)", done, total, took)
 
         records = Seeder(settings.faker_seed).records(count, progress if count >= 10_000 else None)
-        for record in records:
-            collection.insert(record)
+        collection.insert_many(records)
         log.logger.info("seeded %d records in %.1fs", count, time.monotonic() - started)
 
     def render(self, item: Item) -> Item:

@@ -86,7 +86,7 @@ class Sessions:
                 session = self._sessions.get(name)
                 if session is None:
                     self._room_for_one()
-                    session = self._sessions[name] = self._new(name)
+                    session = self._sessions[name] = self._new(name, join=True)
         session.used = now
         return session
 
@@ -137,13 +137,14 @@ class Sessions:
         for session in ended:
             session.journal.clear()
 
-    def _new(self, name: str, kept: bool = True) -> Session:
-        """A session as the start-up state makes it; one that is not `kept` journals
+    def _new(self, name: str, kept: bool = True, join: bool = False) -> Session:
+        """A session as the start-up state makes it (`join`: the one another server on the
+        same store already made, when there is one); one that is not `kept` journals
         nothing."""
         seed = None if self._fault_seed is None else self._fault_seed + zlib.crc32(name.encode())
         session = Session(
             name,
-            self.initial.fork(),
+            self.initial.fork(name, join=join or not kept),
             Faults(seed, self.limits.max_rules),
             self._make_journal() if kept else Journal(0),
             self._make_coverage(),

@@ -1,19 +1,42 @@
 """Where items live: the backend interface (`backend`), the embedded memory backend
-(`memory`), the shared Python evaluation of searches (`evaluate`), and `--state-file`."""
+(`memory`), the Redis backend (`redis`), the shared Python evaluation of searches
+(`evaluate`), and `--state-file`."""
 
 from __future__ import annotations
 
+from mockserver.masking import mask_url
 from mockserver.storage.backend import Backend, OnEvict
+
+DEFAULT_PREFIX = "mockserver"
 
 
 class BackendError(Exception):
     """The store named cannot be used; the message says which and why."""
 
 
-def make_backend(url: str, max_items: int, on_evict: OnEvict | None = None) -> Backend:
-    """The backend a store URL names (`memory`: the embedded one, the default)."""
+def make_backend(
+    url: str, max_items: int, on_evict: OnEvict | None = None, prefix: str = DEFAULT_PREFIX
+) -> Backend:
+    """The backend a store URL names: `memory` (the embedded one, the default), or Redis
+    (`redis://`, `rediss://`, `unix://`; keys under `prefix`), checked to answer now."""
     if url == "memory":
         from mockserver.storage.memory import MemoryBackend
 
         return MemoryBackend(max_items, on_evict)
-    raise BackendError(f"{url}: not a store this server knows (only 'memory')")
+    from mockserver.storage.redis_connection import SCHEMES, BadStore, Link
+
+    if not url.startswith(SCHEMES):
+        raise BackendError(
+            f"--store {mask_url(url)}: not a store this server knows "
+            "(memory, redis://, rediss:// or unix://)"
+        )
+    if not prefix or any(c in prefix for c in "{}") or not prefix.isprintable():
+        raise BackendError(f"--store-prefix {prefix!r}: printable characters, no braces")
+    try:
+        link = Link(url)
+        link.check()
+    except BadStore as exc:
+        raise BackendError(f"--store {mask_url(url)}: {exc}") from None
+    from mockserver.storage.redis import RedisBackend
+
+    return RedisBackend.fresh(link, prefix, max_items, on_evict)

@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple, Protocol
 
+from mockserver.problems import Problem
 from mockserver.query.expression import Expression
 from mockserver.storage.encoding import Layout
 
@@ -26,11 +27,13 @@ OnEvict = Callable[[str, str], None]  # (collection path, id of the item evicted
 
 @dataclass(frozen=True)
 class Shape:
-    """How a collection's items look: their declared top-level members (`layout`) and the
-    paths worth an equality index."""
+    """How a collection's items look: their declared top-level members (`layout`), the
+    paths worth an equality index, and those lists are often ordered by (`ordered`: a
+    backend may keep them sorted; the memory backend sorts when asked)."""
 
     layout: Layout = field(default_factory=Layout)
     indexed: tuple[str, ...] = ()
+    ordered: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -61,6 +64,14 @@ class Found:
     items: Sequence[bytes]
 
 
+class StoreUnavailable(Problem):
+    """The store cannot be reached now (Redis lost): the request answers 503 naming it."""
+
+    def __init__(self, store: str, reason: str) -> None:
+        super().__init__(503, f"The store {store} cannot be reached ({reason}); try again shortly.")
+        self.store = store
+
+
 class Dumped(NamedTuple):
     """One collection as `Backend.dump` gives it."""
 
@@ -85,6 +96,15 @@ class Collection(Protocol):
     def insert(self, item: Item) -> bytes:
         """Store an item (replacing one with its id); past the bound, the oldest go (each
         reported to the backend's `on_evict`). The stored bytes."""
+        ...
+
+    def add(self, item: Item) -> bytes | None:
+        """`insert` of an item whose id is not held, as one step (two servers drawing the same
+        id cannot both add it); None, and nothing changed, when the id is held."""
+        ...
+
+    def insert_many(self, items: Iterable[Item]) -> int:
+        """`insert` of each item in turn (a remote store sends them in batches); how many."""
         ...
 
     def get(self, item_id: str) -> bytes | None: ...
@@ -125,9 +145,11 @@ class Backend(Protocol):
         (the path itself by default)."""
         ...
 
-    def fork(self) -> Backend:
+    def fork(self, name: str | None = None, *, join: bool = False) -> Backend:
         """Another backend holding the same items, to be changed independently: a new
-        session's, from the start-up state."""
+        session's, from the start-up state. `name` names the session: a store shared by
+        several servers keeps one copy per name, and `join` takes the copy another server
+        already made instead of making it afresh (an embedded store ignores both)."""
         ...
 
     def clear(self) -> None:
@@ -140,4 +162,14 @@ class Backend(Protocol):
 
     def load(self, path: str, template: str, items: Iterable[Item]) -> int:
         """Replace a collection's items with these (from `--state-file`); how many."""
+        ...
+
+    def release(self) -> None:
+        """Let go of what this backend keeps for its server alone, when the server stops (a
+        Redis store's start-up namespace; what sessions hold stays for the other servers)."""
+        ...
+
+    def health(self) -> dict[str, Any]:
+        """What health says of the store: `kind` (`memory`, `redis`), the `url` of a remote
+        one (its password masked) and whether it is `reachable`."""
         ...

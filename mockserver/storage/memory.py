@@ -11,6 +11,7 @@ from __future__ import annotations
 import sys
 import threading
 from collections.abc import Iterable, Iterator
+from typing import Any
 
 from mockserver.query.expression import equalities
 from mockserver.storage.backend import Dumped, Found, Item, OnEvict, Search, Shape
@@ -52,24 +53,48 @@ class MemoryCollection:
 
     def insert(self, item: Item) -> bytes:
         raw = self.layout.encode(item)
-        evicted = []
         with self._lock:
-            self._own()
-            old = self._items.pop(item["id"], None)
-            if old is not None:
-                self._unindex(decode(old))
-            self._items[item["id"]] = raw
-            self._index(item)
-            while len(self._items) > self.max_items:
-                oldest = next(iter(self._items))
-                self._unindex(decode(self._items.pop(oldest)))
-                evicted.append(oldest)
-            if evicted:
-                self._compact(len(evicted))
+            evicted = self._insert(item, raw)
+        self._report(evicted)
+        return raw
+
+    def add(self, item: Item) -> bytes | None:
+        raw = self.layout.encode(item)
+        with self._lock:
+            if item["id"] in self._items:
+                return None
+            evicted = self._insert(item, raw)
+        self._report(evicted)
+        return raw
+
+    def _report(self, evicted: list[str]) -> None:
         for item_id in evicted:
             if self._on_evict:
                 self._on_evict(self.name, item_id)
-        return raw
+
+    def _insert(self, item: Item, raw: bytes) -> list[str]:
+        """The item stored (under the lock); the ids evicted for it."""
+        evicted = []
+        self._own()
+        old = self._items.pop(item["id"], None)
+        if old is not None:
+            self._unindex(decode(old))
+        self._items[item["id"]] = raw
+        self._index(item)
+        while len(self._items) > self.max_items:
+            oldest = next(iter(self._items))
+            self._unindex(decode(self._items.pop(oldest)))
+            evicted.append(oldest)
+        if evicted:
+            self._compact(len(evicted))
+        return evicted
+
+    def insert_many(self, items: Iterable[Item]) -> int:
+        count = 0
+        for item in items:
+            self.insert(item)
+            count += 1
+        return count
 
     def _compact(self, evicted: int) -> None:
         """A dict keeps a hole for each item taken from its front until it grows again, and
@@ -212,7 +237,7 @@ class MemoryBackend:
                 found = self._collections.setdefault(path, made)
         return found
 
-    def fork(self) -> MemoryBackend:
+    def fork(self, name: str | None = None, *, join: bool = False) -> MemoryBackend:
         twin = MemoryBackend(self.max_items, self._on_evict)
         twin._shapes = self._shapes
         with self._lock:
@@ -230,11 +255,13 @@ class MemoryBackend:
     def load(self, path: str, template: str, items: Iterable[Item]) -> int:
         collection = self.open(path, template)
         collection.clear()
-        count = 0
-        for item in items:
-            collection.insert(item)
-            count += 1
-        return count
+        return collection.insert_many(items)
+
+    def release(self) -> None:
+        """Nothing to do: the memory goes with the process."""
+
+    def health(self) -> dict[str, Any]:
+        return {"kind": "memory", "reachable": True}
 
     def _all(self) -> list[MemoryCollection]:
         with self._lock:

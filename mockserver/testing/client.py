@@ -68,6 +68,7 @@ class Health(TypedDict):
     mode: str
     auth: str
     session: str
+    store: NotRequired[Json]  # kind (memory, redis), url (its password masked), reachable
     records: NotRequired[int]  # when a behaviour serves records (the built-in one does)
     eventTypes: NotRequired[int]
     faults: int

@@ -1,0 +1,82 @@
+"""A real `redis-server` for the tests: on a free loopback port, no persistence, its data in a
+temporary directory; stopped and started again on the same port by the outage tests."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import redis
+from support import free_port
+
+REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
+
+
+@dataclass
+class RedisServer:
+    """One `redis-server` process (`start`, `stop`, `start` again keeps its port)."""
+
+    port: int = field(default_factory=free_port)
+    password: str | None = None
+    process: subprocess.Popen[bytes] | None = None
+    directory: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="redis-")))
+
+    @property
+    def url(self) -> str:
+        auth = f":{self.password}@" if self.password else ""
+        return f"redis://{auth}127.0.0.1:{self.port}/0"
+
+    def start(self, timeout: float = 10.0) -> RedisServer:
+        command = [
+            REDIS_SERVER,
+            "--port", str(self.port),
+            "--bind", "127.0.0.1",
+            "--save", "",
+            "--appendonly", "no",
+            "--dir", str(self.directory),
+            "--logfile", str(self.directory / "redis.log"),
+        ]  # fmt: skip
+        if self.password:
+            command += ["--requirepass", self.password]
+        self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                redis.Redis.from_url(self.url, socket_timeout=1).ping()
+                return self
+            except redis.exceptions.ConnectionError:
+                if self.process.poll() is not None:
+                    raise RuntimeError((self.directory / "redis.log").read_text()) from None
+                time.sleep(0.02)
+        raise RuntimeError("redis-server did not start")
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    def client(self) -> redis.Redis:
+        return redis.Redis.from_url(self.url)
+
+
+def unique_prefix() -> str:
+    """A key prefix of one test's own: tests on the same Redis never see each other's keys."""
+    return f"t{uuid.uuid4().hex[:12]}"
+
+
+def forget(server: RedisServer, prefix: str) -> None:
+    """Every key of a prefix deleted."""
+    client = server.client()
+    batch = list(client.scan_iter(match=f"{prefix}:*", count=1000))
+    for start in range(0, len(batch), 1000):
+        client.delete(*batch[start : start + 1000])
+    client.close()
