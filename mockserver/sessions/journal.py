@@ -277,4 +277,5 @@ class Journal:
 
 
 def _held(headers: Headers) -> int:
-    return sum(len(name) + len(value) for name, value in zip(*headers, strict=True))
+    names, values = headers
+    return sum(map(len, names)) + sum(map(len, values))
