@@ -48,3 +48,13 @@ def make_backend(
     from mockserver.storage.redis import RedisBackend
 
     return RedisBackend.fresh(link, prefix, max_items, on_evict)
+
+
+def let_go(backend: Backend) -> None:
+    """A session's storage is ended: the bytes its embedded collections hold are free in the
+    server's budget now, not when the last request using them is done. (A Redis store keeps its
+    own accounts.)"""
+    from mockserver.storage.memory import MemoryBackend
+
+    if isinstance(backend, MemoryBackend):
+        backend.let_go()

@@ -314,6 +314,12 @@ class MemoryBackend:
     def release(self) -> None:
         """Nothing to do: the memory goes with the process."""
 
+    def let_go(self) -> None:
+        """Its collections' bytes out of the budget (its session ended; a request still using
+        them charges what it adds, credited when they are collected)."""
+        for collection in self._all():
+            self.budget.forget(collection.account)
+
     def health(self) -> dict[str, Any]:
         budget = self.budget
         return {
