@@ -27,6 +27,7 @@ from mockserver.contract.validation import Validator
 from mockserver.control import ui
 from mockserver.control.api import blueprint
 from mockserver.faults.checking import RuleBook
+from mockserver.faults.rules import FaultRules
 from mockserver.faults.scenario import load_scenario
 from mockserver.http import answers
 from mockserver.http.cors import Cors
@@ -45,12 +46,12 @@ from mockserver.respond import WSGIApp
 from mockserver.sessions import state_file
 from mockserver.sessions.coverage import Coverage
 from mockserver.sessions.journal import Budget, Journal
-from mockserver.sessions.session import DEFAULT, Limits, Session, Sessions
+from mockserver.sessions.session import DEFAULT, Limits, MakeFaults, Session, Sessions
 from mockserver.sessions.tally import Tally, write_report
 from mockserver.settings import CONTROL_SPEC, Settings
 from mockserver.state import State
 from mockserver.storage import make_backend
-from mockserver.storage.backend import Backend
+from mockserver.storage.backend import Backend, StoreUnavailable
 
 BUILT_IN: dict[str, type[Behaviour]] = {RECORDS: RecordBehaviour, EVENT_TYPES: EventTypeBehaviour}
 
@@ -161,7 +162,25 @@ def _sessions(
         load_rules,
         Limits(settings.max_sessions, settings.session_ttl, settings.max_rules),
         budget,
+        _shared_faults(initial, settings.max_rules),
     )
+
+
+def _shared_faults(initial: Backend, limit: int) -> MakeFaults | None:
+    """On a Redis store, each session's rules in Redis (shared by every server on it);
+    None (in this process) otherwise."""
+    if not getattr(initial, "shared", False):
+        return None
+    from mockserver.faults.redis_rules import RedisFaults, RuleScripts
+
+    link, prefix = initial.link, initial.namespace.prefix  # type: ignore[attr-defined]
+    scripts = RuleScripts(link)
+
+    def make(name: str, seed: int | None, join: bool, kept: bool) -> FaultRules:
+        root = f"{prefix}:{{session.{name}}}"
+        return RedisFaults(link, root, seed, limit, scripts).start(join=join, kept=kept)
+
+    return make
 
 
 def _restore(state: State, path: Path) -> None:
@@ -207,7 +226,7 @@ def _save(state: State, path: Path, creator: int) -> None:
     spec = f"{state.spec.title} {state.spec.version}"
     try:
         items = state_file.save(path, state.sessions, spec)
-    except OSError as exc:
+    except (OSError, StoreUnavailable) as exc:
         log.logger.error("cannot save the state to %s: %s", path, exc)
         return
     took = time.monotonic() - started

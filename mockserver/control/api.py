@@ -205,7 +205,7 @@ def clear_records() -> Response:
 @blueprint.get("/faults")
 def list_faults() -> Response:
     session, _, _ = _request()
-    return _json({"data": [rule.state() for rule in session.faults.rules]})
+    return _json({"data": session.faults.states()})
 
 
 @blueprint.post("/faults")

@@ -411,6 +411,8 @@ def _runs_in_order(members: list[bytes]) -> list[bytes]:
 class RedisBackend:
     """One session's collections in a namespace of the store."""
 
+    shared = True  # what it holds is seen by every server on the store and prefix
+
     def __init__(
         self,
         link: Link,
