@@ -27,7 +27,6 @@ from mockserver.contract.validation import Validator
 from mockserver.control import ui
 from mockserver.control.api import blueprint
 from mockserver.faults.checking import RuleBook
-from mockserver.faults.rules import FaultRules
 from mockserver.faults.scenario import load_scenario
 from mockserver.http import answers
 from mockserver.http.cors import Cors
@@ -46,7 +45,7 @@ from mockserver.respond import WSGIApp
 from mockserver.sessions import state_file
 from mockserver.sessions.coverage import Coverage
 from mockserver.sessions.journal import Budget, Journal
-from mockserver.sessions.session import DEFAULT, Limits, MakeFaults, Session, Sessions
+from mockserver.sessions.session import DEFAULT, Limits, Session, Sessions
 from mockserver.sessions.tally import Tally, write_report
 from mockserver.settings import CONTROL_SPEC, Settings
 from mockserver.state import State
@@ -153,6 +152,21 @@ def _sessions(
             if rule.get("session", DEFAULT) == session.name:
                 session.faults.add(rule, rules.check(rule))
 
+    limits = Limits(settings.max_sessions, settings.session_ttl, settings.max_rules)
+    if getattr(initial, "shared", False):  # a Redis store: sessions shared with other servers
+        from mockserver.sessions.shared import Shared, SharedSessions
+
+        link, prefix = initial.link, initial.namespace.prefix  # type: ignore[attr-defined]
+        shared = Shared(link, prefix, settings.journal_bytes)
+        return SharedSessions(
+            initial,
+            router.operations,
+            settings.journal_size,
+            settings.fault_seed,
+            load_rules,
+            limits,
+            shared,
+        )
     budget = Budget(settings.journal_bytes)  # every session's journal together
     return Sessions(
         initial,
@@ -160,27 +174,9 @@ def _sessions(
         lambda: Journal(settings.journal_size, budget),
         settings.fault_seed,
         load_rules,
-        Limits(settings.max_sessions, settings.session_ttl, settings.max_rules),
+        limits,
         budget,
-        _shared_faults(initial, settings.max_rules),
     )
-
-
-def _shared_faults(initial: Backend, limit: int) -> MakeFaults | None:
-    """On a Redis store, each session's rules in Redis (shared by every server on it);
-    None (in this process) otherwise."""
-    if not getattr(initial, "shared", False):
-        return None
-    from mockserver.faults.redis_rules import RedisFaults, RuleScripts
-
-    link, prefix = initial.link, initial.namespace.prefix  # type: ignore[attr-defined]
-    scripts = RuleScripts(link)
-
-    def make(name: str, seed: int | None, join: bool, kept: bool) -> FaultRules:
-        root = f"{prefix}:{{session.{name}}}"
-        return RedisFaults(link, root, seed, limit, scripts).start(join=join, kept=kept)
-
-    return make
 
 
 def _restore(state: State, path: Path) -> None:

@@ -6,8 +6,8 @@ The rules live under the session's namespace (`PREFIX:{session.NAME}:faults:...`
 
     ...:faults:rules     hash: rule id -> {"rule": given, "documented": bool} (JSON)
     ...:faults:order     list: the rule ids in the order they were added
-    ...:faults:meta      hash: version (moves on every change), next (the last id's number),
-                         made (set once the session's rules are in place)
+    ...:faults:meta      hash: version (a new one on every change, from PREFIX:faults:versions),
+                         next (the last id's number), made (set once the rules are in place)
     ...:faults:counts    hash: m:ID and f:ID (matched and fired), draws (the random draws made)
 
 A server keeps the rules it last read with their version. A request reads the version (one
@@ -54,7 +54,7 @@ for i = 0, n - 1 do
   redis.call('HSET', KEYS[4], 'm:' .. id, ARGV[5 + i * 4], 'f:' .. id, ARGV[6 + i * 4])
   made[#made + 1] = id
 end
-redis.call('HINCRBY', KEYS[3], 'version', 1)
+redis.call('HSET', KEYS[3], 'version', redis.call('INCR', KEYS[5]))
 return made
 """
 
@@ -62,17 +62,18 @@ REMOVE = """
 if redis.call('LREM', KEYS[2], 0, ARGV[1]) == 0 then return 0 end
 redis.call('HDEL', KEYS[1], ARGV[1])
 redis.call('HDEL', KEYS[4], 'm:' .. ARGV[1], 'f:' .. ARGV[1])
-redis.call('HINCRBY', KEYS[3], 'version', 1)
+redis.call('HSET', KEYS[3], 'version', redis.call('INCR', KEYS[5]))
 return 1
 """
 
 # ARGV[1]: 'clear' (the rules go, ids go on), 'reset' (ids from rule-1 again, the session made
-# now), 'end' (the session gone: made unset). The version only ever grows.
+# now), 'end' (the session gone, its meta too). A version is drawn from the store's counter
+# (KEYS[5]): never the same twice, even for a session of the same name made again.
 CLEAR = """
 redis.call('DEL', KEYS[1], KEYS[2], KEYS[4])
 if ARGV[1] == 'reset' then redis.call('HSET', KEYS[3], 'next', 0, 'made', 1) end
-if ARGV[1] == 'end' then redis.call('HDEL', KEYS[3], 'next', 'made') end
-redis.call('HINCRBY', KEYS[3], 'version', 1)
+if ARGV[1] == 'end' then redis.call('DEL', KEYS[3]) return 1 end
+redis.call('HSET', KEYS[3], 'version', redis.call('INCR', KEYS[5]))
 return 1
 """
 
@@ -133,7 +134,8 @@ class RedisFaults:
         self._client: Any = link.client  # redis-py's answers are loosely typed
         self._scripts = scripts or RuleScripts(link)
         base = f"{root}:faults"
-        self._keys = [f"{base}:rules", f"{base}:order", f"{base}:meta", f"{base}:counts"]
+        counter = f"{root[: root.index(':{')]}:faults:versions"
+        self._keys = [f"{base}:rules", f"{base}:order", f"{base}:meta", f"{base}:counts", counter]
         self._seed = str(random.SystemRandom().getrandbits(64) if seed is None else seed)
         self._version = b""  # of the rules below; none read yet
         self._rules: list[Rule] = []
@@ -246,7 +248,7 @@ class RedisFaults:
                 args += [rule.id, -1 if times is None else times, given.get("after", 0)]
                 args.append(-1 if chance is None else repr(float(chance)))
             with self._link.calling():
-                answer = self._scripts.decide(keys=self._keys[2:], args=args)
+                answer = self._scripts.decide(keys=self._keys[2:4], args=args)
                 if answer[0] == 0:
                     self._read()
                     continue
@@ -265,7 +267,7 @@ class RedisFaults:
 
     def _read(self) -> None:
         """The rules as Redis holds them (read in one transaction, with their version)."""
-        rules_key, order_key, meta_key, _ = self._keys
+        rules_key, order_key, meta_key, *_ = self._keys
         with self._client.pipeline(transaction=True) as pipe:
             pipe.hget(meta_key, "version")
             pipe.lrange(order_key, 0, -1)

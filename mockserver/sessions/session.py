@@ -33,7 +33,7 @@ NAME_RULE = "A session name is 1 to 64 letters, digits, '.', '_' or '-'."
 class Session:
     name: str
     storage: Backend
-    faults: FaultRules
+    faults: FaultRules  # `Faults`, or shared on Redis (`sessions.shared`)
     journal: Journal
     coverage: Coverage
     used: float = field(default_factory=time.monotonic)  # when a request last named it
@@ -47,10 +47,6 @@ class Limits:
     ttl: float = 3600.0
     max_rules: int = 1000  # each session's
 
-
-# A session's rules: (name, seed, join, kept) -> rules (`join`: those another server made;
-# `kept` false: only looked at). `Faults` in this process by default.
-MakeFaults = Callable[[str, int | None, bool, bool], FaultRules]
 
 SWEEP_EVERY = 1.0  # seconds between two looks for idle sessions
 
@@ -67,7 +63,6 @@ class Sessions:
         load_rules: Callable[[Session], None],
         limits: Limits | None = None,
         budget: Budget | None = None,
-        make_faults: MakeFaults | None = None,
     ) -> None:
         self.initial = initial
         self.limits = limits or Limits()
@@ -76,7 +71,6 @@ class Sessions:
         self._make_journal = make_journal
         self._fault_seed = fault_seed
         self._load_rules = load_rules
-        self._make_faults = make_faults or self._own_faults
         self._sessions: dict[str, Session] = {}
         self._lock = threading.Lock()
         self._swept = time.monotonic()
@@ -112,7 +106,6 @@ class Sessions:
             gone = self._sessions.pop(name, None)
         if gone is not None:
             gone.journal.clear()  # its bytes go back to the server's journal budget
-            gone.faults.end()
         return gone is not None
 
     def _room_for_one(self) -> None:
@@ -150,16 +143,12 @@ class Sessions:
         session = Session(
             name,
             self.initial.fork(name, join=join or not kept),
-            self._make_faults(name, seed, join or not kept, kept),
+            Faults(seed, self.limits.max_rules),
             self._make_journal() if kept else Journal(0),
             self._make_coverage(),
         )
-        if session.faults.fresh:  # not when another server made the session's rules
-            self._load_rules(session)
+        self._load_rules(session)
         return session
-
-    def _own_faults(self, name: str, seed: int | None, join: bool, kept: bool) -> FaultRules:
-        return Faults(seed, self.limits.max_rules)
 
     def reset(self, name: str) -> Session:
         """Back to the start-up state: records, rules, journal and coverage."""
