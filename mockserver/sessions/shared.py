@@ -345,7 +345,11 @@ class SharedSessions(Sessions):
         session = self._sessions.get(name)
         if session is not None:
             return session
-        if self._listed(name):
+        try:
+            listed = self._listed(name)
+        except StoreUnavailable:  # health still answers (saying so)
+            listed = False
+        if listed:
             return self._new(name, join=True)
         faults = RedisFaults(self.shared.link, self.shared.root(name), None, 0, self.shared.rules)
         return Session(name, self.initial, faults, Journal(0), Coverage(self._operations))
