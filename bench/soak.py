@@ -1,6 +1,16 @@
 """Soak: 16 writers and 4 readers on one mock for a fixed time, then every promise checked.
 
     .venv/bin/python bench/soak.py [--duration 60] [--max-records N] [--journal-size N]
+    .venv/bin/python bench/soak.py --store redis --processes 2 --restart-redis
+
+With `--store redis` the mock keeps its state on a redis-server of the soak's own (append-only
+file on, so a restart keeps every write it acknowledged), with `--processes N` workers;
+`--restart-redis` stops Redis at half-time (SIGTERM: it writes its file and exits) and starts
+it again a second later. The answers while it is down are the documented store-lost 503s
+(a problem whose detail starts "The store Redis at"): counted apart, never a problem; the
+rules' `fired` stays exact, `matched` may count a request whose answer was a store-lost 503
+(its decision was taken before the store went), and coverage and journal miss the requests
+that could not be written (the check then allows that many).
 
 Starts `mockserver` on a free loopback port with small bounds (`--max-records`,
 `--journal-size`) that the run fills early, one server thread per client connection (a kept-
@@ -66,6 +76,7 @@ CREATE, GET, LIST = "createAuditRecord", "getAuditRecord", "listAuditRecords"
 FAULTED_WRITER, SPREAD_WRITER, FAULTED_READER = "writer-00", "writer-01", "reader-00"
 SPREAD_PROBABILITY = 0.02  # rule 3 fires all run long: the journal's window holds some
 EVICTED_PROBES = 200  # evicted records read back (each must be a 404)
+STORE_LOST = b'"detail":"The store Redis at '  # the documented 503 of a lost store
 
 
 # --- what the writers send ------------------------------------------------------------------
@@ -187,6 +198,7 @@ class Tally:
     problem_notes: list[str] = field(default_factory=list)
     transport_errors: int = 0
     unscripted_5xx: int = 0
+    store_lost: int = 0  # the documented 503 of a store out of reach (Redis restarted)
     slow: int = 0
     requests: int = 0
 
@@ -247,7 +259,11 @@ class Client:
 
     def unexpected(self, answer: Answer, what: str) -> None:
         """An answer the load did not script: a 5xx is counted as such, anything else as a
-        problem (a 0 status is a transport error, already counted)."""
+        problem (a 0 status is a transport error, already counted); the documented store-lost
+        503 is counted apart."""
+        if answer.status == 503 and answer.body.find(STORE_LOST) >= 0:
+            self.tally.store_lost += 1
+            return
         if answer.status >= 500:
             self.tally.unscripted_5xx += 1
         if answer.status:
@@ -278,7 +294,11 @@ def writer(client: Client, number: int, shared: Shared, template: dict[str, Any]
             stored = orjson.loads(answer.body)
             done = Created(stored["id"], number, seq, sent, time.perf_counter(), digest(stored))
             shared.created.append(done)
-        elif answer.status == 503 and client.name in (FAULTED_WRITER, SPREAD_WRITER):
+        elif (
+            answer.status == 503
+            and client.name in (FAULTED_WRITER, SPREAD_WRITER)
+            and STORE_LOST not in answer.body
+        ):
             client.scripted(answer, seq)
         else:
             client.unexpected(answer, f"POST #{seq}")
@@ -311,7 +331,7 @@ def read_by_id(client: Client, shared: Shared, record: Created, known: int) -> N
     if answer.status == 200:
         if digest(orjson.loads(answer.body)) != record.digest:
             client.tally.problem(f"GET {record.id}: not the record its 201 answered")
-    elif answer.status == 503 and client.name == FAULTED_READER:
+    elif answer.status == 503 and client.name == FAULTED_READER and STORE_LOST not in answer.body:
         client.scripted(answer, tally.ordinal)
     else:
         client.unexpected(answer, f"GET {record.id}")
@@ -452,6 +472,8 @@ def server_flags(args: argparse.Namespace) -> list[str]:
         "--fault-seed",
         "1",
         *(["--threads", str(args.server_threads)] if args.server_threads else []),
+        *(["--store", args.store_url, "--store-prefix", "soak"] if args.store_url else []),
+        *(["--processes", str(args.processes)] if args.processes > 1 else []),
     ]
 
 
@@ -504,6 +526,59 @@ def workers(master: int) -> list[int]:
     except OSError:
         return []
     return [int(pid) for pid in text.split()]
+
+
+@dataclass
+class OwnRedis:
+    """A redis-server of the soak's own on a free loopback port, with its append-only file
+    (fsync every second; a SIGTERM writes it whole): a restart keeps what it acknowledged."""
+
+    processes: tg.Processes
+    directory: Path
+    port: int = field(default_factory=tg.free_port)
+    process: Any = None
+    restarts: list[dict[str, float]] = field(default_factory=list)
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> OwnRedis:
+        import redis
+
+        self.directory.mkdir(parents=True, exist_ok=True)
+        command = ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1"]
+        command += ["--save", "", "--appendonly", "yes", "--appendfsync", "everysec"]
+        command += ["--dir", str(self.directory)]
+        with (self.directory / "redis.log").open("ab") as output:
+            self.process = self.processes.spawn(command, output)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                redis.Redis(port=self.port, socket_timeout=1).ping()
+                return self
+            except redis.exceptions.RedisError:
+                time.sleep(0.05)
+        raise RuntimeError("redis-server did not start")
+
+    def restart(self, down: float, started: float) -> None:
+        """SIGTERM (Redis writes its file and exits), `down` seconds without it, started again."""
+        stopped = time.perf_counter()
+        self.processes.started.remove(self.process)
+        self.process.terminate()
+        self.process.wait(timeout=60)
+        gone = time.perf_counter()
+        time.sleep(down)
+        self.start()
+        back = time.perf_counter()
+        self.restarts.append(
+            {
+                "stop_at_s": stopped - started,
+                "gone_at_s": gone - started,
+                "back_at_s": back - started,
+            }
+        )
+        log(f"redis-server restarted: down from {gone - started:.1f} s to {back - started:.1f} s")
 
 
 # --- the run ---------------------------------------------------------------------------------
@@ -583,7 +658,7 @@ def monitor(server: Server, shared: Shared, tallies: list[Tally], duration: floa
 
 
 def load(
-    args: argparse.Namespace, server: Server, shared: Shared
+    args: argparse.Namespace, server: Server, shared: Shared, own: OwnRedis | None = None
 ) -> tuple[list[Client], list[Sample], float]:
     """The writers and readers for `--duration` seconds, the monitor in this thread."""
     template = valid_body()
@@ -604,6 +679,10 @@ def load(
     ]
     clients = writers + readers
     started = time.perf_counter()
+    if own is not None and args.restart_redis:
+        restart = threading.Timer(args.duration / 2, own.restart, (args.redis_down, started))
+        restart.daemon = True
+        threads.append(restart)
     for thread in threads:
         thread.start()
     try:
@@ -628,7 +707,7 @@ def check_faults(
     before any other request reaches the session."""
     rules = {rule["id"]: rule for rule in server.control("GET", "/faults")["data"]}
     coverage = server.control("GET", "/coverage")
-    journal = server.control("GET", "/requests")["data"]
+    journal = server.control("GET", f"/requests?limit={args.journal_size}")["data"]
     counts = {
         rid: server.control("POST", "/requests/count", {"fault": rid})["count"] for rid in rule_ids
     }
@@ -646,7 +725,7 @@ def check_faults(
         matched = w.scripted[-1] if used_up else w.ordinal
         ok = (
             rule["fired"] == len(w.scripted) <= (times or len(w.scripted))
-            and rule["matched"] == matched
+            and matched - w.store_lost <= rule["matched"] <= matched
             and rule["active"] is not used_up
         )
         limit = "no times" if times is None else f"times {times}"
@@ -656,25 +735,33 @@ def check_faults(
                 ok,
                 f"fired {rule['fired']} = {len(w.scripted)} 503s seen by {name} ({limit}"
                 f"{', used up' if used_up else ', not used up'}); matched {rule['matched']} "
-                f"(expected {matched} of its {w.ordinal} POSTs)",
+                f"(expected {matched} of its {w.ordinal} POSTs, less up to its "
+                f"{w.store_lost} store-lost 503s)",
             )
         )
     # rule 2: reader-00's GETs by id, after 20, then `times` 503s in a row
     get_rule, r = rules[rule_ids[1]], tallies[FAULTED_READER]
     after, times = 20, args.get_faults
     expected = list(range(after + 1, min(r.ordinal, after + times) + 1))
-    ok = (
-        r.scripted == expected
-        and get_rule["fired"] == len(expected)
-        and get_rule["matched"] == min(r.ordinal, after + times)
-    )
+    last = min(r.ordinal, after + times)
+    if r.store_lost:  # a store-lost 503 before or in the window shifts the ordinals
+        ok = get_rule["fired"] == len(r.scripted) <= times and (
+            last - r.store_lost <= get_rule["matched"] <= last
+        )
+    else:
+        ok = (
+            r.scripted == expected
+            and get_rule["fired"] == len(expected)
+            and get_rule["matched"] == last
+        )
     checks.append(
         Check(
             "fault rule 2 counters exact",
             ok,
             f"fired {get_rule['fired']} = {len(r.scripted)} 503s seen by {FAULTED_READER}, "
             f"its GETs by id #{after + 1}-#{after + times} (times {times}); matched "
-            f"{get_rule['matched']} of its {r.ordinal} GETs by id",
+            f"{get_rule['matched']} of its {r.ordinal} GETs by id ({r.store_lost} store-lost "
+            "503s)",
         )
     )
 
@@ -691,14 +778,22 @@ def check_faults(
         counted[(extra["operation"], extra["status"])] += extra["count"]
     fired = {f["id"]: f["fired"] for f in coverage["faults"]}
     wanted = {rid: rules[rid]["fired"] for rid in rule_ids if rules[rid]["fired"]}
+    lost = sum(t.store_lost for t in tallies.values())
+    for (op, status), seen in list(answered.items()):  # a store-lost 503 is never counted
+        if status == 503 and lost:
+            answered[(op, status)] = min(seen, counted[(op, status)])
+    off = sum(abs(counted[k] - answered[k]) for k in set(counted) | set(answered))
+    allowed = lost + len(tallies) if lost else 0  # in flight when the store went
     differ = sorted(
         f"{op} {status}: server {counted[(op, status)]}, clients {answered[(op, status)]}"
         for op, status in set(counted) | set(answered)
         if counted[(op, status)] != answered[(op, status)]
     )
+    if differ and off <= allowed:
+        differ = []
     checks.append(
         Check(
-            "coverage = clients' answers",
+            "coverage = clients' answers" + (f" (within {allowed}: {off} off)" if allowed else ""),
             not differ and fired == wanted,
             f"{sum(answered.values()):,} answers in {len(answered)} (operation, status) pairs "
             f"all equal; faults fired {fired}"
@@ -726,13 +821,23 @@ def check_faults(
         if statuses.get(rid) != entry["status"] or entry["fault"] != fault:
             seen = f"{statuses.get(rid)}/{fault}"
             wrong.append(f"{rid}: journal {entry['status']}/{entry['fault']}, client {seen}")
-    ok = (
-        len(journal) == min(total, args.journal_size)
-        and ids == list(range(total - len(journal) + 1, total + 1))
-        and not wrong
-        and all(counts[rid] == in_window[rid] for rid in rule_ids)
-        and count_503 == sum(counts.values())
-    )
+    consecutive = ids == list(range(ids[0], ids[0] + len(ids))) if ids else True
+    if lost:  # requests the store could not journal: the newest journaled, ids in a row
+        ok = (
+            len(journal) == min(total - lost, args.journal_size)
+            and consecutive
+            and not wrong
+            and all(counts[rid] == in_window[rid] for rid in rule_ids)
+            and count_503 >= sum(counts.values())
+        )
+    else:
+        ok = (
+            len(journal) == min(total, args.journal_size)
+            and ids == list(range(total - len(journal) + 1, total + 1))
+            and not wrong
+            and all(counts[rid] == in_window[rid] for rid in rule_ids)
+            and count_503 == sum(counts.values())
+        )
     checks.append(
         Check(
             "journal = clients' requests",
@@ -1015,11 +1120,29 @@ def parse_args() -> argparse.Namespace:
         help="the server's --threads (default: the server's own, 64; a kept-alive connection "
         "holds a server thread, see bench/README.md)",
     )
+    parser.add_argument(
+        "--store",
+        choices=("memory", "redis"),
+        default="memory",
+        help="where the mock keeps its state: memory, or a redis-server of the soak's own",
+    )
+    parser.add_argument("--processes", type=int, default=1, help="the server's --processes")
+    parser.add_argument(
+        "--restart-redis",
+        action="store_true",
+        help="stop redis-server at half-time and start it again (--store redis)",
+    )
+    parser.add_argument(
+        "--redis-down", type=float, default=1.0, help="seconds Redis stays down (1)"
+    )
     parser.add_argument("--post-faults", type=int, help="times of rule 1 (default 4 x duration)")
     parser.add_argument("--get-faults", type=int, help="times of rule 2 (default 2 x duration)")
     args = parser.parse_args()
     args.post_faults = args.post_faults or max(10, round(4 * args.duration))
     args.get_faults = args.get_faults or max(5, round(2 * args.duration))
+    args.store_url = None
+    if args.store == "memory" and (args.processes > 1 or args.restart_redis):
+        parser.error("--processes > 1 and --restart-redis need --store redis")
     if args.writers < 2 or args.readers < 1:
         parser.error("at least two writers and one reader (the fault rules need them)")
     return args
@@ -1029,6 +1152,12 @@ def soak(
     args: argparse.Namespace, processes: tg.Processes, shared: Shared, results: dict[str, Any]
 ) -> tuple[list[Check], Server, list[Tally]]:
     """Start the server, load it, check everything but its log; figures into `results`."""
+    own = None
+    if args.store == "redis":
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+        own = OwnRedis(processes, tg.BENCH / "results" / f"soak-redis-{stamp}").start()
+        args.store_url = own.url
+        log(f"redis-server on port {own.port}, append-only file in {own.directory}")
     server = start_server(processes, tg.BENCH / "results", args)
     command = f"mockserver --port {server.port} {' '.join(server_flags(args))}"
     results["command"] = command
@@ -1042,7 +1171,7 @@ def soak(
         f"{rule_ids[1]}: GET by id of {FAULTED_READER}, after 20, times {args.get_faults}; "
         f"{rule_ids[2]}: POST of {SPREAD_WRITER}, p={SPREAD_PROBABILITY}"
     )
-    clients, samples, seconds = load(args, server, shared)
+    clients, samples, seconds = load(args, server, shared, own)
     log(f"load stopped after {seconds:.1f} s; checking")
     tallies = {c.name: c.tally for c in clients}
     every = list(tallies.values())
@@ -1050,6 +1179,8 @@ def soak(
     record_checks, record_figures = check_records(args, server, shared)
     bound_check, flat_check, memory = check_memory(args, samples)
     unscripted = sum(t.unscripted_5xx for t in every)
+    store_lost = sum(t.store_lost for t in every)
+    outage_samples = round(args.redis_down) + 3 if args.restart_redis else 0
     slow = sum(t.slow for t in every)
     transport = sum(t.transport_errors for t in every)
     problems = sum(t.problems for t in every)
@@ -1057,13 +1188,21 @@ def soak(
     reopened = sum(c.connection.reopened for c in clients)
     checks += [
         Check("no unscripted 5xx", unscripted == 0, f"{unscripted} unscripted 5xx answers"),
+        Check(
+            "store-lost 503s only while Redis was down",
+            args.restart_redis or store_lost == 0,
+            f"{store_lost} store-lost 503s (the documented answer while the store is out of "
+            f"reach); Redis restarts: {own.restarts if own else 'none'}",
+        ),
         Check("no request over 1 s", slow == 0, f"{slow} requests over {SLOW_SECONDS:.0f} s"),
         Check(
             "control API answered",
-            all(s.records >= 0 and s.health_ms <= SLOW_SECONDS * 1000 for s in samples),
+            all(s.health_ms <= SLOW_SECONDS * 1000 for s in samples)
+            and sum(s.records < 0 for s in samples) <= outage_samples,
             f"GET /_mock/health every second during the load: max "
             f"{max((s.health_ms for s in samples), default=0):.1f} ms, "
-            f"{sum(s.records < 0 for s in samples)} unanswered",
+            f"{sum(s.records < 0 for s in samples)} unanswered (at most {outage_samples}: "
+            "health answers 503 while Redis is down)",
         ),
         Check(
             "every answer as expected",
@@ -1085,6 +1224,8 @@ def soak(
             "records": record_figures,
             "memory": memory,
             "samples": [vars(s) for s in samples],
+            "store_lost_503": store_lost,
+            "redis_restarts": own.restarts if own else [],
         }
     )
     return checks, server, every

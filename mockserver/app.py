@@ -50,7 +50,7 @@ from mockserver.sessions.tally import Tally, write_report
 from mockserver.settings import CONTROL_SPEC, Settings
 from mockserver.state import State
 from mockserver.storage import make_backend
-from mockserver.storage.backend import Backend
+from mockserver.storage.backend import Backend, StoreUnavailable
 from mockserver.storage.budget import StoreBudget
 
 BUILT_IN: dict[str, type[Behaviour]] = {RECORDS: RecordBehaviour, EVENT_TYPES: EventTypeBehaviour}
@@ -154,6 +154,21 @@ def _sessions(
             if rule.get("session", DEFAULT) == session.name:
                 session.faults.add(rule, rules.check(rule))
 
+    limits = Limits(settings.max_sessions, settings.session_ttl, settings.max_rules)
+    if getattr(initial, "shared", False):  # a Redis store: sessions shared with other servers
+        from mockserver.sessions.shared import Shared, SharedSessions
+
+        link, prefix = initial.link, initial.namespace.prefix  # type: ignore[attr-defined]
+        shared = Shared(link, prefix, settings.journal_bytes)
+        return SharedSessions(
+            initial,
+            router.operations,
+            settings.journal_size,
+            settings.fault_seed,
+            load_rules,
+            limits,
+            shared,
+        )
     budget = Budget(settings.journal_bytes)  # every session's journal together
     return Sessions(
         initial,
@@ -161,7 +176,7 @@ def _sessions(
         lambda: Journal(settings.journal_size, budget),
         settings.fault_seed,
         load_rules,
-        Limits(settings.max_sessions, settings.session_ttl, settings.max_rules),
+        limits,
         budget,
     )
 
@@ -209,7 +224,7 @@ def _save(state: State, path: Path, creator: int) -> None:
     spec = f"{state.spec.title} {state.spec.version}"
     try:
         items = state_file.save(path, state.sessions, spec)
-    except OSError as exc:
+    except (OSError, StoreUnavailable) as exc:
         log.logger.error("cannot save the state to %s: %s", path, exc)
         return
     took = time.monotonic() - started

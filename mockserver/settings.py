@@ -47,6 +47,7 @@ class Settings:
     query_budget_ms: int = 1000  # a list's filter may take this long (0: no limit)
     admin_token: str | None = None  # required on /_mock when set
     threads: int = 64  # each open keep-alive connection holds one (uWSGI's HTTP/1.1 socket)
+    processes: int = 1  # uWSGI worker processes; more than one needs a shared store (Redis)
     scenario: Path | None = None
     fault_seed: int | None = None
     journal_size: int = 10_000
@@ -273,6 +274,13 @@ OPTIONS: tuple[Option, ...] = (
         "N",
     ),
     Option(
+        "--processes",
+        "worker processes serving requests, each with --threads threads; more than one "
+        "needs a store they share (--store redis://...)",
+        whole(1, 256),
+        "N",
+    ),
+    Option(
         "--scenario",
         "YAML or JSON file of fault rules loaded at start-up (and on every reset)",
         path,
@@ -464,4 +472,9 @@ def settings_from(args: argparse.Namespace) -> Settings:
         for flag in ("--record", "--drift-report", "--upstream-ca", "--forward-invalid"):
             if given[flag[2:].replace("-", "_")]:
                 raise SettingsError(f"{flag} needs --upstream")
+    if values["processes"] > 1 and values["store"] == "memory":
+        raise SettingsError(
+            f"--processes {values['processes']} needs a store the processes share "
+            "(--store redis://...): with --store memory each would hold records of its own"
+        )
     return Settings(**values)

@@ -313,3 +313,34 @@ def test_a_stream_whose_redis_is_lost_ends_early_without_an_error(redis_prefix: 
         assert len(rest) == 999
     finally:
         own.stop()
+
+
+@pytest.mark.parametrize("case", ["new", "held", "twice"])
+def test_a_batch_insert_gives_what_inserts_one_by_one_give(
+    redis_url: str, redis_prefix: str, case: str
+) -> None:
+    """`insert_many` sends a batch in one script: new items take its bulk path (each key
+    written once); a batch holding an id already stored, or one id twice, the item-by-item
+    path. Either way the items, their order, the indexes and the evictions past the bound
+    are those of the memory backend."""
+    evicted: dict[str, list[str]] = {"memory": [], "redis": []}
+    memory = make_backend("memory", 150, lambda _, i: evicted["memory"].append(i))
+    stored = make_backend(redis_url, 150, lambda _, i: evicted["redis"].append(i), redis_prefix)
+    batch = records(200, seed=7)
+    if case == "twice":
+        batch[120] = {**batch[3], "n": 99}
+    for backend in (memory, stored):
+        backend.describe(RECORDS, SHAPE)
+        if case == "held":
+            backend.open(RECORDS).insert(batch[50])
+        backend.open(RECORDS).insert_many(batch)
+    [mine, theirs] = [list(map(json.loads, b.open(RECORDS))) for b in (memory, stored)]
+    assert theirs == mine
+    assert len(theirs) == 150
+    assert evicted["redis"] == evicted["memory"] != []
+    for query in ["eq(event,created)", "eq(object.id,ORD-3)", "gt(n,25)"]:
+        search = Search(expression([parse(query)], bool), (("timestamp", True),), 0, 500)
+        here, there = [b.open(RECORDS).search(search) for b in (memory, stored)]
+        assert there.total == here.total > 0
+        assert list(map(json.loads, there.items)) == list(map(json.loads, here.items))
+    stored.clear()

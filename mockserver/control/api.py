@@ -114,8 +114,8 @@ def _health(session: Session) -> dict[str, Any]:
         "session": session.name,
         "store": store,
         **{label: len(session.storage.open(path)) for label, path in counted.items()},
-        "faults": len(session.faults.rules),
-        "journal": len(session.journal),
+        "faults": len(session.faults.rules) if reachable else 0,  # shared ones are in the store
+        "journal": len(session.journal) if reachable else 0,
         "uptimeSeconds": round(time.monotonic() - holder.started, 3),
     }
     if holder.checker is not None:
@@ -205,7 +205,7 @@ def clear_records() -> Response:
 @blueprint.get("/faults")
 def list_faults() -> Response:
     session, _, _ = _request()
-    return _json({"data": [rule.state() for rule in session.faults.rules]})
+    return _json({"data": session.faults.states()})
 
 
 @blueprint.post("/faults")

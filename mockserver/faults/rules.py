@@ -20,7 +20,7 @@ import re
 import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from mockserver.codec import MISSING
 from mockserver.faults.kinds import StreamFault
@@ -108,6 +108,33 @@ class Rule:
         )
 
 
+class FaultRules(Protocol):
+    """A session's rules: `Faults` (in this process), or `faults.redis_rules.RedisFaults`
+    (shared by every server on a Redis store)."""
+
+    limit: int
+    fresh: bool  # made now (a scenario's rules go in), not joined
+
+    @property
+    def rules(self) -> list[Rule]: ...
+
+    def states(self) -> list[dict[str, Any]]: ...
+
+    def room(self, count: int) -> None: ...
+
+    def add(self, given: dict[str, Any], documented: bool = True) -> Rule: ...
+
+    def restore(self, state: dict[str, Any], documented: bool) -> Rule: ...
+
+    def remove(self, rule_id: str) -> bool: ...
+
+    def clear(self) -> None: ...
+
+    def end(self) -> None: ...
+
+    def decide(self, seen: Seen) -> Action | None: ...
+
+
 class Faults:
     """One session's rules, in order, with exact counters; at most `limit` of them. A request
     is tried against the rules for its method and those for any method only (`_by_method`),
@@ -121,6 +148,14 @@ class Faults:
         self._lock = threading.Lock()
         self._rng = random.Random(seed)
         self._ids = itertools.count(1)
+
+    fresh = True  # a session's rules in this process are always its own
+
+    def states(self) -> list[dict[str, Any]]:
+        return [rule.state() for rule in self.rules]
+
+    def end(self) -> None:
+        """Nothing to do: the rules go with the session."""
 
     def room(self, count: int) -> None:
         """A 429 Problem unless `count` more rules fit."""

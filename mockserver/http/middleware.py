@@ -123,7 +123,11 @@ class Front:
             session.name,
             request.trail,
         )
-        request.action = _decide(environ, session, path, body) if admitted else None
+        try:  # a shared store's rules may be out of reach (503)
+            request.action = _decide(environ, session, path, body) if admitted else None
+        except Problem as problem:
+            request.trail.ended = time.perf_counter()  # done: a shared journal writes it later
+            return self._refused(environ, start_response, request, problem)
         if request.action is not None:
             request.entry.fault = request.action.rule
             return None

@@ -1,7 +1,10 @@
-"""Running the app on a production WSGI server: uWSGI (pyuwsgi), one process, many threads.
+"""Running the app on a production WSGI server: uWSGI (pyuwsgi), one process (or
+`--processes N` on a shared store), many threads.
 
 One worker process keeps the in-memory store shared by every request; its threads serve
-requests concurrently (delays and slow clients do not block others). uWSGI parses HTTP in C,
+requests concurrently (delays and slow clients do not block others). On a Redis store, N
+workers forked from the process that built the app share what Redis holds (settings refuse
+N > 1 on the memory store). uWSGI parses HTTP in C,
 which makes it several times faster than the pure-Python servers, and hands the app the raw
 connection (`uwsgi.connection_fd()`) that connection faults need.
 
@@ -76,7 +79,7 @@ def uwsgi_options(settings: Settings) -> list[str]:
         "mockserver.wsgi:application",
         "--master",
         "--processes",
-        "1",
+        str(settings.processes),  # more than one only on a shared store (settings checks)
         "--threads",
         str(settings.threads),
         "--enable-threads",

@@ -18,7 +18,7 @@ import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
-from mockserver.faults.rules import Faults
+from mockserver.faults.rules import FaultRules, Faults
 from mockserver.problems import Problem
 from mockserver.sessions.coverage import Coverage
 from mockserver.sessions.journal import Budget, Journal
@@ -34,7 +34,7 @@ NAME_RULE = "A session name is 1 to 64 letters, digits, '.', '_' or '-'."
 class Session:
     name: str
     storage: Backend
-    faults: Faults
+    faults: FaultRules  # `Faults`, or shared on Redis (`sessions.shared`)
     journal: Journal
     coverage: Coverage
     used: float = field(default_factory=time.monotonic)  # when a request last named it

@@ -91,7 +91,7 @@ def _write(out: IO[bytes], sessions: Sessions, spec: str) -> int:
     for session in sessions:
         count += 1
         out.write(_line("session", session.name))
-        out.write(_line("rules", [rule.state() for rule in session.faults.rules]))
+        out.write(_line("rules", session.faults.states()))
         for collection in session.storage.dump():
             out.write(
                 _line("collection", {"path": collection.path, "template": collection.template})

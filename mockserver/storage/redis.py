@@ -198,13 +198,17 @@ class RedisCollection:
             return self._search(search)
 
     def stream(self, search: Search) -> Found:
-        """Every match up to the limit: the ids found first, their bytes read as the answer
-        is sent, `BATCH` at a time (an item removed meanwhile is left out)."""
+        """Every match up to the limit: up to `BATCH` of them read at once (the count is what
+        is sent, even as items are evicted); more: the ids found first, their bytes read as
+        the answer is sent, `BATCH` at a time (an item removed meanwhile is left out)."""
         with self._link.calling():
             if search.order and not self._sorted_here(search):
                 found = self._search(search)
                 return Found(len(found.items), found.items)
             ids = self._matching_ids(search)
+            if len(ids) <= BATCH:  # read now: the count sent first is what is sent
+                items = self._fetch(ids)
+                return Found(len(items), items)
         return Found(len(ids), Lazy(ids, self._read))
 
     def _search(self, search: Search) -> Found:
@@ -410,6 +414,8 @@ def _runs_in_order(members: list[bytes]) -> list[bytes]:
 
 class RedisBackend:
     """One session's collections in a namespace of the store."""
+
+    shared = True  # what it holds is seen by every server on the store and prefix
 
     def __init__(
         self,

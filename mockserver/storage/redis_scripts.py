@@ -57,6 +57,86 @@ local function index(item, seq, at)
   redis.call('HSET', KEYS[2], item, cmsgpack.pack(meta))
 end
 
+local function evict(evicted)
+  local excess = redis.call('ZCARD', KEYS[3]) - bound
+  if excess > 0 then
+    local gone = redis.call('ZPOPMIN', KEYS[3], excess)
+    for j = 1, #gone, 2 do
+      local item = gone[j]
+      local packed = redis.call('HGET', KEYS[2], item)
+      if packed then unindex(item, packed) end
+      redis.call('HDEL', KEYS[1], item)
+      redis.call('HDEL', KEYS[2], item)
+      evicted[#evicted + 1] = item
+    end
+  end
+end
+
+-- a batch of new items (none held, no id twice): each key written once for the batch
+local function insert_new()
+  local ids, seen = {}, {}
+  for n = 0, count - 1 do
+    local id = ARGV[first + n * step]
+    if seen[id] then return nil end
+    seen[id] = true
+    ids[#ids + 1] = id
+  end
+  for _, held in ipairs(redis.call('HMGET', KEYS[2], unpack(ids))) do
+    if held then return nil end
+  end
+  local base = redis.call('INCRBY', KEYS[4], count) - count
+  if base == 0 then
+    redis.call('HSET', KEYS[#KEYS - 1], ARGV[4], ARGV[5])
+    redis.call('SADD', KEYS[#KEYS], 'collections', unpack(ARGV, 7, 6 + suffixes))
+  end
+  local items, order, metas, members, others = {}, {}, {}, {}, {}
+  for i = 1, fields do members[i], others[i] = {}, {} end
+  for n = 0, count - 1 do
+    local at = first + n * step
+    local id, seq = ARGV[at], base + n + 1
+    items[2 * n + 1] = id
+    items[2 * n + 2] = ARGV[at + 1]
+    order[2 * n + 1] = seq
+    order[2 * n + 2] = id
+    local meta, tag = {seq}, string.format('%016x', seq)
+    for i = 1, fields do
+      local given = ARGV[at + 1 + i]
+      local kind = string.sub(given, 1, 1)
+      if kind == 's' then
+        local member = string.sub(given, 2) .. '\0' .. tag .. '\0' .. id
+        local list = members[i]
+        list[#list + 1] = 0
+        list[#list + 1] = member
+        meta[i + 1] = member
+      elseif kind == 'o' then
+        local list = others[i]
+        list[#list + 1] = seq
+        list[#list + 1] = id
+        meta[i + 1] = 1
+      else
+        meta[i + 1] = 0
+      end
+    end
+    metas[2 * n + 1] = id
+    metas[2 * n + 2] = cmsgpack.pack(meta)
+  end
+  redis.call('HSET', KEYS[1], unpack(items))
+  redis.call('ZADD', KEYS[3], unpack(order))
+  for i = 1, fields do
+    if #members[i] > 0 then redis.call('ZADD', KEYS[3 + 2 * i], unpack(members[i])) end
+    if #others[i] > 0 then redis.call('ZADD', KEYS[4 + 2 * i], unpack(others[i])) end
+  end
+  redis.call('HSET', KEYS[2], unpack(metas))
+  local evicted = {}
+  evict(evicted)
+  return evicted
+end
+
+if mode == 'insert' and count > 1 then
+  local done = insert_new()
+  if done then return done end
+end
+
 local changed, evicted = 0, {}
 for n = 0, count - 1 do
   local at = first + n * step
@@ -90,18 +170,7 @@ for n = 0, count - 1 do
     redis.call('HSET', KEYS[1], id, raw)
     redis.call('ZADD', KEYS[3], seq, id)
     index(id, seq, at)
-    local excess = redis.call('ZCARD', KEYS[3]) - bound
-    if excess > 0 then
-      local gone = redis.call('ZPOPMIN', KEYS[3], excess)
-      for j = 1, #gone, 2 do
-        local item = gone[j]
-        local packed = redis.call('HGET', KEYS[2], item)
-        if packed then unindex(item, packed) end
-        redis.call('HDEL', KEYS[1], item)
-        redis.call('HDEL', KEYS[2], item)
-        evicted[#evicted + 1] = item
-      end
-    end
+    evict(evicted)
   end
 end
 if mode == 'insert' then return evicted end

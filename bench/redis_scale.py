@@ -1,0 +1,208 @@
+"""Scaling out on Redis (issue 14, part 2), in one run on a redis-server of its own:
+
+- validated POST and GET by id, req/s, p50 and p99 at 16 connections (wrk -t2 -c16,
+  `bench/post.lua` and `bench/get.lua`, as `bench/run.py`), for four targets: memory x 1
+  process, Redis x 1 process, Redis x 2 processes (`--processes 2`), and 2 replicas (two
+  servers on one Redis and prefix, each loaded by its own wrk with 8 connections: the sum of
+  their req/s, the larger of their p99s); whole-machine CPU (/proc/stat, 100 % = one core
+  busy) over each wrk run; medians of rounds, the targets taken in turn within a round so the
+  ratios compare the same moments of a shared machine.
+- seeding 100 000 records into Redis (`insert_many`), seconds, with the machine's load.
+
+    .venv/bin/python bench/redis_scale.py               # 3 rounds of 10 s (~6 min)
+    .venv/bin/python bench/redis_scale.py --quick       # 1 round of 3 s, 20 000 records
+
+Progress goes to stderr, the figures to stdout and to bench/results/redis-scale-<time>.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import redis
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import payload
+import targets as tg
+import wrk
+from redis_store import RECORDS, log, shape, start_redis
+
+from mockserver.resources.seeding import Seeder
+from mockserver.storage import make_backend
+
+TARGETS = ("memory-x1", "redis-x1", "redis-x2", "replicas-x2")
+
+
+def cpu_busy() -> tuple[float, float]:
+    """(busy, total) jiffies of the whole machine."""
+    fields = [float(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + fields[4]
+    return sum(fields) - idle, sum(fields)
+
+
+def start_mock(
+    processes: tg.Processes, logs: Path, name: str, flags: list[str], count: int
+) -> tuple[str, float]:
+    port = tg.free_port()
+    command = [str(tg.MOCKSERVER_BIN), "--port", str(port), "--log-level", "warning"]
+    command += ["--seed-records", str(count), "--faker-seed", "1", *flags]
+    with (logs / f"{name}-{port}.log").open("ab") as output:
+        started = time.perf_counter()
+        process = processes.spawn(command, output)
+    base = f"http://127.0.0.1:{port}"
+    tg.wait_until(f"{base}/_mock/health", process, 600)
+    return base, time.perf_counter() - started
+
+
+def run_wrk(wrk_bin: str, loads: list[wrk.Load]) -> tuple[list[wrk.Result], float]:
+    """The wrk runs at once; whole-machine CPU % over them (200 % = two cores busy)."""
+    results: list[wrk.Result | None] = [None] * len(loads)
+
+    def one(at: int) -> None:
+        results[at] = wrk.run(wrk_bin, loads[at])
+
+    busy0, total0 = cpu_busy()
+    threads = [threading.Thread(target=one, args=(at,)) for at in range(len(loads))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    busy1, total1 = cpu_busy()
+    cores = os.cpu_count() or 1
+    cpu = 100 * cores * (busy1 - busy0) / max(total1 - total0, 1)
+    return [r for r in results if r is not None], cpu
+
+
+def load(
+    wrk_bin: str, args: argparse.Namespace, bases: dict[str, list[str]], bodies: Path
+) -> dict[str, Any]:
+    runs: dict[str, dict[str, list[dict[str, Any]]]] = {}
+    for round_ in range(1, args.rounds + 1):
+        for name, urls in bases.items():
+            listed = f"{urls[0]}{RECORDS}?limit=1&offset=7"
+            record = json.loads(tg.http("GET", listed, headers=tg.AUTH)[1])["data"][0]
+            plans = [
+                ("get-by-id", f"{RECORDS}/{record['id']}", "get.lua"),
+                ("post-valid", RECORDS, "post.lua"),
+            ]
+            for key, path, script in plans:
+                share = 16 // len(urls)
+                loads = [
+                    wrk.Load(
+                        url=base + path,
+                        script=script,
+                        body_file=bodies / "valid.json" if script == "post.lua" else None,
+                        connections=share,
+                        threads=2,
+                        duration=args.duration,
+                    )
+                    for base in urls
+                ]
+                run_wrk(wrk_bin, [replace(x, duration=1) for x in loads])  # warm up
+                results, cpu = run_wrk(wrk_bin, loads)
+                merged = {
+                    "rps": sum(r.rps for r in results),
+                    "p50_ms": max(r.p50_ms for r in results),
+                    "p99_ms": max(r.p99_ms for r in results),
+                    "non_2xx": sum(r.non_2xx for r in results),
+                    "cpu_percent": cpu,
+                }
+                runs.setdefault(key, {}).setdefault(name, []).append(merged)
+                log(
+                    f"round {round_} {key:<10} {name:<11} {merged['rps']:9.1f} req/s  "
+                    f"p50 {merged['p50_ms']:7.2f} ms  p99 {merged['p99_ms']:7.2f} ms  "
+                    f"cpu {cpu:5.0f} %  non-2xx {merged['non_2xx']}"
+                )
+    medians: dict[str, Any] = {}
+    for key, by_target in runs.items():
+        medians[key] = {
+            name: {
+                field: statistics.median(r[field] for r in results)
+                for field in ("rps", "p50_ms", "p99_ms", "cpu_percent")
+            }
+            | {"non_2xx": sum(r["non_2xx"] for r in results)}
+            for name, results in by_target.items()
+        }
+        memory = medians[key]["memory-x1"]["rps"]
+        for found in medians[key].values():
+            found["over_memory_x1"] = found["rps"] / memory
+    return {"runs": runs, "medians": medians}
+
+
+def seeding(url: str, count: int) -> dict[str, Any]:
+    records = list(Seeder(1).records(count))
+    client = redis.Redis.from_url(url)
+    client.flushall()
+    backend = make_backend(url, 10**9, None, "seed")
+    backend.describe(RECORDS, shape())
+    load_before = os.getloadavg()[0]
+    started = time.perf_counter()
+    backend.open(RECORDS).insert_many(records)
+    seconds = time.perf_counter() - started
+    log(f"seeding {count} records into Redis: {seconds:.2f} s (load {load_before:.1f})")
+    client.flushall()
+    return {"records": count, "insert_seconds": seconds, "loadavg_before": load_before}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="1 round of 3 s, 20 000 records")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--duration", type=float, default=10.0)
+    parser.add_argument("--records", type=int, default=100_000, help="seeded for the seeding")
+    parser.add_argument("--served", type=int, default=1000, help="records each server seeds")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.rounds, args.duration, args.records = 1, 3.0, 20_000
+    wrk_bin = tg.ensure_wrk()
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    work = Path(tempfile.mkdtemp(prefix="redis-scale-"))
+    processes = tg.Processes()
+    results: dict[str, Any] = {"args": vars(args), "loadavg_start": os.getloadavg()}
+    try:
+        url = start_redis(processes, work)
+        results["seeding"] = seeding(url, args.records)
+        payload.write_bodies(work)
+        n = args.served
+        store = ["--store", url]
+        bases = {
+            "memory-x1": [start_mock(processes, work, "memory", [], n)[0]],
+            "redis-x1": [start_mock(processes, work, "r1", [*store, "--store-prefix", "r1"], n)[0]],
+            "redis-x2": [
+                start_mock(
+                    processes, work, "r2", [*store, "--store-prefix", "r2", "--processes", "2"], n
+                )[0]
+            ],
+            "replicas-x2": [
+                start_mock(processes, work, f"rep{i}", [*store, "--store-prefix", "rep"], n)[0]
+                for i in range(2)
+            ],
+        }
+        results["load"] = load(wrk_bin, args, bases, work)
+    finally:
+        processes.stop_all()
+        shutil.rmtree(work, ignore_errors=True)
+    results["loadavg_end"] = os.getloadavg()
+    out = tg.BENCH / "results" / f"redis-scale-{stamp}.json"
+    out.parent.mkdir(exist_ok=True)
+    out.write_text(json.dumps(results, indent=2))
+    print(json.dumps(results["seeding"], indent=2))
+    print(json.dumps(results["load"]["medians"], indent=2))
+    print(f"load average {results['loadavg_start']} -> {results['loadavg_end']}; {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,452 @@
+"""Sessions on a Redis store (`--store redis://...`): what a caller can observe of a session is
+shared by every server and worker process on the same store and prefix.
+
+- The registry `PREFIX:sessions` (hash: name -> when a request last named it, Unix seconds)
+  lists the sessions of every server; `--max-sessions` counts it, `--session-ttl` ends an
+  idle one for all of them (each server looks once a second, and drops the sessions another
+  server ended). A session only looked at (an unknown name read, or a request refused by
+  auth) makes nothing: it reads the start-up state.
+- The records live in the session's namespace (`storage.redis`); the fault rules and their
+  counters beside them (`faults.redis_rules`).
+- The journal is a Redis stream per session (`PREFIX:{session.NAME}:journal`, ids from
+  `...:journal:ids`), written when the request is done, with the coverage tally
+  (`...:coverage`) in the same round trip. It is bounded as in memory: `--journal-size` entries
+  per session, and `--journal-bytes` for every session's together, the oldest entries of any
+  session going first (`PREFIX:journal`: a sorted set of every entry by age, with its size;
+  `PREFIX:journal:bytes`: the bytes held). An entry is stored as the journal shows it (secrets
+  masked), so a header condition of `POST /_mock/requests/count` sees masked values.
+- A reset on any server makes the session afresh for all of them: records, rules, journal
+  and coverage.
+"""
+
+from __future__ import annotations
+
+import collections
+import hashlib
+import threading
+import time
+import zlib
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import orjson
+
+from mockserver import log
+from mockserver.codec import MISSING
+from mockserver.contract.router import Operation
+from mockserver.faults.matching import Seen
+from mockserver.faults.redis_rules import RedisFaults, RuleScripts
+from mockserver.problems import Problem
+from mockserver.query.params import decode
+from mockserver.sessions.coverage import Coverage
+from mockserver.sessions.journal import BODY_KEPT, Budget, Entry, Headers, Journal, Trail
+from mockserver.sessions.session import DEFAULT, SWEEP_EVERY, Limits, Session, Sessions
+from mockserver.storage.backend import Backend, StoreUnavailable
+from mockserver.storage.redis_connection import Link
+
+TOUCH_EVERY = 1.0  # seconds between two writes of a session's last use to the registry
+
+# KEYS: the stream, its ids counter, PREFIX:journal (every entry by age), PREFIX:journal:bytes.
+# ARGV: the entry's JSON (without its id), the session's size bound, the byte bound, the
+# session's name, the stream key's prefix and suffix around a session name.
+JOURNAL_ADD = """
+local id = redis.call('INCR', KEYS[2])
+local json = '{"id":' .. id .. ',' .. string.sub(ARGV[1], 2)
+local cost = string.len(json) + 64
+local sid = redis.call('XADD', KEYS[1], '*', 'e', json, 'c', cost)
+local seq = redis.call('HINCRBY', KEYS[4], 'seq', 1)
+redis.call('ZADD', KEYS[3], seq, ARGV[4] .. ' ' .. sid .. ' ' .. cost)
+local used = redis.call('HINCRBY', KEYS[4], 'used', cost)
+while redis.call('XLEN', KEYS[1]) > tonumber(ARGV[2]) do
+  local oldest = redis.call('XRANGE', KEYS[1], '-', '+', 'COUNT', 1)[1]
+  redis.call('XDEL', KEYS[1], oldest[1])
+  redis.call('ZREM', KEYS[3], ARGV[4] .. ' ' .. oldest[1] .. ' ' .. oldest[2][4])
+  used = redis.call('HINCRBY', KEYS[4], 'used', -tonumber(oldest[2][4]))
+end
+while used > tonumber(ARGV[3]) do
+  local first = redis.call('ZRANGE', KEYS[3], 0, 0)[1]
+  if not first then break end
+  local name, entry, size = string.match(first, '^(%S+) (%S+) (%S+)$')
+  redis.call('XDEL', ARGV[5] .. name .. ARGV[6], entry)
+  redis.call('ZREM', KEYS[3], first)
+  used = redis.call('HINCRBY', KEYS[4], 'used', -tonumber(size))
+end
+return id
+"""
+
+# KEYS: the stream, its ids counter, PREFIX:journal, PREFIX:journal:bytes. ARGV: the session's
+# name, 'ids' to start the ids again (a reset) or ''.
+JOURNAL_CLEAR = """
+local total = 0
+for _, entry in ipairs(redis.call('XRANGE', KEYS[1], '-', '+')) do
+  redis.call('ZREM', KEYS[3], ARGV[1] .. ' ' .. entry[1] .. ' ' .. entry[2][4])
+  total = total + tonumber(entry[2][4])
+end
+redis.call('DEL', KEYS[1])
+if ARGV[2] == 'ids' then redis.call('DEL', KEYS[2]) end
+if total > 0 then redis.call('HINCRBY', KEYS[4], 'used', -total) end
+return total
+"""
+
+# KEYS: the namespace's keys set, made, collections. ARGV: its root. Its storage deleted.
+FORGET = """
+for _, suffix in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  redis.call('DEL', ARGV[1] .. ':' .. suffix)
+end
+redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
+return 1
+"""
+
+
+class Shared:
+    """The link, the keys every session shares, and the scripts."""
+
+    def __init__(self, link: Link, prefix: str, journal_bytes: int) -> None:
+        self.link = link
+        self.client: Any = link.client  # redis-py's answers are loosely typed
+        self.prefix = prefix
+        self.registry = f"{prefix}:sessions"
+        self.entries = f"{prefix}:journal"
+        self.bytes = f"{prefix}:journal:bytes"
+        self.journal_bytes = journal_bytes
+        self.rules = RuleScripts(link)
+        self.add = link.client.register_script(JOURNAL_ADD)
+        self.clear = link.client.register_script(JOURNAL_CLEAR)
+        self.forget = link.client.register_script(FORGET)
+
+    def root(self, name: str) -> str:
+        """The session's namespace (`storage.redis_keys.Namespace`)."""
+        return f"{self.prefix}:{{session.{name}}}"
+
+
+class SharedBudget(Budget):
+    """`--journal-bytes` as Redis counts it, for every server on the store."""
+
+    def __init__(self, shared: Shared) -> None:
+        super().__init__(shared.journal_bytes)
+        self._shared = shared
+
+    @property
+    def used(self) -> int:
+        with self._shared.link.calling():
+            return int(self._shared.client.hget(self._shared.bytes, "used") or 0)
+
+    @used.setter
+    def used(self, value: int) -> None:
+        pass  # counted in Redis
+
+
+class SharedEntry(Entry):
+    """A journal entry as Redis holds it: as the journal shows it."""
+
+    shown: dict[str, Any]
+
+    @classmethod
+    def parse(cls, raw: bytes) -> SharedEntry:
+        shown = orjson.loads(raw)
+        entry = cls(
+            shown["id"], 0.0, shown["method"], shown["path"], "", ((), ()), b"", "", Trail()
+        )
+        entry.fault, entry.shown = shown.get("fault"), shown
+        return entry
+
+    @property
+    def status(self) -> int:
+        return int(self.shown["status"])
+
+    @property
+    def operation(self) -> str | None:
+        found: str | None = self.shown.get("operation")
+        return found
+
+    def seen(self) -> Seen:
+        shown = self.shown
+        body = shown.get("body") if not shown.get("bodyTruncated") else None
+        return Seen(
+            self.method,
+            self.path,
+            decode(shown.get("query") or "").params,
+            {name.lower(): value for name, value in (shown.get("headers") or {}).items()},
+            MISSING if body is None else body,
+        )
+
+    def as_json(self) -> dict[str, Any]:
+        return self.shown
+
+
+class SharedJournal(Journal):
+    """A session's journal in a Redis stream: an entry is made here as the request comes, and
+    written (by `SharedCoverage.count`) when it is done."""
+
+    def __init__(self, size: int, shared: Shared, name: str) -> None:
+        super().__init__(size)
+        self._shared = shared
+        self._name = name
+        root = shared.root(name)
+        self._keys = [f"{root}:journal", f"{root}:journal:ids", shared.entries, shared.bytes]
+        self._stream_at = (f"{shared.prefix}:{{session.", "}:journal")
+        self._pending: collections.deque[Entry] = collections.deque()
+        self._lock = threading.Lock()
+
+    def open(
+        self,
+        time: float,
+        method: str,
+        path: str,
+        query: str,
+        headers: Headers,
+        body: bytes,
+        session: str,
+        trail: Trail,
+    ) -> Entry:
+        size, digest = len(body), None
+        if size > BODY_KEPT:
+            body, digest = body[:BODY_KEPT], hashlib.sha256(body).hexdigest()
+        entry = Entry(0, time, method, path, query, headers, body, session, trail, None, size)
+        entry.sha256 = digest
+        if self.size:
+            with self._lock:
+                if len(self._pending) > 10_000:  # requests that never ended (a crash)
+                    self._pending.popleft()
+                self._pending.append(entry)
+        return entry
+
+    def flush(self, pipe: Any) -> None:
+        """The entries of the requests that are done, added to `pipe` (one script each)."""
+        with self._lock:
+            done = [entry for entry in self._pending if entry.trail.ended]
+            if not done:
+                return
+            self._pending = collections.deque(e for e in self._pending if not e.trail.ended)
+        for entry in done:
+            shown = entry.as_json()
+            del shown["id"]
+            args: list[Any] = [orjson.dumps(shown), self.size, self._shared.journal_bytes]
+            args += [self._name, *self._stream_at]
+            self._shared.add(keys=self._keys, args=args, client=pipe)
+
+    def _entries_now(self) -> list[SharedEntry]:
+        with self._shared.link.calling():
+            found = self._shared.client.xrange(self._keys[0])
+        return [SharedEntry.parse(fields[b"e"]) for _, fields in found]
+
+    def __iter__(self) -> Iterator[Entry]:
+        return iter(self._entries_now())
+
+    def __len__(self) -> int:
+        with self._shared.link.calling():
+            return int(self._shared.client.xlen(self._keys[0]))
+
+    @property
+    def bytes(self) -> int:
+        with self._shared.link.calling():
+            found = self._shared.client.xrange(self._keys[0])
+        return sum(int(fields[b"c"]) for _, fields in found)
+
+    def clear(self, ids: bool = False) -> None:
+        with self._lock:
+            self._pending.clear()
+        with self._shared.link.calling():
+            self._shared.clear(keys=self._keys, args=[self._name, "ids" if ids else ""])
+
+
+class SharedCoverage(Coverage):
+    """A session's coverage tally in Redis (a hash of counters); counting an answer also
+    writes the journal's finished entries, in the same round trip."""
+
+    def __init__(self, operations: list[Operation], shared: Shared, journal: SharedJournal) -> None:
+        super().__init__(operations)
+        self._shared = shared
+        self._journal = journal
+        self._key = f"{journal._keys[0].removesuffix(':journal')}:coverage"
+
+    def count(self, operation: str | None, status: int, fault: str | None, times: int = 1) -> None:
+        try:
+            with self._shared.link.calling(), self._shared.client.pipeline(False) as pipe:
+                pipe.hincrby(self._key, f"a\0{operation or ''}\0{status}", times)
+                if fault:
+                    pipe.hincrby(self._key, f"f\0{fault}", times)
+                self._journal.flush(pipe)
+                pipe.execute()
+        except StoreUnavailable as lost:  # the answer is sent: only its record is lost
+            log.logger.warning("coverage and journal of a request not kept: %s", lost.detail)
+
+    def report(self) -> dict[str, Any]:
+        with self._shared.link.calling():
+            counted = self._shared.client.hgetall(self._key)
+        answers: collections.Counter[tuple[str | None, int]] = collections.Counter()
+        faults: collections.Counter[str] = collections.Counter()
+        for key, value in counted.items():
+            kind, *rest = key.decode().split("\0")
+            if kind == "a":
+                answers[(rest[0] or None, int(rest[1]))] = int(value)
+            else:
+                faults[rest[0]] = int(value)
+        with self._lock:
+            self._answers, self._faults = answers, faults
+        return super().report()
+
+    def clear(self) -> None:
+        with self._shared.link.calling():
+            self._shared.client.delete(self._key)
+
+
+class SharedSessions(Sessions):
+    """`Sessions` whose registry, rules, journal and coverage are in Redis."""
+
+    def __init__(
+        self,
+        initial: Backend,
+        operations: list[Operation],
+        journal_size: int,
+        fault_seed: int | None,
+        load_rules: Callable[[Session], None],
+        limits: Limits,
+        shared: Shared,
+    ) -> None:
+        super().__init__(
+            initial,
+            lambda: Coverage(operations),
+            lambda: Journal(0),
+            fault_seed,
+            load_rules,
+            limits,
+            SharedBudget(shared),
+        )
+        self.shared = shared
+        self._operations = operations
+        self._journal_size = journal_size
+        self._touched: dict[str, float] = {}
+
+    # ------------------------------------------------------------ a request's session
+
+    def get(self, name: str = DEFAULT) -> Session:
+        now = time.monotonic()
+        if now - self._swept > SWEEP_EVERY:
+            self._sweep(now)
+        session = self._sessions.get(name)
+        if session is None:
+            with self._lock:
+                session = self._sessions.get(name)
+                if session is None:
+                    if not self._listed(name):
+                        self._room_for_one()
+                    session = self._new(name, join=True)
+                    self._touch(name, now)
+                    self._sessions[name] = session
+        elif now - self._touched.get(name, 0.0) > TOUCH_EVERY:
+            self._touch(name, now)
+        session.used = now
+        return session
+
+    def peek(self, name: str = DEFAULT) -> Session:
+        """The live session, here or on another server; else the start-up state, read as it
+        is (nothing is made, in Redis or here)."""
+        session = self._sessions.get(name)
+        if session is not None:
+            return session
+        try:
+            listed = self._listed(name)
+        except StoreUnavailable:  # health still answers (saying so)
+            listed = False
+        if listed:
+            return self._new(name, join=True)
+        faults = RedisFaults(self.shared.link, self.shared.root(name), None, 0, self.shared.rules)
+        return Session(name, self.initial, faults, Journal(0), Coverage(self._operations))
+
+    def _listed(self, name: str) -> bool:
+        with self.shared.link.calling():
+            return bool(self.shared.client.hexists(self.shared.registry, name))
+
+    def _touch(self, name: str, now: float) -> None:
+        self._touched[name] = now
+        with self.shared.link.calling():
+            self.shared.client.hset(self.shared.registry, name, repr(time.time()))
+
+    def _new(self, name: str, kept: bool = True, join: bool = False) -> Session:
+        """The session as Redis holds it (`join`), or made afresh in Redis (a reset)."""
+        shared = self.shared
+        seed = None if self._fault_seed is None else self._fault_seed + zlib.crc32(name.encode())
+        faults = RedisFaults(
+            shared.link, shared.root(name), seed, self.limits.max_rules, shared.rules
+        )
+        journal = SharedJournal(self._journal_size, shared, name)
+        coverage = SharedCoverage(self._operations, shared, journal)
+        storage = self.initial.fork(name, join=join)
+        faults.start(join=join, kept=True)
+        if not join:
+            journal.clear(ids=True)
+            coverage.clear()
+        session = Session(name, storage, faults, journal, coverage)
+        if faults.fresh:  # the first server to make the session loads its scenario rules
+            self._load_rules(session)
+        return session
+
+    def reset(self, name: str) -> Session:
+        with self._lock:
+            if not self._listed(name):
+                self._room_for_one()
+            session = self._sessions[name] = self._new(name)
+            self._touch(name, time.monotonic())
+        return session
+
+    # ------------------------------------------------------------ every server's sessions
+
+    def __iter__(self) -> Iterator[Session]:
+        with self.shared.link.calling():
+            names = sorted(name.decode() for name in self.shared.client.hkeys(self.shared.registry))
+        return iter([self._sessions.get(name) or self._new(name, join=True) for name in names])
+
+    def _room_for_one(self) -> None:
+        with self.shared.link.calling():
+            held = int(self.shared.client.hlen(self.shared.registry))
+        named = held - self._listed(DEFAULT)
+        if named >= self.limits.max_sessions:
+            raise Problem(
+                429,
+                f"The mock holds {named} sessions, its --max-sessions: end one "
+                "(DELETE /_mock/sessions/NAME) or wait for an idle one to expire "
+                "(--session-ttl).",
+                headers={"Retry-After": "1"},
+            )
+
+    def end(self, name: str) -> bool:
+        """End a session for every server: its records, rules, journal and coverage."""
+        shared = self.shared
+        with shared.link.calling():
+            listed = bool(shared.client.hdel(shared.registry, name))
+        with self._lock:
+            gone = self._sessions.pop(name, None)
+        if not listed:  # ended already (by another server, maybe: then here it goes too)
+            return False
+        session = gone or self._new(name, join=True)
+        journal = session.journal
+        if isinstance(journal, SharedJournal):
+            journal.clear(ids=True)
+        if isinstance(session.coverage, SharedCoverage):
+            session.coverage.clear()
+        session.faults.end()
+        root = shared.root(name)
+        with shared.link.calling():
+            shared.forget(keys=[f"{root}:keys", f"{root}:made", f"{root}:collections"], args=[root])
+        return True
+
+    def _sweep(self, now: float) -> None:
+        """Once a second: the sessions another server ended are let go of here; those idle for
+        longer than the ttl everywhere are ended (never the default one)."""
+        self._swept = now
+        try:
+            with self.shared.link.calling():
+                listed = self.shared.client.hgetall(self.shared.registry)
+        except StoreUnavailable:
+            return
+        used = {name.decode(): float(when) for name, when in listed.items()}
+        with self._lock:
+            for name in [name for name in self._sessions if name not in used]:
+                self._sessions.pop(name)
+        if not self.limits.ttl:
+            return
+        wall = time.time()
+        for name, when in used.items():
+            if name != DEFAULT and wall - when > self.limits.ttl:
+                self.end(name)
