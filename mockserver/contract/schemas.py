@@ -143,9 +143,9 @@ class _Builder:
         """Fold `allOf` parts into one schema (properties united, the last word on the rest).
         `seen`: the `$ref`s folded on the way here; a part that comes back to one of them (a
         recursive schema) adds nothing new and is left out. Each schema is folded once."""
-        key = id(schema)
-        if key in self.folded:
-            return self.folded[key][1]
+        own = id(schema)
+        if own in self.folded:
+            return self.folded[own][1]
         merged = {k: v for k, v in schema.items() if k != "allOf"}
         properties = dict(schema.get("properties", {}))
         for part in schema.get("allOf", []):
@@ -159,7 +159,7 @@ class _Builder:
                 merged.setdefault(key, value)
         if properties:
             merged["properties"] = properties
-        self.folded[key] = (schema, merged)
+        self.folded[own] = (schema, merged)
         return merged
 
     def _both(self, first: Any, second: Any) -> dict[str, Any]:
