@@ -86,7 +86,7 @@ def _state(
     rules = RuleBook(spec, control, router, settings.strict)
     scenario = load_scenario(settings.scenario, rules) if settings.scenario else []
     initial = backend or make_backend("memory", settings.max_records, _evicted)
-    resources = Resources(router.operations, spec, initial, behaviours)
+    resources = Resources(router.operations, spec, initial, behaviours, settings.faker_seed)
     resources.seed(initial, settings)
     return State(
         settings,
@@ -104,6 +104,7 @@ def _state(
         checker=ResponseChecker(spec, control) if settings.check_responses else None,
         spec_json=as_json(spec),
         tally=Tally(settings.coverage_report) if settings.coverage_report is not None else None,
+        kinds=resources.kinds(router.operations),
     )
 
 

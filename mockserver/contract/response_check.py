@@ -34,6 +34,7 @@ class Finding:
     path: str
     status: int
     message: str
+    template: str = ""  # the operation's path template ("": no operation matched)
 
     def __str__(self) -> str:
         return f"{self.kind}: {self.method} {self.path} -> {self.status}: {self.message}"
@@ -68,7 +69,8 @@ class ResponseChecker:
             op = spec.openapi.spec / "paths" / match.operation.template / method.lower()
             validator: Any = spec.openapi.response_validator
             errors = list(validator._iter_errors(status, body, headers, mimetype, op))
-            return [self._finding(e, method, path, status) for e in errors]
+            template = match.operation.template
+            return [self._finding(e, method, path, status, template) for e in errors]
         return self._check_problem(method, path, status, mimetype, body)
 
     def _check_problem(
@@ -92,10 +94,10 @@ class ResponseChecker:
         return []
 
     @staticmethod
-    def _finding(error: Exception, method: str, path: str, status: int) -> Finding:
+    def _finding(error: Exception, method: str, path: str, status: int, template: str) -> Finding:
         if isinstance(error, ResponseNotFound):
-            return Finding("undocumented", method, path, status, str(error))
+            return Finding("undocumented", method, path, status, str(error), template)
         cause = error.__cause__
         details = [getattr(e, "message", str(e)) for e in getattr(cause, "schema_errors", [])]
         text = "; ".join(details) if details else str(cause or error)
-        return Finding("invalid", method, path, status, f"{error}: {text}")
+        return Finding("invalid", method, path, status, f"{error}: {text}", template)

@@ -137,9 +137,7 @@ class _Builder:
         useful = node.closed or read_only or node.extra or node.items
         return bool(useful or any(node.declared.values()))
 
-    def _merge(
-        self, schema: dict[str, Any], seen: frozenset[str] = frozenset()
-    ) -> dict[str, Any]:
+    def _merge(self, schema: dict[str, Any], seen: frozenset[str] = frozenset()) -> dict[str, Any]:
         """Fold `allOf` parts into one schema (properties united, the last word on the rest).
         `seen`: the `$ref`s folded on the way here; a part that comes back to one of them (a
         recursive schema) adds nothing new and is left out. Each schema is folded once."""
@@ -199,9 +197,25 @@ class _Builder:
 
 
 def _same_ref(first: Any, second: Any) -> bool:
-    return isinstance(first, dict) and isinstance(second, dict) and (
-        "$ref" in first and first.get("$ref") == second.get("$ref") and len(first) == 1
+    return (
+        isinstance(first, dict)
+        and isinstance(second, dict)
+        and ("$ref" in first and first.get("$ref") == second.get("$ref") and len(first) == 1)
     )
+
+
+def folder(resolve: Resolve) -> Callable[[Any], dict[str, Any]]:
+    """`flatten` for many schemas of one spec: each schema is folded once (the folds are kept,
+    so use one per spec)."""
+    builder = _Builder(resolve)
+
+    def fold(schema: Any) -> dict[str, Any]:
+        found, refs = builder._deref(schema)
+        if not isinstance(found, dict):
+            return {}
+        return builder._merge(found, refs or frozenset())
+
+    return fold
 
 
 def flatten(schema: Any, resolve: Resolve) -> Any:
