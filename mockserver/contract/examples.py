@@ -56,6 +56,34 @@ class Maker:
         self.faker.seed_instance(rng.getrandbits(32))
         return self._value(schema, _Walk(rng, direction), "")
 
+    def conform(self, value: Any, schema: Any, rng: random.Random) -> Any:
+        """`value` (an answer) made to conform to `schema`: members a closed part does not
+        allow are left out, missing required members are made (a stored item answered by an
+        operation whose schema says more, or less, than the item holds)."""
+        self.faker.seed_instance(rng.getrandbits(32))
+        return self._conform(value, schema, _Walk(rng, READING))
+
+    def _conform(self, value: Any, schema: Any, walk: _Walk) -> Any:
+        target, _ = self._target(schema)
+        if not isinstance(target, dict):
+            return value
+        effective = self._effective(target)
+        if isinstance(value, list) and "items" in effective:
+            return [self._conform(item, effective["items"], walk) for item in value]
+        if not isinstance(value, dict):
+            return value
+        properties = effective.get("properties", {})
+        allowed = self.allowed(target)
+        out = {
+            key: self._conform(item, properties[key], walk) if key in properties else item
+            for key, item in value.items()
+            if allowed is None or key in allowed
+        }
+        for key in effective.get("required", []):
+            if key not in out and key in properties:
+                out[key] = self._member(properties[key], walk, key)
+        return out
+
     # ------------------------------------------------------------ the walk
 
     def _value(self, schema: Any, walk: _Walk, name: str) -> Any:

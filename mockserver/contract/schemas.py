@@ -154,7 +154,10 @@ class _Builder:
             for name, sub in inner.get("properties", {}).items():
                 properties[name] = self._both(sub, properties[name]) if name in properties else sub
             for key, value in inner.items():
-                merged.setdefault(key, value)
+                if key == "required" and isinstance(merged.get(key), list):
+                    merged[key] = list(dict.fromkeys([*merged[key], *value]))
+                else:
+                    merged.setdefault(key, value)
         if properties:
             merged["properties"] = properties
         self.folded[own] = (schema, merged)

@@ -123,6 +123,17 @@ class Answers:
             )
             return self.maker.value(schema, rng, READING)
 
+    def conformed(self, operation: Operation, status: int, body: bytes) -> bytes:
+        """A JSON answer made to conform to the schema the operation declares for it."""
+        declared = responses.response(operation, self.spec.schema, status)
+        media = responses.media_type(declared)
+        schema = responses.content(declared, media).get("schema")
+        if schema is None or media is None or "json" not in media:
+            return body
+        with self._lock:
+            rng = random.Random(f"{self.seed}:{operation.operation_id}:{status}")
+            return codec.dumps(self.maker.conform(codec.loads(body), schema, rng))
+
     def _named(self, operation: Operation, status: int, entry: dict[str, Any], name: str) -> Any:
         named = responses.examples(entry, self.spec.schema)
         if name not in named:

@@ -131,12 +131,20 @@ class Resources:
         200 answers 200): no body for 204, a body for a status that has one."""
         status = responses.success(op, self.spec.schema, reply.status)
         if status == reply.status:
-            return reply
+            return self._conformed(op, reply)
         reply.status = status
         if status in responses.NO_BODY or 300 <= status < 400:
             reply.body = None
         elif reply.body is None:
             reply.body = self.answers.body(op, status, preference(call.prefer))
+        return self._conformed(op, reply)
+
+    def _conformed(self, op: Operation, reply: Reply) -> Reply:
+        """A generic collection's answer, held to the operation's response schema (a stored
+        item may hold members the answer's schema does not allow). Collections with a
+        behaviour of their own (records, event types) answer what they store."""
+        if type(self._behaviours[op.collection]) is Behaviour and isinstance(reply.body, bytes):
+            reply.body = self.answers.conformed(op, reply.status, reply.body)
         return reply
 
     def _generated(self, call: Exchange, op: Operation) -> Reply:
