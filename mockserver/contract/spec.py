@@ -135,9 +135,7 @@ def _config(document: Document, *, checked: bool = False) -> Config:
 @functools.cache
 def _meta_schema() -> Any:
     """The OpenAPI 3.0 schema (as openapi-spec-validator ships it), compiled by jsonschema-rs."""
-    text = resources.files("openapi_spec_validator").joinpath(
-        "resources/schemas/v3.0/schema.json"
-    )
+    text = resources.files("openapi_spec_validator").joinpath("resources/schemas/v3.0/schema.json")
     return jsonschema_rs.validator_for(json.loads(text.read_text(encoding="utf-8")))
 
 
