@@ -452,3 +452,16 @@ def test_prefer_code_204_on_an_answer_with_a_body_sends_none(notes):
     assert created.status_code == 204
     assert created.get_data() == b""
     assert "Content-Type" not in created.headers
+
+
+def test_a_nested_create_under_a_non_ascii_parent_id_has_an_ascii_location(make_app):
+    """Found by schemathesis on the platform document: uWSGI dropped the whole answer (status
+    line aside) when the Location header held the parent's id unencoded."""
+    api = make_app(spec=reference(MARKETPLACE_SPEC), strict_conformance=False).test_client()
+    created = api.post(
+        "/public/v1/commerce/orders/%C3%BC%2A/subscriptions", json={"status": "Active"}
+    )
+    assert created.status_code == 201
+    location = created.headers["Location"]
+    assert location.isascii()
+    assert "/orders/%C3%BC%2A/subscriptions/SUB-" in location

@@ -237,7 +237,10 @@ class Resources:
         while collection.get(item_id) is not None:
             item_id = behaviour.ids.make()
         raw = collection.insert(behaviour.created(body, item_id, call.identity))
-        where = f"{op.collection_path(call.match.params)}/{quote(item_id, safe='')}"
+        # the parents' ids percent-encoded too: a Location header is ASCII (uWSGI drops an
+        # answer whose header is not)
+        parents = {name: quote(value, safe="") for name, value in call.match.params.items()}
+        where = f"{op.collection_path(parents)}/{quote(item_id, safe='')}"
         return Reply(201, raw, {"Location": call.base_url + where}, record_id=item_id)
 
     def _update(self, call: Exchange, op: Operation, collection: Collection) -> Reply:
