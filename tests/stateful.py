@@ -40,9 +40,10 @@ def run_stateful(
     options: CheckOptions,
     examples: int,
     setup: Callable[[], None] | None = None,
+    headers: dict[str, str] | None = None,
 ) -> list[tuple[str, int]]:
     """Run the schema's state machine against `base_url`; (transition id, status) of every
-    link followed. `setup` runs before each scenario."""
+    link followed. `setup` runs before each scenario; `headers` go with every call."""
     followed: list[tuple[str, int]] = []
 
     class Workflow(schema.as_state_machine()):  # type: ignore[misc]
@@ -51,7 +52,7 @@ def run_stateful(
                 setup()
 
         def get_call_kwargs(self, case: schemathesis.Case) -> dict[str, Any]:
-            return {"base_url": base_url}
+            return {"base_url": base_url, **({"headers": headers} if headers else {})}
 
         def step(self, input: Any) -> Any:
             output = super().step(input)
