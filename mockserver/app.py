@@ -154,16 +154,15 @@ def _sessions(
                 session.faults.add(rule, rules.check(rule))
 
     budget = Budget(settings.journal_bytes)  # every session's journal together
-    sessions = Sessions(
+    return Sessions(
         initial,
         lambda: Coverage(router.operations),
         lambda: Journal(settings.journal_size, budget),
         settings.fault_seed,
         load_rules,
         Limits(settings.max_sessions, settings.session_ttl, settings.max_rules),
+        budget,
     )
-    sessions.budget = budget
-    return sessions
 
 
 def _restore(state: State, path: Path) -> None:

@@ -91,8 +91,10 @@ def handle(holder: State, req: Request) -> Response:
     match = request.match or holder.router.match(method, path)
     operation = match.operation
     request.trail.operation = operation
-    right = required_right(operation.method, operation.resource)
-    identity = holder.auth.identify(headers.get("Authorization"), right)
+    identity = request.identity  # found by the front, with the match
+    if identity is None:
+        right = required_right(operation.method, operation.resource)
+        identity = holder.auth.identify(headers.get("Authorization"), right)
     query = decode(environ.get("QUERY_STRING", "").encode("latin-1").decode("utf-8", "replace"))
     checked = holder.validator.check(req, match, query.params, request.body)
     session = request.session or holder.sessions.get()

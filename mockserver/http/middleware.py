@@ -139,10 +139,10 @@ class Front:
         try:
             match = state.router.match(environ["REQUEST_METHOD"], path)
             right = required_right(match.operation.method, match.operation.resource)
-            state.auth.identify(environ.get("HTTP_AUTHORIZATION"), right)
+            identity = state.auth.identify(environ.get("HTTP_AUTHORIZATION"), right)
         except Problem:
             return False
-        request.match = match
+        request.match, request.identity = match, identity
         return True
 
     def _lane(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:

@@ -10,6 +10,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from mockserver.auth.identity import Identity
 from mockserver.contract.router import Match
 from mockserver.faults.rules import Action
 from mockserver.sessions.journal import Entry, Trail
@@ -31,6 +32,7 @@ class RequestState:
     body: bytes | None = None  # read once by the front, for the app not to read again
     entry: Entry | None = None  # its journal entry
     match: Match | None = None  # its operation, when the front found it and auth let it in
+    identity: Identity | None = None  # who auth found it was, then
 
 
 def begin(environ: dict[str, Any]) -> RequestState:

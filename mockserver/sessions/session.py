@@ -62,10 +62,11 @@ class Sessions:
         fault_seed: int | None,
         load_rules: Callable[[Session], None],
         limits: Limits | None = None,
+        budget: Budget | None = None,
     ) -> None:
         self.initial = initial
         self.limits = limits or Limits()
-        self.budget: Budget | None = None  # the journals', when they share one
+        self.budget = budget  # the one every journal `make_journal` makes shares
         self._make_coverage = make_coverage
         self._make_journal = make_journal
         self._fault_seed = fault_seed
@@ -98,9 +99,6 @@ class Sessions:
             return self._new(name, kept=False)
         session.used = time.monotonic()
         return session
-
-    def find(self, name: str) -> Session | None:
-        return self._sessions.get(name)
 
     def end(self, name: str) -> bool:
         """End a session (its records, rules, journal and coverage); whether it was live."""
