@@ -28,7 +28,7 @@ from typing import Any
 import pytest
 import schemathesis
 from schemathesis.checks import CHECKS, CheckContext, CheckFunction
-from stateful import config, run_stateful
+from stateful import config, reset, run_stateful
 from support import AUTH, MARKETPLACE_SPEC, Server, nonconforming
 
 if not MARKETPLACE_SPEC.exists():
@@ -116,7 +116,14 @@ STATEFUL = schema
 
 def test_stateful(platform: Server) -> None:
     """Orders and user groups: created, read, updated, processed, deleted through links."""
-    followed = run_stateful(STATEFUL, platform.url, OPTIONS, STATEFUL_EXAMPLES, headers=AUTH)
+    followed = run_stateful(
+        STATEFUL,
+        platform.url,
+        OPTIONS,
+        STATEFUL_EXAMPLES,
+        setup=reset(platform.url),  # each scenario from the start-up state (tests/stateful.py)
+        headers=AUTH,
+    )
     statuses = Counter(status for _, status in followed)
     assert followed, "no link was followed"
     assert any(200 <= status < 300 for status in statuses), statuses
