@@ -19,12 +19,13 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
-
-from faker import Faker
+from typing import TYPE_CHECKING, Any
 
 from mockserver.contract.schemas import Resolve, folder
 from mockserver.contract.strings import sample
+
+if TYPE_CHECKING:
+    from faker import Faker
 
 MAX_DEPTH = 3  # below this, only required members are made (and arrays hold nothing)
 WRITING = "writing"  # a request body: no readOnly members
@@ -48,19 +49,34 @@ class Maker:
     def __init__(self, resolve: Resolve, locale: str = "en_US") -> None:
         self.resolve = resolve
         self.fold = folder(resolve)
-        self.faker = Faker(locale)
+        self.locale = locale
+        self._faker: Faker | None = None
+        self._seed: int | None = None  # the seed for Faker, set once it is used
         self._allowed: dict[int, tuple[Any, frozenset[str] | None]] = {}
+
+    @property
+    def faker(self) -> Faker:
+        """Faker, made on first use (importing it and loading its providers is a tenth of
+        the server's start-up) and seeded from the value being made."""
+        if self._faker is None:
+            from faker import Faker
+
+            self._faker = Faker(self.locale)
+        if self._seed is not None:
+            self._faker.seed_instance(self._seed)
+            self._seed = None
+        return self._faker
 
     def value(self, schema: Any, rng: random.Random, direction: str = READING) -> Any:
         """A value that conforms to `schema`."""
-        self.faker.seed_instance(rng.getrandbits(32))
+        self._seed = rng.getrandbits(32)
         return self._value(schema, _Walk(rng, direction), "")
 
     def conform(self, value: Any, schema: Any, rng: random.Random) -> Any:
         """`value` (an answer) made to conform to `schema`: members a closed part does not
         allow are left out, missing required members are made (a stored item answered by an
         operation whose schema says more, or less, than the item holds)."""
-        self.faker.seed_instance(rng.getrandbits(32))
+        self._seed = rng.getrandbits(32)
         return self._conform(value, schema, _Walk(rng, READING))
 
     def _conform(self, value: Any, schema: Any, walk: _Walk) -> Any:
