@@ -36,8 +36,7 @@ paths:
               properties:
                 name: {type: string}
                 pages: {type: integer, minimum: 1}
-                meta:
-                  type: object
+                meta:  # no type: its members say it is an object (as the platform's parts)
                   properties: {lang: {type: string}}
                   additionalProperties: false
                 tags: {type: array, items: {type: string}}
@@ -143,6 +142,12 @@ def test_a_part_that_breaks_the_schema_is_a_400_naming_it(api):
     refused = _upload(api, pages="zero", meta=json.dumps({"lang": 5}))
     assert refused.status_code == 400
     assert set(refused.json["errors"]) == {"pages", "meta.lang"}, refused.json
+
+
+def test_a_part_described_by_its_members_alone_must_be_an_object(api):
+    refused = _upload(api, meta="true")
+    assert refused.status_code == 400
+    assert refused.json["errors"] == {"meta": ["The value must be a JSON object."]}
 
 
 def test_a_missing_required_part_is_a_400(api):
