@@ -144,12 +144,6 @@ def test_a_part_that_breaks_the_schema_is_a_400_naming_it(api):
     assert set(refused.json["errors"]) == {"pages", "meta.lang"}, refused.json
 
 
-def test_a_part_described_by_its_members_alone_must_be_an_object(api):
-    refused = _upload(api, meta="true")
-    assert refused.status_code == 400
-    assert refused.json["errors"] == {"meta": ["The value must be a JSON object."]}
-
-
 def test_a_missing_required_part_is_a_400(api):
     refused = api.post("/documents", data={"name": "Terms"}, content_type="multipart/form-data")
     assert refused.status_code == 400

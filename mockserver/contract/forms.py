@@ -3,12 +3,10 @@ object the operation's schema describes, so they are checked and stored as a JSO
 
 Every part is text on the wire. A member the schema declares as an object (or describes by its
 `properties` without a type), an array item that is one, a number, an integer, a boolean or
-null is read as JSON (as clients and schemathesis
-send them: `{"name": "x"}`, `5`, `true`); a string member, or one the schema says nothing of,
-stays text. A member sent more than once is a list; so is any member declared as an array. An
+null is read as JSON (as clients and schemathesis send them: `{"name": "x"}`, `5`, `true`); a
+string member, or one the schema says nothing of, stays text. A member sent more than once is a list; so is any member declared as an array. An
 uploaded file (`format: binary`) is its content as text (bytes that are not UTF-8 kept one
-character each), which is what a string member can hold. A member described by its
-`properties` alone must be a JSON object, as the server binds one from it.
+character each), which is what a string member can hold.
 """
 
 from __future__ import annotations
@@ -51,22 +49,7 @@ def decode_form(raw: bytes, content_type: str, schema: Any, resolve: Resolve) ->
     for name in files:
         for upload in files.getlist(name):
             values.setdefault(name, []).append(_text(upload.read()))
-    found = {name: _member(texts, members.get(name), resolve) for name, texts in values.items()}
-    errors = {
-        name: ["The value must be a JSON object."]
-        for name, value in found.items()
-        if _untyped_object(members.get(name), resolve) and not isinstance(value, dict)
-    }
-    if errors:
-        raise invalid(errors)
-    return found
-
-
-def _untyped_object(schema: Any, resolve: Resolve) -> bool:
-    """A member with no type that declares members: the server binds an object from it, so
-    the part must be one (the schema alone would take any JSON value)."""
-    found = flatten(schema, resolve)
-    return isinstance(found, dict) and "type" not in found and _type(found) == "object"
+    return {name: _member(texts, members.get(name), resolve) for name, texts in values.items()}
 
 
 def _members(schema: Any, resolve: Resolve) -> dict[str, Any]:
@@ -88,7 +71,8 @@ def _member(texts: list[str], schema: Any, resolve: Resolve) -> Any:
 
 def _type(schema: Any) -> str | None:
     """The schema's type (the first of an OpenAPI 3.1 list that is not null); a schema
-    without one that declares members is an object (the platform's form parts are so)."""
+    without one that declares members is read as JSON too (the platform's form parts are so:
+    `attachment` holds `{"Name": ...}`), and then checked as the schema says."""
     if not isinstance(schema, dict):
         return None
     kind = schema.get("type")
