@@ -51,6 +51,7 @@ from mockserver.settings import CONTROL_SPEC, Settings
 from mockserver.state import State
 from mockserver.storage import make_backend
 from mockserver.storage.backend import Backend
+from mockserver.storage.budget import StoreBudget
 
 BUILT_IN: dict[str, type[Behaviour]] = {RECORDS: RecordBehaviour, EVENT_TYPES: EventTypeBehaviour}
 
@@ -108,8 +109,9 @@ def _state(
     rules = RuleBook(spec, control, router, settings.strict)
     scenario = load_scenario(settings.scenario, rules) if settings.scenario else []
     if backend is None:
+        budget = StoreBudget(settings.max_store_bytes, _spilled)
         backend = make_backend(
-            settings.store, settings.max_records, _evicted, settings.store_prefix
+            settings.store, settings.max_records, _evicted, settings.store_prefix, budget
         )
         atexit.register(_release, backend)
     initial = backend
@@ -257,6 +259,12 @@ def _flask(state: State, proxy: Proxy | None = None) -> Flask:
 def _evicted(collection: str, item_id: str) -> None:
     log.logger.info(
         "store full (--max-records): evicted the oldest item %s of %s", item_id, collection
+    )
+
+
+def _spilled(collection: str, item_id: str) -> None:
+    log.logger.info(
+        "store full (--max-store-bytes): evicted the oldest item %s of %s", item_id, collection
     )
 
 

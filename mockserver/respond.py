@@ -45,3 +45,9 @@ def respond_problem(
 
 def is_head(environ: Environ) -> bool:
     return bool(environ.get("REQUEST_METHOD") == "HEAD")
+
+
+def wsgi_text(value: str) -> str:
+    """A WSGI string (bytes as latin-1) read as the UTF-8 it was sent in; as it is when ASCII
+    (nearly always: no copy)."""
+    return value if value.isascii() else value.encode("latin-1").decode("utf-8", "replace")

@@ -22,6 +22,7 @@ UI_PREFIX = "/_mock/ui"  # the dashboard's pages: HTML, not in the control spec
 SESSION_PREFIX = "/_session/"  # `/_session/NAME/public/v1/...`: a base URL that names a session
 DEFAULT_PORT = 8080
 MIB = 1024 * 1024
+GIB = 1024 * MIB
 VERSION = "0.1.0"
 
 
@@ -38,6 +39,7 @@ class Settings:
     seed_records: int = 0
     faker_seed: int | None = None
     max_records: int = 200_000
+    max_store_bytes: int = GIB  # every collection of every session of the embedded store
     store: str = "memory"  # or redis://, rediss://, unix:// (storage.make_backend)
     store_prefix: str = "mockserver"  # the Redis keys' prefix: servers sharing it share data
     max_body_bytes: int = MIB
@@ -222,6 +224,13 @@ OPTIONS: tuple[Option, ...] = (
         "--max-records",
         "most items a collection keeps; the oldest are evicted (logged)",
         WHOLE,
+        "N",
+    ),
+    Option(
+        "--max-store-bytes",
+        "bytes the embedded store's items may hold together (every session); past it, the "
+        "oldest items of the collection holding most are evicted (logged)",
+        whole(MIB),
         "N",
     ),
     Option(

@@ -5,6 +5,8 @@ end), and a cap on each session's fault rules; `Prefer` applies only after auth.
 from __future__ import annotations
 
 import hashlib
+import json
+import logging
 import time
 import tracemalloc
 from collections import Counter
@@ -101,6 +103,71 @@ def resident_mb(server: Any) -> float:
             if line.startswith("VmRSS:"):
                 total += int(line.split()[1])
     return total / 1024
+
+
+# ---------------------------------------------------------------- the store
+
+
+def store(api: Any, session: str | None = None) -> dict[str, Any]:
+    headers = {SESSION: session} if session else {}
+    return dict(api.get("/_mock/health", headers=headers).json["store"])
+
+
+def test_the_store_holds_at_most_max_store_bytes(make_app, caplog):
+    """Past its byte budget the oldest items go (logged), as past --max-records."""
+    api = make_app(max_store_bytes=1024 * 1024).test_client()
+    big = {**new_record(), "details": "x" * 9_000}
+    ids = []
+    with caplog.at_level(logging.INFO, logger="mockserver"):
+        for _ in range(200):  # ~1.8 MB of records
+            created = api.post(RECORDS, json=big, headers=AUTH)
+            assert created.status_code == 201
+            ids.append(created.json["id"])
+    held = store(api)
+    assert held["bytesLimit"] == 1024 * 1024
+    assert 900_000 < held["bytes"] <= 1024 * 1024
+    kept = api.get(RECORDS, headers=AUTH, query_string={"limit": 1}).json["$meta"]
+    assert 90 < kept["pagination"]["total"] < 120
+    assert api.get(f"{RECORDS}/{ids[0]}", headers=AUTH).status_code == 404
+    assert api.get(f"{RECORDS}/{ids[-1]}", headers=AUTH).status_code == 200
+    assert f"store full (--max-store-bytes): evicted the oldest item {ids[0]}" in caplog.text
+
+
+def test_the_session_filling_the_store_loses_its_oldest_first(make_app):
+    api = make_app(max_store_bytes=1024 * 1024).test_client()
+    big = {**new_record(), "details": "x" * 9_000}
+    quiet = [
+        api.post(RECORDS, json=big, headers={**AUTH, SESSION: "quiet"}).json["id"]
+        for _ in range(10)
+    ]
+    for _ in range(200):
+        assert api.post(RECORDS, json=big, headers={**AUTH, SESSION: "flood"}).status_code == 201
+    for item in quiet:  # the flooding session paid for the room it took
+        assert api.get(f"{RECORDS}/{item}", headers={**AUTH, SESSION: "quiet"}).status_code == 200
+    assert store(api)["bytes"] <= 1024 * 1024
+
+
+def test_the_seed_is_counted_once_and_an_ended_session_frees_its_bytes(make_app):
+    api = make_app(seed_records=500, faker_seed=3).test_client()
+    seeded = store(api)["bytes"]
+    assert seeded > 500 * 500
+    for number in range(20):  # sessions share the seed: charged nothing for it
+        assert api.get(RECORDS, headers={**AUTH, SESSION: f"s-{number}"}).status_code == 200
+    assert store(api)["bytes"] == seeded
+    assert api.post(RECORDS, json=new_record(), headers={**AUTH, SESSION: "s-1"}).status_code == 201
+    added = store(api)["bytes"] - seeded
+    assert 500 < added < 5_000
+    assert api.delete("/_mock/sessions/s-1").status_code == 204
+    assert store(api)["bytes"] == seeded  # at once, not when the collections are collected
+
+
+def test_max_store_bytes_below_a_mebibyte_is_refused():
+    from mockserver.settings import SettingsError, parser
+
+    with pytest.raises(SettingsError, match="--max-store-bytes"):
+        parser({}).parse_args(["--max-store-bytes", "1000"])
+    with pytest.raises(SettingsError, match="MOCKSERVER_MAX_STORE_BYTES"):
+        parser({"MOCKSERVER_MAX_STORE_BYTES": "1k"})
 
 
 # ---------------------------------------------------------------- sessions
@@ -319,3 +386,33 @@ def test_head_is_answered_wherever_get_is(start_server):
         assert connection.getresponse().status == 200
     finally:
         connection.close()
+
+
+# ---------------------------------------------------------------- the coverage tally
+
+
+def test_the_coverage_tally_stays_small_and_counts_everything(tmp_path):
+    """One line per answer grew the tally file for ever; past a bound a process writes its
+    counts whole instead, and the report still counts every answer."""
+    from mockserver.app import create_app
+    from mockserver.sessions.tally import Tally, tally_files, write_report
+    from mockserver.settings import Settings
+
+    report = tmp_path / "coverage.json"
+    app = create_app(Settings())
+    tally = Tally(report, compact_bytes=4096)
+    operations = app.extensions["mockserver"].router.operations
+    for number in range(5000):
+        tally.add("getAuditRecord", 200 if number % 5 else 404, None)
+        tally.add(None, 401, "rule-1" if number % 2 else None)
+    [path] = tally_files(report)
+    assert path.stat().st_size < 4096 + 200
+    tally.close()
+    write_report(report, operations)
+    written = json.loads(report.read_text())
+    by_id = {op["operation"]: op["statuses"] for op in written["operations"]}
+    assert by_id["getAuditRecord"]["200"] == 4000
+    assert by_id["getAuditRecord"]["404"] == 1000
+    assert written["undocumented"] == [{"operation": None, "status": 401, "count": 5000}]
+    assert written["faults"] == [{"id": "rule-1", "fired": 2500}]
+    assert tally_files(report) == []

@@ -163,6 +163,9 @@ def test_health_reports_every_member(api):
     uptime = found.pop("uptimeSeconds")
     assert isinstance(uptime, int | float)
     assert 0 <= uptime < 60
+    held = found["store"].pop("bytes")  # the 50 event types: their JSON and ~160 bytes each
+    assert 50 * 160 < held < 50 * 1000
+    assert found["store"].pop("bytesLimit") == 1024**3
     assert found == {
         "status": "ok",
         "spec": {

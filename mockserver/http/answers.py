@@ -17,7 +17,7 @@ from mockserver.contract.router import Operation
 from mockserver.faults import apply
 from mockserver.http.state import of
 from mockserver.problems import Problem, status_line, trace_id
-from mockserver.respond import PROBLEM_JSON
+from mockserver.respond import PROBLEM_JSON, wsgi_text
 from mockserver.settings import UI_PREFIX
 from mockserver.state import State
 
@@ -108,7 +108,7 @@ def finish(holder: State, req: Request, response: Response) -> Response:
     checker = holder.checker
     path = environ.get("PATH_INFO", "")
     if checker is not None and not response.is_streamed and not path.startswith(UI_PREFIX):
-        path = path.encode("latin-1").decode("utf-8", "replace")
+        path = wsgi_text(path)
         found = checker.check(
             environ["REQUEST_METHOD"],
             path,

@@ -29,12 +29,12 @@ from mockserver.http.answers import (
     media_type,
     problem_answer,
 )
-from mockserver.http.state import RequestState, of
+from mockserver.http.state import KEY, RequestState, of
 from mockserver.problems import Problem
 from mockserver.query.params import decode
 from mockserver.resources.handlers import Exchange, Reply
 from mockserver.resources.streaming import chunked
-from mockserver.respond import JSON, Environ, StartResponse
+from mockserver.respond import JSON, Environ, StartResponse, wsgi_text
 from mockserver.sessions.answer import kept
 from mockserver.state import State
 
@@ -67,7 +67,7 @@ def _sent(response: Response, environ: Environ, start_response: StartResponse) -
     """A whole body answered as it is, with the headers it has; werkzeug's own call (which
     checks every header, ~10 % of a plain request) for the rest: a stream, a HEAD, the
     statuses without a body, a body without its length. The journal keeps the answer."""
-    trail = of(environ).trail
+    trail = environ[KEY].trail
     headers = response.headers.to_wsgi_list()
     if (
         response.is_streamed
@@ -95,7 +95,7 @@ def handle(holder: State, req: Request) -> Response:
     if identity is None:
         right = required_right(operation.method, operation.resource)
         identity = holder.auth.identify(headers.get("Authorization"), right)
-    query = decode(environ.get("QUERY_STRING", "").encode("latin-1").decode("utf-8", "replace"))
+    query = decode(wsgi_text(environ.get("QUERY_STRING", "")))
     checked = holder.validator.check(req, match, query.params, request.body)
     session = request.session or holder.sessions.get()
     exchange = Exchange(

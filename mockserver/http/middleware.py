@@ -34,7 +34,7 @@ from mockserver.masking import shown
 from mockserver.problems import Problem
 from mockserver.proxy.forward import Proxy
 from mockserver.query.params import decode
-from mockserver.respond import Environ, StartResponse, WSGIApp, respond_problem
+from mockserver.respond import Environ, StartResponse, WSGIApp, respond_problem, wsgi_text
 from mockserver.sessions.answer import kept
 from mockserver.sessions.journal import Headers
 from mockserver.sessions.session import DEFAULT, HEADER, NAME_RULE, Session
@@ -135,7 +135,7 @@ class Front:
         """Whether the request is for an operation of the spec and auth lets it in: only then
         may it make a session, or meet a fault rule or its own `Prefer`."""
         state = self.state
-        path = environ.get("PATH_INFO", "").encode("latin-1").decode("utf-8", "replace")
+        path = wsgi_text(environ.get("PATH_INFO", ""))
         try:
             match = state.router.match(environ["REQUEST_METHOD"], path)
             right = required_right(match.operation.method, match.operation.resource)
@@ -193,7 +193,7 @@ class Front:
 def _log_line(environ: Environ, request: RequestState) -> None:
     """The request's one log line: method, target, status, time, and what happened to it."""
     trail = request.trail
-    path = environ.get("PATH_INFO", "").encode("latin-1").decode("utf-8", "replace")
+    path = wsgi_text(environ.get("PATH_INFO", ""))
     millis = (time.perf_counter() - trail.started) * 1000
     target = shown(path, environ.get("QUERY_STRING", ""))
     log.request_line(environ["REQUEST_METHOD"], target, trail.status, millis, trail.extras)

@@ -4,9 +4,8 @@ whole body of up to `KEPT` bytes is kept by reference, not copied), with the bod
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -15,18 +14,18 @@ from mockserver.masking import mask
 KEPT = 4096  # bytes of an answer's body the journal keeps
 
 
-@dataclass(frozen=True, slots=True)
-class Answer:
-    headers: tuple[tuple[str, str], ...]
+class Answer(NamedTuple):  # a tuple: made on every request, it must cost next to nothing
+    headers: Sequence[tuple[str, str]]  # as sent (the list given to start_response, not copied)
     body: bytes  # at most KEPT bytes
     size: int | None  # the whole body's size; None for a stream (sent as it was made)
 
 
-def kept(headers: Iterable[tuple[str, str]], body: bytes | None) -> Answer:
+def kept(headers: Sequence[tuple[str, str]], body: bytes | None) -> Answer:
     """The answer as the journal keeps it (`body` None: a streamed answer)."""
     if body is None:
-        return Answer(tuple(headers), b"", None)
-    return Answer(tuple(headers), body if len(body) <= KEPT else body[:KEPT], len(body))
+        return Answer(headers, b"", None)
+    size = len(body)
+    return Answer(headers, body if size <= KEPT else body[:KEPT], size)
 
 
 def answer_json(answer: Answer) -> dict[str, Any]:

@@ -25,11 +25,11 @@ class Coverage:
         self._faults: Counter[str] = Counter()
         self._lock = threading.Lock()
 
-    def count(self, operation: str | None, status: int, fault: str | None) -> None:
+    def count(self, operation: str | None, status: int, fault: str | None, times: int = 1) -> None:
         with self._lock:
-            self._answers[(operation, status)] += 1
+            self._answers[(operation, status)] += times
             if fault:
-                self._faults[fault] += 1
+                self._faults[fault] += times
 
     def report(self) -> dict[str, Any]:
         with self._lock:

@@ -197,7 +197,8 @@ class Budget:
         """Count a new entry in (under `lock`), dropping the oldest ones past the limit."""
         entry.seq = next(self._seq)
         self.used += entry.cost
-        self._journals[id(journal)] = journal
+        if len(journal) == 1:  # its first entry
+            self._journals[id(journal)] = journal
         while self.used > self.limit and self._journals:
             oldest = min(self._journals.values(), key=Journal.oldest_seq)
             oldest.drop_oldest()
@@ -277,4 +278,5 @@ class Journal:
 
 
 def _held(headers: Headers) -> int:
-    return sum(len(name) + len(value) for name, value in zip(*headers, strict=True))
+    names, values = headers
+    return sum(map(len, names)) + sum(map(len, values))

@@ -22,6 +22,7 @@ from mockserver.faults.rules import Faults
 from mockserver.problems import Problem
 from mockserver.sessions.coverage import Coverage
 from mockserver.sessions.journal import Budget, Journal
+from mockserver.storage import let_go
 from mockserver.storage.backend import Backend
 
 DEFAULT = "default"
@@ -105,7 +106,7 @@ class Sessions:
         with self._lock:
             gone = self._sessions.pop(name, None)
         if gone is not None:
-            gone.journal.clear()  # its bytes go back to the server's journal budget
+            _let_go(gone)
         return gone is not None
 
     def _room_for_one(self) -> None:
@@ -133,7 +134,7 @@ class Sessions:
             ]
             ended = [self._sessions.pop(name) for name in idle]
         for session in ended:
-            session.journal.clear()
+            _let_go(session)
 
     def _new(self, name: str, kept: bool = True, join: bool = False) -> Session:
         """A session as the start-up state makes it (`join`: the one another server on the
@@ -158,8 +159,14 @@ class Sessions:
                 self._room_for_one()
             session = self._sessions[name] = self._new(name)
         if old is not None:
-            old.journal.clear()
+            _let_go(old)
         return session
 
     def __iter__(self) -> Iterator[Session]:
         return iter(list(self._sessions.values()))
+
+
+def _let_go(session: Session) -> None:
+    """An ended session's bytes go back to the server's budgets: its journal's, its store's."""
+    session.journal.clear()
+    let_go(session.storage)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from mockserver.masking import mask_url
 from mockserver.storage.backend import Backend, OnEvict
+from mockserver.storage.budget import StoreBudget
 
 DEFAULT_PREFIX = "mockserver"
 
@@ -15,14 +16,21 @@ class BackendError(Exception):
 
 
 def make_backend(
-    url: str, max_items: int, on_evict: OnEvict | None = None, prefix: str = DEFAULT_PREFIX
+    url: str,
+    max_items: int,
+    on_evict: OnEvict | None = None,
+    prefix: str = DEFAULT_PREFIX,
+    budget: StoreBudget | None = None,
 ) -> Backend:
-    """The backend a store URL names: `memory` (the embedded one, the default), or Redis
-    (`redis://`, `rediss://`, `unix://`; keys under `prefix`), checked to answer now."""
+    """The backend a store URL names: `memory` (the embedded one, the default; its bytes
+    within `budget`), or Redis (`redis://`, `rediss://`, `unix://`; keys under `prefix`),
+    checked to answer now."""
     if url == "memory":
         from mockserver.storage.memory import MemoryBackend
 
-        return MemoryBackend(max_items, on_evict)
+        if budget is None:
+            return MemoryBackend(max_items, on_evict)
+        return MemoryBackend(max_items, on_evict, budget)
     from mockserver.storage.redis_connection import SCHEMES, BadStore, Link
 
     if not url.startswith(SCHEMES):
@@ -40,3 +48,13 @@ def make_backend(
     from mockserver.storage.redis import RedisBackend
 
     return RedisBackend.fresh(link, prefix, max_items, on_evict)
+
+
+def let_go(backend: Backend) -> None:
+    """A session's storage is ended: the bytes its embedded collections hold are free in the
+    server's budget now, not when the last request using them is done. (A Redis store keeps its
+    own accounts.)"""
+    from mockserver.storage.memory import MemoryBackend
+
+    if isinstance(backend, MemoryBackend):
+        backend.let_go()

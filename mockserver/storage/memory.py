@@ -10,18 +10,23 @@ from __future__ import annotations
 
 import sys
 import threading
+import weakref
 from collections.abc import Iterable, Iterator
 from typing import Any
 
 from mockserver.query.expression import equalities
 from mockserver.storage.backend import Dumped, Found, Item, OnEvict, Search, Shape
+from mockserver.storage.budget import ITEM_BYTES, Account, StoreBudget
 from mockserver.storage.encoding import Layout, Reader, decode
 from mockserver.storage.evaluate import evaluate
 from mockserver.storage.indexes import Index
 
+_UNBOUNDED = StoreBudget(sys.maxsize)
+
 
 class MemoryCollection:
-    """Items by id in insertion order; the oldest go first when `max_items` is reached."""
+    """Items by id in insertion order; the oldest go first when `max_items` is reached, or
+    when the server's byte budget is (`storage.budget`)."""
 
     def __init__(
         self,
@@ -31,6 +36,7 @@ class MemoryCollection:
         indexed: tuple[str, ...] = (),
         on_evict: OnEvict | None = None,
         template: str | None = None,
+        budget: StoreBudget = _UNBOUNDED,
     ) -> None:
         self.name = name
         self.template = template or name  # the spec's path of the collection
@@ -42,6 +48,10 @@ class MemoryCollection:
         self._lock = threading.Lock()
         self._on_evict = on_evict
         self._shared = False  # `_items` and `_indexes` are another collection's too
+        self._inherited: dict[str, bytes] = {}  # what it shares with the one it was copied from
+        self.budget = budget
+        self.account = Account()  # bytes the budget counts for it (what it stored itself)
+        weakref.finalize(self, budget.forget, self.account)
 
     def _own(self) -> None:
         """Copy what is shared with a twin before the first change (under the lock)."""
@@ -67,27 +77,53 @@ class MemoryCollection:
         self._report(evicted)
         return raw
 
+    def _cost(self, item_id: str, raw: bytes) -> int:
+        """What the budget counts for a stored item: nothing for one shared with the
+        collection this one was copied from (counted there)."""
+        return 0 if self._inherited.get(item_id) is raw else len(raw) + ITEM_BYTES
+
     def _report(self, evicted: list[str]) -> None:
         for item_id in evicted:
             if self._on_evict:
                 self._on_evict(self.name, item_id)
+        if self.budget.used > self.budget.limit:
+            self.budget.settle()
 
     def _insert(self, item: Item, raw: bytes) -> list[str]:
         """The item stored (under the lock); the ids evicted for it."""
         evicted = []
         self._own()
-        old = self._items.pop(item["id"], None)
+        item_id = item["id"]
+        change = len(raw) + ITEM_BYTES
+        old = self._items.pop(item_id, None)
         if old is not None:
+            change -= self._cost(item_id, old)
             self._unindex(decode(old))
-        self._items[item["id"]] = raw
+        self._items[item_id] = raw
         self._index(item)
         while len(self._items) > self.max_items:
             oldest = next(iter(self._items))
-            self._unindex(decode(self._items.pop(oldest)))
+            gone = self._items.pop(oldest)
+            change -= self._cost(oldest, gone)
+            self._unindex(decode(gone))
             evicted.append(oldest)
         if evicted:
             self._compact(len(evicted))
+        self.budget.charge(self, change)
         return evicted
+
+    def evict_oldest(self) -> str | None:
+        """Drop the oldest item for the server's byte budget; its id (None: nothing left)."""
+        with self._lock:
+            if not self._items:
+                return None
+            self._own()
+            oldest = next(iter(self._items))
+            gone = self._items.pop(oldest)
+            self._unindex(decode(gone))
+            self._compact(1)
+            self.budget.charge(self, -self._cost(oldest, gone))
+        return oldest
 
     def insert_many(self, items: Iterable[Item]) -> int:
         count = 0
@@ -119,6 +155,8 @@ class MemoryCollection:
             self._items[item["id"]] = raw
             for index in self._indexes.values():
                 index.replaced(former, item)
+            self.budget.charge(self, len(raw) + ITEM_BYTES - self._cost(item["id"], old))
+        self._report([])
         return raw
 
     def remove(self, item_id: str) -> bool:
@@ -128,6 +166,7 @@ class MemoryCollection:
             self._own()
             old = self._items.pop(item_id)
             self._unindex(decode(old))
+            self.budget.charge(self, -self._cost(item_id, old))
         return True
 
     def reader(self) -> Reader:
@@ -165,6 +204,8 @@ class MemoryCollection:
 
     def clear(self) -> None:
         with self._lock:
+            self.budget.charge(self, -self.account.bytes)
+            self._inherited = {}
             if self._shared:  # nothing to copy: new, empty ones
                 self._items = {}
                 self._indexes = {path: Index(path) for path in self._indexes}
@@ -179,10 +220,11 @@ class MemoryCollection:
         and indexes until either changes (then it copies them: the item bytes themselves,
         immutable, stay shared)."""
         twin = MemoryCollection(
-            self.name, self.max_items, self.layout, (), self._on_evict, self.template
+            self.name, self.max_items, self.layout, (), self._on_evict, self.template, self.budget
         )
         with self._lock:
             twin._items, twin._indexes, twin._holes = self._items, self._indexes, self._holes
+            twin._inherited = self._items  # never changed again: both copy before a change
             self._shared = twin._shared = True
         return twin
 
@@ -216,8 +258,14 @@ def _joined(usable: list[tuple[Index, list[str]]]) -> bool:
 class MemoryBackend:
     """One session's collections, each made on first use."""
 
-    def __init__(self, max_items: int = sys.maxsize, on_evict: OnEvict | None = None) -> None:
+    def __init__(
+        self,
+        max_items: int = sys.maxsize,
+        on_evict: OnEvict | None = None,
+        budget: StoreBudget = _UNBOUNDED,
+    ) -> None:
         self.max_items = max_items
+        self.budget = budget  # bytes, shared by its forks (every session of the server)
         self._shapes: dict[str, Shape] = {}
         self._collections: dict[str, MemoryCollection] = {}
         self._lock = threading.Lock()
@@ -231,14 +279,20 @@ class MemoryBackend:
         if found is None:
             shape = self._shapes.get(template or path, Shape())
             made = MemoryCollection(
-                path, self.max_items, shape.layout, shape.indexed, self._on_evict, template
+                path,
+                self.max_items,
+                shape.layout,
+                shape.indexed,
+                self._on_evict,
+                template,
+                self.budget,
             )
             with self._lock:
                 found = self._collections.setdefault(path, made)
         return found
 
     def fork(self, name: str | None = None, *, join: bool = False) -> MemoryBackend:
-        twin = MemoryBackend(self.max_items, self._on_evict)
+        twin = MemoryBackend(self.max_items, self._on_evict, self.budget)
         twin._shapes = self._shapes
         with self._lock:
             twin._collections = {path: c.copy() for path, c in self._collections.items()}
@@ -260,8 +314,20 @@ class MemoryBackend:
     def release(self) -> None:
         """Nothing to do: the memory goes with the process."""
 
+    def let_go(self) -> None:
+        """Its collections' bytes out of the budget (its session ended; a request still using
+        them charges what it adds, credited when they are collected)."""
+        for collection in self._all():
+            self.budget.forget(collection.account)
+
     def health(self) -> dict[str, Any]:
-        return {"kind": "memory", "reachable": True}
+        budget = self.budget
+        return {
+            "kind": "memory",
+            "reachable": True,
+            "bytes": budget.used,
+            "bytesLimit": budget.limit,
+        }
 
     def _all(self) -> list[MemoryCollection]:
         with self._lock:
