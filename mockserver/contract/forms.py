@@ -4,9 +4,10 @@ object the operation's schema describes, so they are checked and stored as a JSO
 Every part is text on the wire. A member the schema declares as an object (or describes by its
 `properties` without a type), an array item that is one, a number, an integer, a boolean or
 null is read as JSON (as clients and schemathesis send them: `{"name": "x"}`, `5`, `true`); a
-string member, or one the schema says nothing of, stays text. A member sent more than once is a list; so is any member declared as an array. An
-uploaded file (`format: binary`) is its content as text (bytes that are not UTF-8 kept one
-character each), which is what a string member can hold.
+string member, or one the schema says nothing of, stays text. A member sent more than once is
+a list; so is any member declared as an array. An uploaded file (`format: binary`) is its
+content as text (bytes that are not UTF-8 kept one character each), which is what a string
+member can hold.
 """
 
 from __future__ import annotations
