@@ -115,7 +115,7 @@ def _state(
         )
         atexit.register(_release, backend)
     initial = backend
-    resources = Resources(router.operations, spec, initial, behaviours)
+    resources = Resources(router.operations, spec, initial, behaviours, settings.faker_seed)
     resources.query_budget = settings.query_budget_ms / 1000
     resources.seed(initial, settings)
     if settings.seed_from is not None:
@@ -137,6 +137,7 @@ def _state(
         checker=ResponseChecker(spec, control) if settings.check_responses else None,
         spec_json=as_json(spec),
         tally=Tally(settings.coverage_report) if settings.coverage_report is not None else None,
+        kinds=resources.kinds(router.operations),
     )
 
 

@@ -119,5 +119,7 @@ class Problem(Exception):
 
 
 def invalid(errors: dict[str, list[str]], detail: str = VALIDATION_DETAIL) -> Problem:
-    """The 400 answer to a request that breaks the contract."""
-    return Problem(400, detail, errors=errors)
+    """The 400 answer to a request that breaks the contract; each message once per field (two
+    checks of one schema may word one violation alike)."""
+    unique = {name: list(dict.fromkeys(messages)) for name, messages in errors.items()}
+    return Problem(400, detail, errors=unique)

@@ -15,6 +15,7 @@ from mockserver.contract.spec import Spec
 from mockserver.contract.validation import Validator
 from mockserver.faults.checking import RuleBook
 from mockserver.resources.behaviour import Behaviour
+from mockserver.resources.generated import AnswerKind
 from mockserver.resources.handlers import Resources
 from mockserver.sessions.session import Sessions
 from mockserver.sessions.tally import Tally
@@ -42,6 +43,7 @@ class State:
     spec_json: bytes = b""
     media_types: dict[tuple[str, int], str | None] = field(default_factory=dict)
     tally: Tally | None = None  # every answer, for the coverage report at exit
+    kinds: dict[str, AnswerKind] = field(default_factory=dict)  # `METHOD template` -> kind
     forked: bool = False  # served by a forked worker (uWSGI), not by the process that made it
 
     def collection(self, label: str) -> str | None:
@@ -50,6 +52,10 @@ class State:
             if behaviour.label == label:
                 return template
         return None
+
+    def kind_of(self, method: str, template: str) -> AnswerKind | None:
+        """What the mock does for an operation (CRUD, example, generated); None: no such one."""
+        return self.kinds.get(f"{method.upper()} {template}")
 
     def counted(self) -> dict[str, str]:
         """The collections health counts: label → spec path."""

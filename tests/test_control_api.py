@@ -130,8 +130,8 @@ def seeded(make_app: Any) -> Any:
 
 @pytest.fixture
 def custom_spec(tmp_path: Path) -> Path:
-    """The bundled spec with the .NET generator's artefacts and an operation the mock does not
-    simulate (answered 501, a status that operation does not declare)."""
+    """The bundled spec with the .NET generator's artefacts and an action on a record (answered
+    404 for a record that does not exist, a status that operation does not declare)."""
     document = yaml.safe_load(DEFAULT_SPEC.read_text(encoding="utf-8"))
     document["info"].update(title="Custom Audit API", version="9.9.9")
     schemas = document["components"]["schemas"]
@@ -183,7 +183,11 @@ def test_health_reports_every_member(api):
         "eventTypes": 50,
         "faults": 0,
         "journal": 0,
+        # the six CRUD operations of records and event types; the spec document's own GET
+        # is answered as any operation without a CRUD shape is
+        "operations": {"crud": 6, "example": 0, "generated": 1},
         "responseFindings": 0,
+        "responseFindingsByKind": {"crud": 0, "example": 0, "generated": 0},
     }
 
 
@@ -949,12 +953,12 @@ def test_coverage_lists_answers_without_a_declared_status(make_app):
     assert statuses(report) == spec_statuses()
 
 
-def test_coverage_lists_a_501_the_operation_does_not_declare(make_app, custom_spec):
+def test_coverage_lists_a_status_the_operation_does_not_declare(make_app, custom_spec):
     api = make_app(spec=custom_spec, strict_conformance=False).test_client()
-    problem(api.post(f"{RECORDS}/AUD-0000-0000-0000-0001/approve"), 501)
+    problem(api.post(f"{RECORDS}/AUD-0000-0000-0000-0001/approve"), 404)
     report = coverage(api)
     assert report["undocumented"] == [
-        {"operation": "approveAuditRecord", "status": 501, "count": 1}
+        {"operation": "approveAuditRecord", "status": 404, "count": 1}
     ]
     assert statuses(report)["approveAuditRecord"] == {"200": 0}
 

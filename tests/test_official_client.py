@@ -24,7 +24,7 @@ from mpt_api_client import MPTClient, RQLQuery
 from mpt_api_client.auth import Authentication, BearerTokenAuthentication
 from mpt_api_client.exceptions import MPTAPIError
 from mpt_api_client.models.meta import Pagination
-from support import PUBLISHED_SPEC, TOKEN, Server, reference
+from support import MARKETPLACE_SPEC, PUBLISHED_SPEC, TOKEN, Server, reference
 
 SPECS = ["server", "published_server"]
 RECORD_ID = re.compile(r"^AUD-\d{4}-\d{4}-\d{4}-\d{4}$")
@@ -905,7 +905,7 @@ tokens:
 """
 
 
-@pytest.fixture(params=["bundled", "published"])
+@pytest.fixture(params=["bundled", "published", "whole"])
 def tokens_server(
     request: pytest.FixtureRequest, start_server: Callable[..., Server], tmp_path: Path
 ) -> Iterator[Server]:
@@ -915,6 +915,8 @@ def tokens_server(
     flags = ["--tokens", str(tokens)]
     if request.param == "published":
         flags += ["--spec", str(reference(PUBLISHED_SPEC))]
+    if request.param == "whole":  # the platform's whole document: the audit paths the same
+        flags += ["--spec", str(reference(MARKETPLACE_SPEC))]
     yield start_server(*flags)
     close_clients()  # before start_server stops it
 

@@ -42,6 +42,7 @@ class Finding:
     field: str = ""  # where in the body (`object.id`, `$` for the body itself)
     expected: str = ""  # what the spec asks for there (`string`, `present`)
     found: str = ""  # what the response holds (`integer`, `missing`)
+    template: str = ""  # the operation's path template ("": no operation matched)
 
     def __str__(self) -> str:
         return f"{self.kind}: {self.method} {self.path} -> {self.status}: {self.message}"
@@ -81,7 +82,8 @@ class ResponseChecker:
             op = spec.openapi.spec / "paths" / match.operation.template / method.lower()
             validator: Any = spec.openapi.response_validator
             errors = list(validator._iter_errors(status, body, headers, mimetype, op))
-            return [self._finding(e, method, path, status) for e in errors]
+            template = match.operation.template
+            return [self._finding(e, method, path, status, template) for e in errors]
         return self._check_problem(method, path, status, mimetype, body)
 
     def _check_problem(
@@ -105,17 +107,25 @@ class ResponseChecker:
         return []
 
     @staticmethod
-    def _finding(error: Exception, method: str, path: str, status: int) -> Finding:
+    def _finding(error: Exception, method: str, path: str, status: int, template: str) -> Finding:
         if isinstance(error, ResponseNotFound):
             return Finding(
-                "undocumented", method, path, status, str(error), "status", "declared", "undeclared"
+                "undocumented",
+                method,
+                path,
+                status,
+                str(error),
+                "status",
+                "declared",
+                "undeclared",
+                template,
             )
         cause = error.__cause__
         schema_errors = list(getattr(cause, "schema_errors", []))
         details = [getattr(e, "message", str(e)) for e in schema_errors]
         text = "; ".join(details) if details else str(cause or error)
         where = _where(schema_errors[0]) if schema_errors else ("$", "valid", str(cause or error))
-        return Finding("invalid", method, path, status, f"{error}: {text}", *where)
+        return Finding("invalid", method, path, status, f"{error}: {text}", *where, template)
 
 
 class _Compiled:

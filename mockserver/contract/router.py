@@ -54,7 +54,8 @@ class Router:
 
     def __init__(self, document: Document) -> None:
         paths: dict[str, Any] = document.get("paths", {})
-        routes = [_route(template, item, paths) for template, item in paths.items()]
+        collections = _collections(paths)
+        routes = [_route(template, item, collections) for template, item in paths.items()]
         routes.sort(key=lambda r: _specificity(r.template))
         self._literal = {r.template.lower().rstrip("/"): r for r in routes if not r.names}
         self._templated = [r for r in routes if r.names]
@@ -89,13 +90,13 @@ class Router:
         raise Problem(404, f"No resource at {path}.")
 
 
-def _route(template: str, item: dict[str, Any], paths: dict[str, Any]) -> _Route:
+def _route(template: str, item: dict[str, Any], collections: set[str]) -> _Route:
     segments = template.strip("/").split("/")
     names = tuple(m.group(1) for s in segments if (m := _PARAM.match(s)))
     regex = "".join("/([^/]+)" if _PARAM.match(s) else "/" + re.escape(s) for s in segments if s)
     pattern = re.compile(f"^{regex or '/'}$", re.IGNORECASE)
     operations = {
-        method.upper(): _operation(method, template, node, paths)
+        method.upper(): _operation(method, template, node, collections)
         for method, node in item.items()
         if method in HTTP_METHODS and isinstance(node, dict)
     }
@@ -103,7 +104,7 @@ def _route(template: str, item: dict[str, Any], paths: dict[str, Any]) -> _Route
 
 
 def _operation(
-    method: str, template: str, node: dict[str, Any], paths: dict[str, Any]
+    method: str, template: str, node: dict[str, Any], collections: set[str]
 ) -> Operation:
     parent, _, last = template.rstrip("/").rpartition("/")
     is_item = bool(_PARAM.match(last)) and bool(parent)
@@ -112,7 +113,7 @@ def _operation(
         kinds = {"get": "get", "put": "update", "patch": "update", "delete": "delete"}
         collection = parent
     else:
-        is_collection = any(_is_child_item(t, template) for t in paths)
+        is_collection = template.rstrip("/") in collections
         kinds = {"get": "list", "post": "create"} if is_collection else {}
         collection = template
     kind = kinds.get(method, "action")
@@ -120,9 +121,14 @@ def _operation(
     return Operation(method.upper(), template, operation_id, kind, collection, node)
 
 
-def _is_child_item(candidate: str, template: str) -> bool:
-    parent, _, last = candidate.rstrip("/").rpartition("/")
-    return parent == template.rstrip("/") and bool(_PARAM.match(last))
+def _collections(paths: dict[str, Any]) -> set[str]:
+    """The templates that have an item path below them (`/orders` for `/orders/{id}`)."""
+    found = set()
+    for candidate in paths:
+        parent, _, last = candidate.rstrip("/").rpartition("/")
+        if _PARAM.match(last):
+            found.add(parent)
+    return found
 
 
 def _specificity(template: str) -> tuple[int, ...]:

@@ -89,33 +89,44 @@ def members(schema: Any, resolve: Resolve) -> Members | None:
     return _Builder(resolve).build(schema)
 
 
+MAX_DEPTH = 64  # schemas nested deeper than this are not walked (recursive compositions)
+
+
 class _Builder:
     def __init__(self, resolve: Resolve) -> None:
         self.resolve = resolve
-        self.done: dict[str, Members | None] = {}
+        # by the id of the schema (kept alive with it, so the id is not reused): each schema
+        # is built once, and a recursive one ends at its own node
+        self.done: dict[int, tuple[Any, Members | None]] = {}
+        self.depth = 0
+        self.folded: dict[int, tuple[Any, dict[str, Any]]] = {}
+        self.combined: dict[tuple[int, int], tuple[Any, Any, dict[str, Any]]] = {}
 
     def build(self, schema: Any) -> Members | None:
-        """The walker for a schema (each `$ref` built once); None when it strips nothing."""
-        if not isinstance(schema, dict):
+        """The walker for a schema (each one built once); None when it strips nothing."""
+        schema, refs = self._deref(schema)
+        if not isinstance(schema, dict) or refs is None or self.depth > MAX_DEPTH:
             return None
-        ref = schema.get("$ref")
-        if isinstance(ref, str):
-            return self._ref(ref)
-        return self._node(self._merge(schema))
+        key = id(schema)
+        if key in self.done:
+            return self.done[key][1]
+        node = Members()
+        self.done[key] = (schema, node)  # recursive schemas end here, at the node being made
+        self.depth += 1
+        try:
+            useful = self._fill(node, self._merge(schema, refs))
+        finally:
+            self.depth -= 1
+        if not useful:
+            self.done[key] = (schema, None)
+        return node if useful else None
 
-    def _ref(self, ref: str) -> Members | None:
-        if ref not in self.done:
-            self.done[ref] = Members()  # placeholder: recursive schemas end here
-            self.done[ref] = self.build(self.resolve(ref))
-        return self.done[ref]
-
-    def _node(self, merged: dict[str, Any]) -> Members | None:
-        """The walker for a schema with its `allOf` parts folded in."""
-        node = Members(
-            closed=merged.get("additionalProperties") is False,
-            extra=self.build(merged.get("additionalProperties")),
-            items=self.build(merged.get("items")),
-        )
+    def _fill(self, node: Members, merged: dict[str, Any]) -> bool:
+        """Fill the walker of a schema with its `allOf` parts folded in; whether it strips
+        anything."""
+        node.closed = merged.get("additionalProperties") is False
+        node.extra = self.build(merged.get("additionalProperties"))
+        node.items = self.build(merged.get("items"))
         read_only = []
         for key, sub in merged.get("properties", {}).items():
             if self._read_only(sub):
@@ -124,45 +135,101 @@ class _Builder:
                 node.declared[key] = self.build(sub)
         node.read_only = frozenset(read_only)
         useful = node.closed or read_only or node.extra or node.items
-        return node if useful or any(node.declared.values()) else None
+        return bool(useful or any(node.declared.values()))
 
-    def _merge(self, schema: dict[str, Any]) -> dict[str, Any]:
-        """Fold `allOf` parts into one schema (properties united, the last word on the rest)."""
+    def _merge(self, schema: dict[str, Any], seen: frozenset[str] = frozenset()) -> dict[str, Any]:
+        """Fold `allOf` parts into one schema (properties united, the last word on the rest).
+        `seen`: the `$ref`s folded on the way here; a part that comes back to one of them (a
+        recursive schema) adds nothing new and is left out. Each schema is folded once."""
+        own = id(schema)
+        if own in self.folded:
+            return self.folded[own][1]
         merged = {k: v for k, v in schema.items() if k != "allOf"}
         properties = dict(schema.get("properties", {}))
         for part in schema.get("allOf", []):
-            part = self._deref(part)
-            inner = self._merge(part)
+            part, refs = self._deref(part, seen)
+            if not isinstance(part, dict) or refs is None:
+                continue
+            inner = self._merge(part, seen | refs)
             for name, sub in inner.get("properties", {}).items():
-                properties[name] = {"allOf": [sub, properties[name]]} if name in properties else sub
+                properties[name] = self._both(sub, properties[name]) if name in properties else sub
             for key, value in inner.items():
-                merged.setdefault(key, value)
+                if key == "required" and isinstance(merged.get(key), list):
+                    merged[key] = list(dict.fromkeys([*merged[key], *value]))
+                else:
+                    merged.setdefault(key, value)
         if properties:
             merged["properties"] = properties
+        self.folded[own] = (schema, merged)
         return merged
 
-    def _deref(self, schema: Any) -> Any:
-        seen = 0
-        while isinstance(schema, dict) and "$ref" in schema and seen < 32:
-            schema = self.resolve(schema["$ref"])
-            seen += 1
-        return schema
+    def _both(self, first: Any, second: Any) -> dict[str, Any]:
+        """`allOf` of two schemas of one member; the same object for the same two (so that a
+        recursive schema comes back to a schema already built)."""
+        if first is second or _same_ref(first, second):
+            return second if isinstance(second, dict) else {}
+        key = (id(first), id(second))
+        if key not in self.combined:
+            self.combined[key] = (first, second, {"allOf": [first, second]})
+        return self.combined[key][2]
 
-    def _read_only(self, schema: Any) -> bool:
+    def _deref(
+        self, schema: Any, seen: frozenset[str] = frozenset()
+    ) -> tuple[Any, frozenset[str] | None]:
+        """Follow `$ref`s to a schema; with the refs followed, or None when one of them is in
+        `seen` already (a loop)."""
+        refs: set[str] = set()
+        while isinstance(schema, dict) and isinstance(schema.get("$ref"), str):
+            ref = schema["$ref"]
+            if ref in seen or ref in refs:
+                return schema, None
+            refs.add(ref)
+            schema = self.resolve(ref)
+        return schema, frozenset(refs)
+
+    def _read_only(self, schema: Any, seen: frozenset[str] = frozenset()) -> bool:
         if not isinstance(schema, dict):
             return False
         if schema.get("readOnly") is True:
             return True
-        return any(self._read_only(self._deref(p)) for p in schema.get("allOf", []))
+        for part in schema.get("allOf", []):
+            found, refs = self._deref(part, seen)
+            if refs is not None and self._read_only(found, seen | refs):
+                return True
+        return False
+
+
+def _same_ref(first: Any, second: Any) -> bool:
+    return (
+        isinstance(first, dict)
+        and isinstance(second, dict)
+        and ("$ref" in first and first.get("$ref") == second.get("$ref") and len(first) == 1)
+    )
+
+
+def folder(resolve: Resolve) -> Callable[[Any], dict[str, Any]]:
+    """`flatten` for many schemas of one spec: each schema is folded once (the folds are kept,
+    so use one per spec)."""
+    builder = _Builder(resolve)
+
+    def fold(schema: Any) -> dict[str, Any]:
+        found, refs = builder._deref(schema)
+        if not isinstance(found, dict):
+            return {}
+        return builder._merge(found, refs or frozenset())
+
+    return fold
 
 
 def flatten(schema: Any, resolve: Resolve) -> Any:
     """Follow `$ref`s and fold `allOf` parts: the effective schema of a node."""
-    return (
-        _Builder(resolve)._merge(_Builder(resolve)._deref(schema))
-        if isinstance(schema, dict)
-        else schema
-    )
+    if not isinstance(schema, dict):
+        return schema
+    builder = _Builder(resolve)
+    found, refs = builder._deref(schema)
+    if not isinstance(found, dict):
+        return found
+    return builder._merge(found, refs or frozenset())
 
 
 def fields(schema: Any, resolve: Resolve) -> Callable[[str], bool]:

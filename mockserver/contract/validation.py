@@ -1,4 +1,4 @@
-"""Checking a request against its operation: media type, JSON body, parameters, schema.
+"""Checking a request against its operation: media type, JSON or form body, parameters, schema.
 
 openapi-core is the validator. The mock does the parts openapi-core leaves to the framework
 (media-type negotiation, decoding the body with clear errors, the nesting limit of the real
@@ -30,6 +30,7 @@ from werkzeug.wrappers import Request
 from mockserver import codec
 from mockserver.codec import MAX_DEPTH
 from mockserver.contract.fast_path import Precheck
+from mockserver.contract.forms import decode_form, is_form
 from mockserver.contract.router import Match, Operation
 from mockserver.contract.schema_backend import CompiledFactory
 from mockserver.contract.schemas import Members, members
@@ -109,7 +110,7 @@ class Validator:
         checked = Checked()
         media_type, raw = self._body(request, operation, body)
         if media_type is not None:
-            checked.body = decode_json(raw)
+            checked.body = self._decode(request, operation, media_type, raw)
             if not self.strict:
                 strip = self._stripper(operation, media_type)
                 if strip is not None:
@@ -122,6 +123,13 @@ class Validator:
             parts = (not params_pass, not body_passes)
             self._explain(request, match, present, media_type, checked.body, parts)
         return checked
+
+    def _decode(self, request: Request, operation: Operation, media_type: str, raw: bytes) -> Any:
+        """The body as a JSON value: parsed JSON, or a form's parts (see `contract.forms`)."""
+        if not is_form(media_type):
+            return decode_json(raw)
+        schema = operation.node["requestBody"]["content"][media_type].get("schema")
+        return decode_form(raw, request.content_type or "", schema, self.spec.schema)
 
     def _passes_precheck(
         self,
@@ -248,11 +256,11 @@ class Validator:
         return found, raw
 
     def _accepted_type(self, operation: Operation, content: Any, header: str) -> str:
-        """The declared JSON media type a Content-Type header goes to; 415 for a media type
-        the operation does not take, or a charset other than UTF-8."""
+        """The declared JSON or form media type a Content-Type header goes to; 415 for a
+        media type the operation does not take, or a charset other than UTF-8."""
         sent, charset = parse_media_type(header)
         found = self._declared_type(operation, content, sent)
-        if found is None or "json" not in found:
+        if found is None or not ("json" in found or is_form(found)):
             raise Problem(
                 415,
                 f"The media type '{sent or '(none)'}' is not supported; send one of: "

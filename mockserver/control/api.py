@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from collections import Counter
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +25,7 @@ from mockserver.http.answers import ApiResponse, state
 from mockserver.problems import Problem, invalid
 from mockserver.proxy.forward import PROXY, Proxy
 from mockserver.query.params import decode as decode_query
+from mockserver.resources.generated import KINDS, AnswerKind
 from mockserver.respond import JSON
 from mockserver.sessions.browse import FILTERS, browse, page_json
 from mockserver.sessions.journal import Matcher
@@ -118,9 +121,19 @@ def _health(session: Session) -> dict[str, Any]:
         "journal": len(session.journal) if reachable else 0,
         "uptimeSeconds": round(time.monotonic() - holder.started, 3),
     }
+    health["operations"] = _by_kind(holder.kinds.values())
     if holder.checker is not None:
-        health["responseFindings"] = len(holder.checker.findings)
+        findings = list(holder.checker.findings)
+        health["responseFindings"] = len(findings)
+        kinds = (holder.kind_of(f.method, f.template) for f in findings if f.template)
+        health["responseFindingsByKind"] = _by_kind(k for k in kinds if k is not None)
     return health
+
+
+def _by_kind(kinds: Iterable[AnswerKind]) -> dict[str, int]:
+    """How many of each kind of operation: CRUD, answered with an example, generated."""
+    counted = Counter(kinds)
+    return {kind: counted[kind] for kind in KINDS}
 
 
 @blueprint.get("/health")

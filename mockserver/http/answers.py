@@ -55,7 +55,8 @@ def media_type(
         if isinstance(declared, dict) and "$ref" in declared:
             declared = holder.spec.schema(declared["$ref"])
         content = declared.get("content") if isinstance(declared, dict) else None
-        known[key] = f"{next(iter(content))}; charset=utf-8" if content else None
+        media = next((m for m in content if "json" in m), next(iter(content))) if content else None
+        known[key] = f"{media}; charset=utf-8" if media else None
     return known[key] or fallback
 
 
@@ -99,6 +100,9 @@ def finish(holder: State, req: Request, response: Response) -> Response:
     if request.action is not None:
         code = apply.answered(request.action, response.status_code, response.headers)
         response.status_code = code
+    if response.status_code in (204, 304) and not response.is_streamed:
+        response.set_data(b"")  # no body, and nothing that says what it would be
+        del response.headers["Content-Type"]
     response.status = status_line(response.status_code)
     request.trail.status = response.status_code
     checker = holder.checker
@@ -113,7 +117,10 @@ def finish(holder: State, req: Request, response: Response) -> Response:
             response.get_data(),
         )
         for finding in found:
-            log.logger.warning("response does not conform to the spec: %s", finding)
+            kind = holder.kind_of(finding.method, finding.template) if finding.template else None
+            log.logger.warning(
+                "response does not conform to the spec%s: %s", f" ({kind})" if kind else "", finding
+            )
     return response
 
 

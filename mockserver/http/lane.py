@@ -101,6 +101,7 @@ def handle(holder: State, req: Request) -> Response:
     exchange = Exchange(
         match, query, checked.body, identity, _base_url(environ), checked.warnings, session.storage
     )
+    exchange.prefer = headers.get("Prefer")
     if headers.get("MPT-Streaming", "").strip().lower() == "true":
         _streaming(exchange, request, environ, holder.settings.max_export)
     reply = holder.resources.handle(exchange)
@@ -130,8 +131,10 @@ def _base_url(environ: Environ) -> str:
 
 
 def _reply(holder: State, reply: Reply, operation: Operation, environ: Environ) -> Response:
-    if reply.body is None:
-        return ApiResponse(status=reply.status, headers=reply.headers)
+    if reply.body is None:  # no body: no Content-Type either
+        response = ApiResponse(status=reply.status, headers=reply.headers)
+        del response.headers["Content-Type"]
+        return response
     if isinstance(reply.body, Iterator):  # a stream: sent as it is made
         parts, headers = reply.body, dict(reply.headers)
         if "uwsgi.version" in environ and environ.get("SERVER_PROTOCOL") == "HTTP/1.1":

@@ -18,8 +18,9 @@ from openapi_core.validation.schemas.exceptions import InvalidSchemaValue
 from mockserver import codec
 from mockserver.auth.identity import Identity
 from mockserver.codec import MISSING
+from mockserver.contract import responses
 from mockserver.contract.router import Match, Operation
-from mockserver.contract.schemas import Resolve, fields, item_schema
+from mockserver.contract.schemas import Resolve, fields, flatten, item_schema
 from mockserver.contract.spec import Spec
 from mockserver.contract.violations import Errors, violations
 from mockserver.faults.kinds import StreamParts
@@ -29,7 +30,8 @@ from mockserver.query.params import Query, filtering, ordering, page, stream_lim
 from mockserver.query.rql import Call, Value
 from mockserver.resources import streaming
 from mockserver.resources.behaviour import Behaviour
-from mockserver.resources.ids import from_schema, guess
+from mockserver.resources.generated import AnswerKind, Answers, preference
+from mockserver.resources.ids import IdFormat, from_schema, guess
 from mockserver.settings import Settings
 from mockserver.storage.backend import Backend, Collection, Found, Search, Shape, TooCostly
 from mockserver.storage.encoding import decode, layout_of
@@ -62,6 +64,7 @@ class Exchange:
     accept: str | None = None  # what a streamed read may be answered in
     stream_changes: Callable[[StreamParts], None] = _unchanged  # a rule's stream faults
     max_export: int = 100_000  # items a streamed read may hold
+    prefer: str | None = None  # the request's `Prefer` header
 
 
 def _within_budget(
@@ -90,9 +93,12 @@ class Resources:
         spec: Spec,
         storage: Backend,
         behaviours: dict[str, type[Behaviour]],
+        seed: int | None = None,
     ) -> None:
         resolve: Resolve = spec.schema
         self.spec = spec
+        self.answers = Answers(spec, seed)
+        self._items: dict[str, Operation] = {}  # item templates: an action's item is one
         self._fields: dict[str, FieldCheck] = {}
         self._behaviours: dict[str, Behaviour] = {}
         self._gets: dict[str, Operation] = {}
@@ -103,12 +109,16 @@ class Resources:
             by_collection.setdefault(op.collection, []).append(op)
             if op.kind == "get":
                 self._gets[op.collection] = op
+            if op.kind in ("get", "update", "delete"):
+                self._items[op.template.rstrip("/")] = op
         for collection, ops in by_collection.items():
+            if all(op.kind == "action" for op in ops):
+                continue  # no state: answered from the spec's responses
             schema = item_schema(ops, resolve)
             self._fields[collection] = fields(schema, resolve)
-            id_schema = resolve_property(schema, "id", resolve)
             kind = behaviours.get(collection, Behaviour)
-            behaviour = kind(from_schema(id_schema) or kind.default_ids or guess(ops[0].resource))
+            found = id_format(schema, ops, resolve)
+            behaviour = kind(found or kind.default_ids or guess(ops[0].resource))
             self._behaviours[collection] = behaviour
             layout = layout_of(schema, resolve)
             storage.describe(collection, Shape(layout, behaviour.indexed, behaviour.ordered))
@@ -121,12 +131,66 @@ class Resources:
         for collection, behaviour in self._behaviours.items():
             behaviour.seed(storage.open(collection), settings)
 
+    def kinds(self, operations: list[Operation]) -> dict[str, AnswerKind]:
+        """What the mock does for each operation (by `METHOD template`): CRUD, example or
+        generated."""
+        return {f"{op.method} {op.template}": self.answers.kind(op) for op in operations}
+
     def handle(self, call: Exchange) -> Reply:
         op = call.match.operation
+        if op.kind == "action":
+            return self._generated(call, op)
         handler = getattr(self, f"_{op.kind}")
         collection = call.storage.open(op.collection_path(call.match.params), op.collection)
         reply: Reply = handler(call, op, collection)
+        return self._declared(call, op, reply)
+
+    def _declared(self, call: Exchange, op: Operation, reply: Reply) -> Reply:
+        """The answer with the success status the operation declares (a create that declares
+        200 answers 200): no body for 204, a body for a status that has one."""
+        status = responses.success(op, self.spec.schema, reply.status)
+        if status == reply.status:
+            return self._conformed(op, reply)
+        reply.status = status
+        if status in responses.NO_BODY or 300 <= status < 400:
+            reply.body = None
+        elif reply.body is None:
+            reply.body = self.answers.body(op, status, preference(call.prefer))
+        return self._conformed(op, reply)
+
+    def _conformed(self, op: Operation, reply: Reply) -> Reply:
+        """A generic collection's answer, held to the operation's response schema (a stored
+        item may hold members the answer's schema does not allow). Collections with a
+        behaviour of their own (records, event types) answer what they store."""
+        if type(self._behaviours[op.collection]) is Behaviour and isinstance(reply.body, bytes):
+            reply.body = self.answers.conformed(op, reply.status, reply.body)
         return reply
+
+    def _generated(self, call: Exchange, op: Operation) -> Reply:
+        """An operation without a CRUD shape: 404 when the item it acts on does not exist,
+        else the spec's example or a body made from the response's schema."""
+        item_id = self._acted_on(call, op)
+        answer = self.answers.answer(op, preference(call.prefer), item_id)
+        return Reply(answer.status, answer.body, record_id=item_id)
+
+    def _acted_on(self, call: Exchange, op: Operation) -> str | None:
+        """The id of the item an action works on (`/orders/{id}/process`); 404 when no such
+        item is stored. None for an action on no item."""
+        parts = op.template.rstrip("/").split("/")
+        for end in range(len(parts) - 1, 1, -1):
+            item_op = self._items.get("/".join(parts[:end]))
+            if item_op is None:
+                continue
+            name = parts[end - 1].strip("{}")
+            collection = call.storage.open(
+                item_op.collection_path(call.match.params), item_op.collection
+            )
+            item_id = call.match.params.get(name, "")
+            if collection.get(item_id) is None:
+                noun = self._behaviours[item_op.collection].noun
+                raise Problem(404, f"{noun} {item_id} not found.")
+            return item_id
+        return None
 
     def _list(self, call: Exchange, op: Operation, collection: Collection) -> Reply:
         if call.streaming:
@@ -203,7 +267,10 @@ class Resources:
         while raw is None:  # the id is held (here, or by another server on the same store)
             item_id = behaviour.ids.make()
             raw = collection.add(behaviour.created(body, item_id, call.identity))
-        where = f"{op.collection_path(call.match.params)}/{quote(item_id, safe='')}"
+        # the parents' ids percent-encoded too: a Location header is ASCII (uWSGI drops an
+        # answer whose header is not)
+        parents = {name: quote(value, safe="") for name, value in call.match.params.items()}
+        where = f"{op.collection_path(parents)}/{quote(item_id, safe='')}"
         return Reply(201, raw, {"Location": call.base_url + where}, record_id=item_id)
 
     def _update(self, call: Exchange, op: Operation, collection: Collection) -> Reply:
@@ -218,9 +285,6 @@ class Resources:
         item_id = decode(self._existing(call, op, collection))["id"]
         collection.remove(item_id)
         return Reply(204, record_id=item_id)
-
-    def _action(self, call: Exchange, op: Operation, collection: Collection) -> Reply:
-        raise Problem(501, f"The mock does not simulate {op.method} {op.template}.")
 
     def _existing(self, call: Exchange, op: Operation, collection: Collection) -> bytes:
         item_id = list(call.match.params.values())[-1]
@@ -304,6 +368,26 @@ def _holding(collection: Collection, name: str, wanted: Any) -> Iterable[str]:
 
 def _any(path: str) -> bool:
     return True
+
+
+def id_format(schema: Any, operations: list[Operation], resolve: Resolve) -> IdFormat | None:
+    """The id format a collection's schemas declare: the pattern of `id` in its item schema,
+    else in what its create takes (an item, or a list of them)."""
+    candidates = [schema]
+    for op in operations:
+        if op.kind == "create":
+            body = op.node.get("requestBody", {})
+            for entry in body.get("content", {}).values() if isinstance(body, dict) else ():
+                found = flatten(entry.get("schema"), resolve) if isinstance(entry, dict) else None
+                candidates.append(found)
+                if isinstance(found, dict) and "items" in found:
+                    candidates.append(found["items"])
+    for candidate in candidates:
+        id_schema = resolve_property(candidate, "id", resolve)
+        fmt = from_schema(flatten(id_schema, resolve))
+        if fmt is not None:
+            return fmt
+    return None
 
 
 def resolve_property(schema: Any, name: str, resolve: Resolve) -> Any:

@@ -9,7 +9,9 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-_PATTERN = re.compile(r"^\^?([A-Z]{2,5})-\\d\{4\}((?:-\\d\{4\})*)\$?$")
+# a group of four digits as a pattern spells it: \d{4}, \d\d\d\d, [0-9]{4}
+_GROUP = r"(?:\\d\{4\}|(?:\\d){4}|\[0-9\]\{4\})"
+_PATTERN = re.compile(rf"^\^?([A-Z]{{2,5}})-{_GROUP}((?:-{_GROUP})*)\$?$")
 
 
 @dataclass(frozen=True)
@@ -44,7 +46,8 @@ def _own_rng() -> random.Random:
 
 
 def from_schema(schema: Any) -> IdFormat | None:
-    """Read the format off an `id` pattern such as `^AUD-\\d{4}-\\d{4}-\\d{4}-\\d{4}$`."""
+    """Read the format off an `id` pattern such as `^AUD-\\d{4}-\\d{4}-\\d{4}-\\d{4}$` (or
+    `^UGR-\\d\\d\\d\\d-\\d\\d\\d\\d$`)."""
     if not isinstance(schema, dict):
         return None
     found = _PATTERN.match(str(schema.get("pattern", "")))

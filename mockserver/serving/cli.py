@@ -4,6 +4,7 @@ variable), and start-up errors as one line naming the file or option at fault.""
 from __future__ import annotations
 
 import sys
+from collections import Counter
 from collections.abc import Sequence
 
 from mockserver import log
@@ -67,6 +68,14 @@ def start(settings: Settings) -> None:
         state.spec.sha256[:12],
         "strict" if settings.strict else "lenient",
         settings.seed_records,
+    )
+    kinds = Counter(state.kinds.values())
+    log.logger.info(
+        "%d operations: %d CRUD, %d answered with the spec's example, %d generated",
+        len(state.kinds),
+        kinds["crud"],
+        kinds["example"],
+        kinds["generated"],
     )
     serve(app, settings)
 

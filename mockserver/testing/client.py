@@ -74,7 +74,9 @@ class Health(TypedDict):
     faults: int
     journal: int
     uptimeSeconds: float
+    operations: NotRequired[dict[str, int]]  # crud, example, generated: what the mock does
     responseFindings: NotRequired[int]
+    responseFindingsByKind: NotRequired[dict[str, int]]  # the findings by kind of operation
 
 
 class ControlError(Exception):
