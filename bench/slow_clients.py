@@ -3,15 +3,16 @@
     .venv/bin/python bench/slow_clients.py [--baseline REV] [--rounds 3] [--duration 6]
 
 Per round, a fresh server of this checkout (and, with `--baseline`, one of that revision,
-checked out under bench/.tools as bench/gate.py does) is measured twice with 8 normal clients
-(wrk, `GET /public/v1/audit/records/{id}`, 8 connections) while `/_mock/health` is probed
-every 50 ms on a new connection: first alone ("clean"), then with the attackers open
-("attacked"): `--slowloris` connections (default 200) sending their headers one byte a second,
-never ending them, and `--uploaders` (default 8) POSTs declaring a 100 000-byte body and
-sending it one byte a second. Prints, per server, the health latency p50/p99 (a probe that
-times out after 2 s counts as 2 000 ms, and the timeouts are counted), the normal clients'
-req/s clean and attacked, and the attacked/clean ratio of the same round; the medians over
-the rounds. The issue's figures: health p99 < 100 ms and ratio >= 0.80 while attacked.
+checked out under bench/.tools as bench/gate.py does) is measured twice: once without
+attackers ("clean"), then with them open ("attacked"): `--slowloris` connections (default
+200) sending their headers one byte a second, never ending them, and `--uploaders` (default
+8) POSTs declaring a 100 000-byte body and sending it one byte a second. Each time
+`/_mock/health` is probed every 50 ms on a new connection, first alone for half the duration,
+then while 8 normal clients run (wrk, `GET /public/v1/audit/records/{id}`, 8 connections).
+Prints per server the health latency p50/p99 while attacked, alone and under the normal
+clients (a probe that times out after 2 s counts as 2 000 ms; the timeouts are counted), the
+normal clients' req/s clean and attacked, and the attacked/clean ratio of the same round:
+medians over the rounds. The issue's figures: health < 100 ms, ratio >= 0.80 while attacked.
 """
 
 from __future__ import annotations
@@ -128,14 +129,19 @@ class Phase:
     health_p50: float
     health_p99: float
     health_timeouts: int
+    alone_p50: float = 0.0  # health with no normal clients
+    alone_p99: float = 0.0
 
 
 def measure(port: int, url: str, wrk_bin: str, duration: float) -> Phase:
     prober = Prober(port)
+    time.sleep(duration / 2)
+    alone_p50, alone_p99, alone_timeouts = prober.stop()
+    prober = Prober(port)
     load = wrk.Load(url, "get.lua", None, connections=8, threads=2, duration=duration, timeout=4)
     result = wrk.run(wrk_bin, load)
     p50, p99, timeouts = prober.stop()
-    return Phase(result.rps, p50, p99, timeouts)
+    return Phase(result.rps, p50, p99, timeouts + alone_timeouts, alone_p50, alone_p99)
 
 
 def one_server(target: tg.Target, args: argparse.Namespace, wrk_bin: str) -> tuple[Phase, Phase]:
@@ -187,14 +193,17 @@ def main() -> int:
         f"{args.slowloris} slowloris + {args.uploaders} slow uploaders; medians of "
         f"{args.rounds} rounds, {args.duration:.0f} s each"
     )
+    print("health while attacked: alone (no normal clients), then under the normal clients")
     print(
-        f"{'server':<10}{'health p50':>11}{'health p99':>11}{'timeouts':>9}"
-        f"{'clean rps':>10}{'attacked':>9}{'ratio':>7}"
+        f"{'server':<10}{'alone p50':>11}{'alone p99':>11}{'load p50':>11}{'load p99':>11}"
+        f"{'timeouts':>9}{'clean rps':>10}{'attacked':>9}{'ratio':>7}"
     )
     for name, pairs in runs.items():
         med = statistics.median
         print(
-            f"{name:<10}{med(a.health_p50 for _, a in pairs):>9.1f}ms"
+            f"{name:<10}{med(a.alone_p50 for _, a in pairs):>9.1f}ms"
+            f"{med(a.alone_p99 for _, a in pairs):>9.1f}ms"
+            f"{med(a.health_p50 for _, a in pairs):>9.1f}ms"
             f"{med(a.health_p99 for _, a in pairs):>9.1f}ms"
             f"{med(a.health_timeouts for _, a in pairs):>9.0f}"
             f"{med(c.rps for c, _ in pairs):>10.0f}{med(a.rps for _, a in pairs):>9.0f}"

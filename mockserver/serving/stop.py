@@ -30,34 +30,37 @@ WSGI = Callable[[dict[str, Any], Any], Iterable[bytes]]
 
 
 class InFlight:
-    """A WSGI middleware counting the requests being served, their streamed answers too."""
+    """A WSGI middleware that knows the requests being served, their answers until written."""
 
     def __init__(self, app: WSGI) -> None:
         self.app = app
-        self.count = 0
-        self._lock = threading.Lock()
+        self.open: set[int] = set()  # set.add and set.discard are atomic: no lock to take
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
-        with self._lock:
-            self.count += 1
+        key = id(environ)
+        self.open.add(key)
         try:
             result = self.app(environ, start_response)
         except BaseException:
-            self.done()
+            self.open.discard(key)
             raise
-        return _Closing(result, self.done)  # done once uWSGI has written it all
+        return _Closing(result, self.open, key)
 
-    def done(self) -> None:
-        with self._lock:
-            self.count -= 1
+    @property
+    def count(self) -> int:
+        return len(self.open)
 
 
 class _Closing:
-    """An answer's iterable that says when the server is done with it (WSGI's `close`)."""
+    """An answer's iterable that says when the server is done with it (WSGI's `close`, which
+    uWSGI calls once the answer is written)."""
 
-    def __init__(self, inner: Iterable[bytes], done: Callable[[], None]) -> None:
+    __slots__ = ("inner", "key", "open")
+
+    def __init__(self, inner: Iterable[bytes], open_: set[int], key: int) -> None:
         self.inner = inner
-        self._done: Callable[[], None] | None = done
+        self.open = open_
+        self.key = key
 
     def __iter__(self) -> Iterator[bytes]:
         return iter(self.inner)
@@ -68,9 +71,7 @@ class _Closing:
             if closing is not None:
                 closing()
         finally:
-            done, self._done = self._done, None
-            if done is not None:
-                done()
+            self.open.discard(self.key)
 
 
 _in_flight: InFlight | None = None
