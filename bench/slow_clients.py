@@ -6,7 +6,8 @@ Per round, a fresh server of this checkout (and, with `--baseline`, one of that 
 checked out under bench/.tools as bench/gate.py does) is measured twice: once without
 attackers ("clean"), then with them open ("attacked"): `--slowloris` connections (default
 200) sending their headers one byte a second, never ending them, and `--uploaders` (default
-8) POSTs declaring a 100 000-byte body and sending it one byte a second. Each time
+8) POSTs declaring a 100 000-byte body and sending it one byte a second (and with
+`--delayed N`, N requests with `Prefer: delay=120000` whose clients leave after 1 s). Each time
 `/_mock/health` is probed every 50 ms on a new connection, first alone for half the duration,
 then while 8 normal clients run (wrk, `GET /public/v1/audit/records/{id}`, 8 connections).
 Prints per server the health latency p50/p99 while attacked, alone and under the normal
@@ -18,6 +19,7 @@ medians over the rounds. The issue's figures: health < 100 ms, ratio >= 0.80 whi
 from __future__ import annotations
 
 import argparse
+import contextlib
 import socket
 import statistics
 import sys
@@ -40,12 +42,21 @@ RECORDS = "/public/v1/audit/records"
 class Attackers:
     """Slowloris connections and slow uploaders, each fed one byte a second by one thread."""
 
-    def __init__(self, port: int, slowloris: int, uploaders: int) -> None:
+    def __init__(self, port: int, slowloris: int, uploaders: int, delayed: int = 0) -> None:
         self.port = port
         self.sockets: list[tuple[socket.socket, bytes]] = []
         self.refused = 0
         self.dropped = 0
         self._stop = threading.Event()
+        delay = (
+            f"GET {RECORDS} HTTP/1.1\r\nHost: {HOST}\r\nAuthorization: Bearer {tg.TOKEN}\r\n"
+            "Prefer: delay=120000\r\n\r\n"
+        ).encode()
+        self._leaving = []  # delayed requests whose clients leave after a second
+        for _ in range(delayed):
+            with contextlib.suppress(OSError):
+                self._leaving.append(socket.create_connection((HOST, port), timeout=5))
+                self._leaving[-1].sendall(delay)
         for _ in range(slowloris):
             self._open(f"GET /_mock/health HTTP/1.1\r\nHost: {HOST}\r\n".encode(), b"X-Slow: x")
         head = (
@@ -69,6 +80,9 @@ class Attackers:
     def _feed(self) -> None:
         position = 0
         while not self._stop.wait(1.0):
+            for connection in self._leaving:
+                connection.close()
+            self._leaving.clear()
             for connection, rest in list(self.sockets):
                 try:
                     connection.send(rest[position % len(rest) : position % len(rest) + 1])
@@ -149,7 +163,7 @@ def one_server(target: tg.Target, args: argparse.Namespace, wrk_bin: str) -> tup
     url = f"{target.base}{RECORDS}/{first_id(target)}"
     wrk.run(wrk_bin, wrk.Load(url, "get.lua", None, connections=8, duration=1))  # warm-up
     clean = measure(port, url, wrk_bin, args.duration)
-    attackers = Attackers(port, args.slowloris, args.uploaders)
+    attackers = Attackers(port, args.slowloris, args.uploaders, args.delayed)
     try:
         time.sleep(2)  # every attacker connected and sending
         attacked = measure(port, url, wrk_bin, args.duration)
@@ -167,6 +181,12 @@ def main() -> int:
     parser.add_argument("--duration", type=float, default=6.0)
     parser.add_argument("--slowloris", type=int, default=200)
     parser.add_argument("--uploaders", type=int, default=8)
+    parser.add_argument(
+        "--delayed",
+        type=int,
+        default=0,
+        help="requests delayed 120 s whose clients leave after 1 s",
+    )
     args = parser.parse_args()
     wrk_bin = tg.ensure_wrk()
     results = tg.BENCH / "results"
@@ -190,7 +210,8 @@ def main() -> int:
                 f"{attacked.health_p99:.1f} ms ({attacked.health_timeouts} timeouts)"
             )
     print(
-        f"{args.slowloris} slowloris + {args.uploaders} slow uploaders; medians of "
+        f"{args.slowloris} slowloris + {args.uploaders} slow uploaders + {args.delayed} "
+        "delayed requests whose clients left; medians of "
         f"{args.rounds} rounds, {args.duration:.0f} s each"
     )
     print("health while attacked: alone (no normal clients), then under the normal clients")
