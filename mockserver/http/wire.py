@@ -35,7 +35,11 @@ def refusal(environ: Environ) -> Problem | None:
         return Problem(505, f"This server speaks {' and '.join(VERSIONS)} only.")
     target = environ.get("REQUEST_URI", "")
     if len(target) > MAX_TARGET:
-        return Problem(414, f"The request target is longer than {MAX_TARGET} bytes.")
+        return Problem(  # worded as `contract.validation.check_target`'s, for a URL uWSGI cut
+            414,
+            f"The request is too large for the server to read whole (a URL of {len(target)} "
+            "bytes): keep the URL under about 32 KiB.",
+        )
     if len(environ) > MAX_FIELDS and _fields(environ) > MAX_FIELDS:  # counted only then
         return Problem(431, f"The request has more than {MAX_FIELDS} header fields.")
     if target[:1] != "/" and target[:8].lower().startswith(("http://", "https://")):
