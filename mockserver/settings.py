@@ -46,7 +46,7 @@ class Settings:
     max_export: int = 100_000
     query_budget_ms: int = 1000  # a list's filter may take this long (0: no limit)
     admin_token: str | None = None  # required on /_mock when set
-    threads: int = 64  # each open keep-alive connection holds one (uWSGI's HTTP/1.1 socket)
+    threads: int = 512  # each open connection holds one (uWSGI's HTTP/1.1 socket), idle or slow
     processes: int = 1  # uWSGI worker processes; more than one needs a shared store (Redis)
     scenario: Path | None = None
     fault_seed: int | None = None

@@ -5,18 +5,18 @@ headers on the normal answer, and the changes to a streamed answer.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
 from mockserver import codec
 from mockserver.codec import MISSING
-from mockserver.faults import connection
+from mockserver.faults import connection, waiting
 from mockserver.faults.kinds import CONNECTION_FAULTS, StreamParts
 from mockserver.faults.rules import Action
 from mockserver.problems import Problem, status_line
 from mockserver.respond import Environ, StartResponse, WSGIApp, is_head, respond, respond_problem
 
+GONE = "499 Client Closed Request"  # logged and journaled for a delayed request whose client left
 Declared = Callable[[int], str | None]  # the media type the spec declares for a status
 
 
@@ -30,8 +30,10 @@ def serve(
 ) -> Iterable[bytes]:
     """The request served as the action says: after its delay, a connection fault, the rule's
     own answer, or the app's (which `answered` then gives the rule's status)."""
-    if action.delay_ms:
-        time.sleep(action.delay_ms / 1000)
+    if action.delay_ms and not waiting.delay(action.delay_ms / 1000, environ):
+        connection.detach(connection.descriptor(environ))  # its client left: nothing to send
+        start_response(GONE, [])
+        return []
     if action.fault:
         break_connection(action.fault, environ, hung_up)
         start_response(status_line(500), [])  # an answer for the server to write: to /dev/null

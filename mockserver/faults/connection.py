@@ -31,11 +31,11 @@ class NoSocket(Exception):
 
 def take(environ: dict[str, Any]) -> tuple[int, socket.socket]:
     """The request's connection: the server's descriptor, and a socket of our own on it."""
-    fd = _fd(environ)
+    fd = descriptor(environ)
     return fd, socket.socket(fileno=os.dup(fd))
 
 
-def _fd(environ: dict[str, Any]) -> int:
+def descriptor(environ: dict[str, Any]) -> int:
     """The file descriptor of the request's connection, as the WSGI server holds it."""
     given = environ.get("werkzeug.socket") or environ.get("gunicorn.socket")
     if given is not None:

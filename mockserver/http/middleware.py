@@ -25,7 +25,7 @@ from mockserver.contract.router import Operation
 from mockserver.faults import apply
 from mockserver.faults.matching import Seen
 from mockserver.faults.rules import Action, preferred
-from mockserver.http import lane
+from mockserver.http import lane, wire
 from mockserver.http.answers import media_type
 from mockserver.http.fair_queue import Turns
 from mockserver.http.request_body import read_body
@@ -53,18 +53,42 @@ class Front:
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         request = begin(environ)
+        refusal = wire.refusal(environ)
+        if refusal is not None:
+            return self._refused_on_the_wire(environ, start_response, request, refusal)
         if not environ.get("PATH_INFO", "").startswith(CONTROL_PREFIX):
             return self._api(environ, start_response, request)
         result = self.inner(environ, start_response)
         _log_line(environ, request)
         return result
 
+    def _refused_on_the_wire(
+        self,
+        environ: Environ,
+        start_response: StartResponse,
+        request: RequestState,
+        problem: Problem,
+    ) -> Iterable[bytes]:
+        """A request refused for its HTTP framing (`http.wire`): a version we do not speak is
+        answered on the connection itself, in HTTP/1.1."""
+        request.trail.status = problem.status
+        _log_line(environ, request)
+        if problem.status != 505:
+            return respond_problem(environ, start_response, problem)
+        wire.answer_raw(environ, problem)
+        start_response("505 HTTP Version Not Supported", [])  # written to /dev/null
+        return []
+
     def _api(
         self, environ: Environ, start_response: StartResponse, request: RequestState
     ) -> Iterable[bytes]:
+        try:  # the body is read before the turn: a slow upload holds no one up
+            body, failure = read_body(environ, self.state.settings.max_body_bytes), None
+        except Problem as problem:
+            body, failure = None, problem
         turn = self.turns.take()
         try:
-            answered = self._enter(environ, start_response, request)
+            answered = self._enter(environ, start_response, request, body, failure)
             if answered is not None:
                 _log_line(environ, request)  # in the turn: work that waits on no client
                 return answered
@@ -98,7 +122,12 @@ class Front:
         return result
 
     def _enter(
-        self, environ: Environ, start_response: StartResponse, request: RequestState
+        self,
+        environ: Environ,
+        start_response: StartResponse,
+        request: RequestState,
+        body: bytes | None,
+        failure: Problem | None,
     ) -> Iterable[bytes] | None:
         """An API request up to its answer; None when a rule's action is to be served."""
         name = environ.get(HEADER, DEFAULT)
@@ -108,10 +137,12 @@ class Front:
         sessions = self.state.sessions
         try:  # auth refused: no session made, a fresh one looked at; the store may be lost (503)
             session = request.session = sessions.get(name) if admitted else sessions.peek(name)
-            request.body = read_body(environ, self.state.settings.max_body_bytes)
+            if failure is not None:
+                raise failure
         except Problem as problem:
             return self._refused(environ, start_response, request, problem)
-        body = request.body or b""
+        request.body = body
+        body = body or b""
         path = environ.get("PATH_INFO", "")
         request.entry = session.journal.open(
             time.time(),

@@ -24,10 +24,10 @@ from flask import Flask
 from mockserver import log, wsgi
 from mockserver.proxy import drift
 from mockserver.proxy.forward import PROXY
+from mockserver.serving import stop
+from mockserver.serving.stop import SHUTDOWN_GRACE
 from mockserver.sessions.tally import exit_command
 from mockserver.settings import Settings
-
-SHUTDOWN_GRACE = 5  # seconds in-flight requests get to finish after SIGTERM
 
 
 class StartupError(Exception):
@@ -85,10 +85,16 @@ def uwsgi_options(settings: Settings) -> list[str]:
         "--enable-threads",
         "--need-app",
         "--hook-master-start",
-        "unix_signal:15 gracefully_kill_them_all",  # SIGTERM: in-flight requests finish first
+        "unix_signal:15 gracefully_kill_them_all",  # SIGTERM: SIGHUP to the worker (serving.stop)
+        "--import",
+        "mockserver.serving.after_fork",  # the worker handles that SIGHUP itself:
+        "--hook-accepting-once",  # Python's handler (set after the fork) replaces uWSGI's
+        f"unix_signal:{int(stop.STOP_SIGNAL)} PyErr_SetInterruptEx",
         "--disable-logging",  # the app logs one line per request itself
         "--buffer-size",
         "65535",  # request line and headers up to 64 KiB
+        "--max-vars",
+        "1024",  # room for the header fields `http.wire` refuses (431) past its limit
         "--reload-mercy",
         "10",
         "--worker-reload-mercy",
@@ -103,6 +109,9 @@ def serve(app: Flask, settings: Settings) -> None:
     """Serve until SIGINT or SIGTERM."""
     import pyuwsgi
 
+    in_flight = stop.InFlight(app.wsgi_app)
+    app.wsgi_app = in_flight  # type: ignore[method-assign]
+    stop.watch(in_flight)
     wsgi.application = app
     gc.freeze()  # what start-up built (spec, validators, seeded stores) is never scanned again
     log_fd = log.keep_stderr()
