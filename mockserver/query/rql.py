@@ -102,7 +102,8 @@ class _Parser:
         bare = _BARE_VALUES.match(text, at) if depth <= MAX_NESTING else None
         if bare is not None:  # the common case, and a long `in()` list: 3x faster
             end = bare.end()
-            return tuple(Value(part.strip()) for part in text[at : end - 1].split(",")), end
+            parts = text[at : end - 1].split(",")
+            return tuple([Value(part.strip()) for part in parts]), end  # inlined: no frame
         while True:
             item, at = self.node(at, depth)
             items.append(item)
@@ -120,12 +121,17 @@ class _Parser:
 _BARE_VALUES = re.compile(r"(?:[^,()'\"]*+,)*+[^,()'\"]*+\)")
 
 
+def _shown(node: Node) -> str:
+    """`show`, with a bare value (most arguments) written without a call."""
+    return node.text if type(node) is Value and not node.quoted else show(node)
+
+
 def show(node: Node) -> str:
     """An expression written back, as an error message names it."""
     if isinstance(node, Call):
-        return f"{node.name}(" + ",".join(show(a) for a in node.args) + ")"
+        return f"{node.name}(" + ",".join([_shown(a) for a in node.args]) + ")"
     if isinstance(node, Group):
-        return "(" + ",".join(show(a) for a in node.items) + ")"
+        return "(" + ",".join([_shown(a) for a in node.items]) + ")"
     if not node.quoted:
         return node.text
     quote = '"' if "'" in node.text else "'"
