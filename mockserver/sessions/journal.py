@@ -230,9 +230,7 @@ class Journal:
         session: str,
         trail: Trail,
     ) -> Entry:
-        size, digest = len(body), None
-        if size > BODY_KEPT:
-            body, digest = body[:BODY_KEPT], hashlib.sha256(body).hexdigest()
+        body, size, digest = cut(body)
         entry = Entry(
             next(self._ids), time, method, path, query, headers, body, session, trail, None, size
         )
@@ -275,6 +273,15 @@ class Journal:
 
     def count(self, matcher: Matcher) -> int:
         return sum(1 for entry in self if matcher.match(entry))
+
+
+def cut(body: bytes) -> tuple[bytes, int, str | None]:
+    """What an entry keeps of a body: its first BODY_KEPT bytes, its size, and the SHA-256 of
+    the whole when it was cut."""
+    size = len(body)
+    if size <= BODY_KEPT:
+        return body, size, None
+    return body[:BODY_KEPT], size, hashlib.sha256(body).hexdigest()
 
 
 def _held(headers: Headers) -> int:

@@ -109,9 +109,13 @@ class Sessions:
             _let_go(gone)
         return gone is not None
 
+    def _named(self) -> int:
+        """How many named sessions (the default one aside) live."""
+        return len(self._sessions) - (DEFAULT in self._sessions)
+
     def _room_for_one(self) -> None:
-        """A 429 Problem when the named sessions (the default one aside) are at the cap."""
-        named = len(self._sessions) - (DEFAULT in self._sessions)
+        """A 429 Problem when the named sessions are at the cap."""
+        named = self._named()
         if named >= self.limits.max_sessions:
             raise Problem(
                 429,

@@ -22,7 +22,6 @@ shared by every server and worker process on the same store and prefix.
 from __future__ import annotations
 
 import collections
-import hashlib
 import threading
 import time
 import zlib
@@ -36,10 +35,9 @@ from mockserver.codec import MISSING
 from mockserver.contract.router import Operation
 from mockserver.faults.matching import Seen
 from mockserver.faults.redis_rules import RedisFaults, RuleScripts
-from mockserver.problems import Problem
 from mockserver.query.params import decode
 from mockserver.sessions.coverage import Coverage
-from mockserver.sessions.journal import BODY_KEPT, Budget, Entry, Headers, Journal, Trail
+from mockserver.sessions.journal import Budget, Entry, Headers, Journal, Trail, cut
 from mockserver.sessions.session import DEFAULT, SWEEP_EVERY, Limits, Session, Sessions
 from mockserver.storage.backend import Backend, StoreUnavailable
 from mockserver.storage.redis_connection import Link
@@ -199,9 +197,7 @@ class SharedJournal(Journal):
         session: str,
         trail: Trail,
     ) -> Entry:
-        size, digest = len(body), None
-        if size > BODY_KEPT:
-            body, digest = body[:BODY_KEPT], hashlib.sha256(body).hexdigest()
+        body, size, digest = cut(body)
         entry = Entry(0, time, method, path, query, headers, body, session, trail, None, size)
         entry.sha256 = digest
         if self.size:
@@ -397,18 +393,11 @@ class SharedSessions(Sessions):
             names = sorted(name.decode() for name in self.shared.client.hkeys(self.shared.registry))
         return iter([self._sessions.get(name) or self._new(name, join=True) for name in names])
 
-    def _room_for_one(self) -> None:
+    def _named(self) -> int:
+        """The named sessions of every server on the store."""
         with self.shared.link.calling():
             held = int(self.shared.client.hlen(self.shared.registry))
-        named = held - self._listed(DEFAULT)
-        if named >= self.limits.max_sessions:
-            raise Problem(
-                429,
-                f"The mock holds {named} sessions, its --max-sessions: end one "
-                "(DELETE /_mock/sessions/NAME) or wait for an idle one to expire "
-                "(--session-ttl).",
-                headers={"Retry-After": "1"},
-            )
+        return held - self._listed(DEFAULT)
 
     def end(self, name: str) -> bool:
         """End a session for every server: its records, rules, journal and coverage."""
