@@ -105,6 +105,13 @@ def _last_read(get: Read) -> Read:
 def getter(path: str) -> Read:
     """Read a dotted path; through arrays it yields the list of values found in the elements."""
     parts = path.split(".")
+    rests: dict[int, Read] = {}  # the getter of what follows an array, made once
+
+    def through(index: int, values: list[Any]) -> list[Any]:
+        inner = rests.get(index)
+        if inner is None:
+            inner = rests[index] = getter(".".join(parts[index:]))
+        return [v for v in map(inner, values) if v is not MISSING]
 
     def get(item: Any) -> Any:
         value = item
@@ -112,9 +119,7 @@ def getter(path: str) -> Read:
             if isinstance(value, dict):
                 value = value.get(part, MISSING)
             elif isinstance(value, list):
-                rest = ".".join(parts[index:])
-                inner = getter(rest)
-                return [v for v in (inner(e) for e in value) if v is not MISSING]
+                return through(index, value)
             else:
                 return MISSING
         return value

@@ -103,6 +103,7 @@ class Resources:
         self._behaviours: dict[str, Behaviour] = {}
         self._gets: dict[str, Operation] = {}
         self._item_validators: dict[str, Any] = {}  # made on first use
+        self._statuses: dict[tuple[int, int], tuple[Operation, int]] = {}  # see `_success`
         self.query_budget = 0.0  # seconds a list's filter may take (`--query-budget-ms`)
         by_collection: dict[str, list[Operation]] = {}
         for op in operations:
@@ -148,7 +149,7 @@ class Resources:
     def _declared(self, call: Exchange, op: Operation, reply: Reply) -> Reply:
         """The answer with the success status the operation declares (a create that declares
         200 answers 200): no body for 204, a body for a status that has one."""
-        status = responses.success(op, self.spec.schema, reply.status)
+        status = self._success(op, reply.status)
         if status == reply.status:
             return self._conformed(op, reply)
         reply.status = status
@@ -157,6 +158,15 @@ class Resources:
         elif reply.body is None:
             reply.body = self.answers.body(op, status, preference(call.prefer))
         return self._conformed(op, reply)
+
+    def _success(self, op: Operation, wanted: int) -> int:
+        """`responses.success`, worked out once per operation and status (it reads the
+        operation's responses: a sixth of a GET by id when done per request)."""
+        key = (id(op), wanted)  # the operation is kept with its status: its id stays its own
+        known = self._statuses.get(key)
+        if known is None:
+            known = self._statuses[key] = (op, responses.success(op, self.spec.schema, wanted))
+        return known[1]
 
     def _conformed(self, op: Operation, reply: Reply) -> Reply:
         """A generic collection's answer, held to the operation's response schema (a stored

@@ -21,7 +21,7 @@ class IdFormat:
 
     def make(self, rng: random.Random | None = None) -> str:
         size = 4 * self.groups
-        drawn = (rng or _own_rng()).randrange(10**size)  # one draw: the groups at once
+        drawn = (rng or _RNG).randrange(10**size)  # one draw: the groups at once
         digits = f"{drawn:0{size}d}"
         return self.prefix + "".join(f"-{digits[i : i + 4]}" for i in range(0, size, 4))
 
@@ -32,17 +32,16 @@ class IdFormat:
 
 
 _RNG = random.Random()  # seeded from the OS; ids need to be unique, not secret
-_RNG_PID = os.getpid()
 
 
-def _own_rng() -> random.Random:
-    """The ids' generator, seeded again from the OS in a forked process (uWSGI's workers,
-    `--processes N`): two workers never draw the same sequence of ids."""
-    global _RNG_PID
-    if os.getpid() != _RNG_PID:
-        _RNG.seed()
-        _RNG_PID = os.getpid()
-    return _RNG
+def reseed() -> None:
+    """Seed the ids' generator again from the OS, in a forked process (uWSGI's workers,
+    `--processes N`): two workers never draw the same sequence of ids. `os.fork` calls it by
+    itself; uWSGI's fork runs no such handler, so its workers call it (`serving.after_fork`)."""
+    _RNG.seed()
+
+
+os.register_at_fork(after_in_child=reseed)
 
 
 def from_schema(schema: Any) -> IdFormat | None:

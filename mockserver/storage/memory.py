@@ -64,8 +64,8 @@ class MemoryCollection:
     def insert(self, item: Item) -> bytes:
         raw = self.layout.encode(item)
         with self._lock:
-            evicted = self._insert(item, raw)
-        self._report(evicted)
+            self._report(self._insert(item, raw))
+        self._settle()
         return raw
 
     def add(self, item: Item) -> bytes | None:
@@ -73,8 +73,8 @@ class MemoryCollection:
         with self._lock:
             if item["id"] in self._items:
                 return None
-            evicted = self._insert(item, raw)
-        self._report(evicted)
+            self._report(self._insert(item, raw))
+        self._settle()
         return raw
 
     def _cost(self, item_id: str, raw: bytes) -> int:
@@ -83,9 +83,14 @@ class MemoryCollection:
         return 0 if self._inherited.get(item_id) is raw else len(raw) + ITEM_BYTES
 
     def _report(self, evicted: list[str]) -> None:
+        """Say which items went, under the lock: in the order they went."""
         for item_id in evicted:
             if self._on_evict:
                 self._on_evict(self.name, item_id)
+
+    def _settle(self) -> None:
+        """Past the server's byte budget, the oldest items go (other collections' locks are
+        taken then: never under this one's)."""
         if self.budget.used > self.budget.limit:
             self.budget.settle()
 
@@ -156,7 +161,7 @@ class MemoryCollection:
             for index in self._indexes.values():
                 index.replaced(former, item)
             self.budget.charge(self, len(raw) + ITEM_BYTES - self._cost(item["id"], old))
-        self._report([])
+        self._settle()
         return raw
 
     def remove(self, item_id: str) -> bool:
