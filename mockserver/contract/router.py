@@ -136,5 +136,10 @@ def _specificity(template: str) -> tuple[int, ...]:
     return tuple(1 if _PARAM.match(s) else 0 for s in template.strip("/").split("/"))
 
 
+_FIELD = re.compile(r"\{([^{}]+)\}")
+
+
 def _fill(template: str, params: dict[str, str]) -> str:
-    return re.sub(r"\{([^{}]+)\}", lambda m: params.get(m.group(1), m.group(0)), template)
+    if "{" not in template:  # most collections have no parent
+        return template
+    return _FIELD.sub(lambda m: params.get(m.group(1), m.group(0)), template)
