@@ -1,10 +1,8 @@
-"""Imported by uWSGI (`--import`) before it forks its worker: the worker then runs
-`serving.stop.install` first thing (`uwsgi.post_fork_hook`)."""
+"""Imported by uWSGI (`--import`) in its worker as it loads the app (`--lazy-apps`): the
+worker handles the stop itself (`serving.stop.install`)."""
 
 from __future__ import annotations
 
-import uwsgi  # only importable inside uWSGI
-
 from mockserver.serving import stop
 
-uwsgi.post_fork_hook = stop.install
+stop.install()
