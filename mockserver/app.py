@@ -226,7 +226,8 @@ def _save(state: State, path: Path, creator: int) -> None:
     try:
         items = state_file.save(path, state.sessions, spec)
     except (OSError, StoreUnavailable) as exc:
-        log.logger.error("cannot save the state to %s: %s", path, exc)
+        state.unsaved = (exc.strerror if isinstance(exc, OSError) else None) or str(exc)
+        log.logger.error("could not save the state file %s: %s", path, state.unsaved)
         return
     took = time.monotonic() - started
     log.logger.info("state saved to %s: %d items (%.1fs)", path, items, took)

@@ -45,6 +45,7 @@ class State:
     tally: Tally | None = None  # every answer, for the coverage report at exit
     kinds: dict[str, AnswerKind] = field(default_factory=dict)  # `METHOD template` -> kind
     forked: bool = False  # served by a forked worker (uWSGI), not by the process that made it
+    unsaved: str = ""  # why the --state-file could not be written at stop ("" when it was)
 
     def collection(self, label: str) -> str | None:
         """The spec path of the collection whose behaviour the control API calls `label`."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -18,6 +19,7 @@ import pytest
 import requests
 from support import AUTH, EVENT_TYPES, MOCKSERVER, RECORDS, ROOT, Server, free_port, new_record
 
+from mockserver.serving.stop import FAILED
 from mockserver.sessions import state_file as snapshot
 from mockserver.storage.memory import MemoryBackend as Stores
 
@@ -104,6 +106,25 @@ def test_a_missing_file_is_written_at_shutdown(start_server: StartServer, tmp_pa
     assert list(state.parent.iterdir()) == [state]  # no temporary file left behind
 
 
+def test_a_failed_save_at_stop_exits_non_zero_naming_the_file_and_the_reason(
+    start_server: StartServer, tmp_path: Path
+) -> None:
+    """The folder checked at start-up is gone by the stop: the exit code says the data was not
+    kept (uWSGI's 22), and one line says where and why."""
+    folder = tmp_path / "volume"
+    folder.mkdir()
+    state = folder / "state.jsonl"
+    server = start_server("--state-file", str(state))
+    post(server, new_record())
+    shutil.rmtree(folder)
+    assert server.stop() == FAILED
+    said = [line for line in server.log if "could not save" in line]
+    assert len(said) == 1, server.log
+    reason = "No such file or directory"
+    assert said[0].endswith(f"ERROR could not save the state file {state}: {reason}"), said
+    assert not folder.exists()
+
+
 def test_reset_goes_back_to_the_start_up_configuration_not_the_file(
     start_server: StartServer, tmp_path: Path
 ) -> None:
@@ -142,6 +163,7 @@ WRITER = """
 import sys
 from pathlib import Path
 from mockserver import create_app, Settings
+from mockserver.serving.stop import FAILED
 from mockserver.sessions import state_file as snapshot
 app = create_app(Settings(seed_records=int(sys.argv[2]), faker_seed=int(sys.argv[3])))
 holder = app.extensions["mockserver"]

@@ -56,6 +56,8 @@ class Front:
         refusal = wire.refusal(environ)
         if refusal is not None:
             return self._refused_on_the_wire(environ, start_response, request, refusal)
+        if wire.READ_AHEAD in environ:  # a pipelined request follows: uWSGI drops it, we say so
+            start_response = wire.closing(start_response)
         if not environ.get("PATH_INFO", "").startswith(CONTROL_PREFIX):
             return self._api(environ, start_response, request)
         result = self.inner(environ, start_response)
@@ -73,8 +75,8 @@ class Front:
         answered on the connection itself, in HTTP/1.1."""
         request.trail.status = problem.status
         _log_line(environ, request)
-        if problem.status != 505:
-            return respond_problem(environ, start_response, problem)
+        if problem.status != 505:  # the connection is not kept: its requests were not counted
+            return respond_problem(environ, wire.closing(start_response), problem)
         wire.answer_raw(environ, problem)
         start_response("505 HTTP Version Not Supported", [])  # written to /dev/null
         return []

@@ -1,13 +1,17 @@
-"""SIGTERM in uWSGI's worker: at most `SHUTDOWN_GRACE` seconds, whatever is in flight.
+"""SIGTERM in uWSGI's worker: at most `SHUTDOWN_GRACE` seconds, whatever is in flight, and an
+exit status that says whether the `--state-file` was saved.
 
-On SIGTERM uWSGI's master sends its worker SIGHUP (`gracefully_kill_them_all`) and waits for it
-without a limit; left to itself, the worker would wait for every request, a 30 s delay too.
-Here the worker handles that SIGHUP itself (`install`, run right after the fork): every delay
-ends at once (`faults.waiting.STOPPING`: delayed requests are answered), the requests in flight
-(`InFlight`) get the rest of the grace, then the exit handlers run (the `--state-file` is
-written, the logs flushed) and the worker exits, cutting what is still open (slow clients, a
-stream); the master then exits too. `docker stop` (SIGTERM, SIGKILL 10 s later) thus finds
-the state file written.
+On SIGTERM uWSGI's master sends its worker SIGINT (`kill_them_all`, `serving.uwsgi`'s hook) and
+waits for it to end. Here the worker handles that SIGINT itself (`install`, run in the worker
+as it loads the app): every delay ends at once (`faults.waiting.STOPPING`: delayed requests are
+answered), the requests in flight (`InFlight`) get the rest of the grace, then the exit handlers
+run (the `--state-file` is written, the logs flushed) and the worker exits, cutting what is
+still open (slow clients, a stream); the master then exits too. `docker stop` (SIGTERM, SIGKILL
+10 s later) thus finds the state file written.
+
+When the state file could not be written, the worker exits with `FAILED`, uWSGI's code for a
+worker whose app failed: with `--lazy-apps` and `--need-app` its master then ends the whole
+server with that code (uWSGI's master passes no other worker status on).
 """
 
 from __future__ import annotations
@@ -22,9 +26,11 @@ from typing import Any
 
 from mockserver import log
 from mockserver.faults import waiting
+from mockserver.state import State
 
 SHUTDOWN_GRACE = 5  # seconds in-flight requests get to finish after SIGTERM
-STOP_SIGNAL = signal.SIGHUP  # what uWSGI's master sends its worker on SIGTERM
+STOP_SIGNAL = signal.SIGINT  # what uWSGI's master sends its worker on SIGTERM (kill_them_all)
+FAILED = 22  # uWSGI's UWSGI_FAILED_APP_CODE: the one worker status its master exits with
 
 WSGI = Callable[[dict[str, Any], Any], Iterable[bytes]]
 
@@ -75,16 +81,19 @@ class _Closing:
 
 
 _in_flight: InFlight | None = None
+_state: State | None = None
 
 
-def watch(in_flight: InFlight) -> None:
-    """The counter `install` waits on (set before uWSGI starts)."""
-    global _in_flight
+def watch(in_flight: InFlight, state: State) -> None:
+    """The counter `install` waits on, and the state whose save decides the exit status (set
+    before uWSGI starts)."""
+    global _in_flight, _state
     _in_flight = in_flight
+    _state = state
 
 
 def install() -> None:
-    """In the worker, right after the fork (`uwsgi.post_fork_hook`): SIGHUP starts the stop.
+    """In the worker, as it loads the app (`serving.after_fork`): SIGINT starts the stop.
     Python's own handler only notes the signal; a thread, woken by the wake-up descriptor,
     does the stopping."""
     read, write = os.pipe()
@@ -101,7 +110,8 @@ def _wait_for_signal(read: int) -> None:
 
 
 def stop() -> None:
-    """End the delays, give the requests in flight the grace, run the exit handlers, exit."""
+    """End the delays, give the requests in flight the grace, run the exit handlers, exit
+    (with `FAILED` when the state file could not be saved)."""
     waiting.STOPPING.set()
     deadline = time.monotonic() + SHUTDOWN_GRACE
     while _in_flight is not None and _in_flight.count > 0 and time.monotonic() < deadline:
@@ -113,4 +123,4 @@ def stop() -> None:
             SHUTDOWN_GRACE,
         )
     atexit._run_exitfuncs()
-    os._exit(0)
+    os._exit(FAILED if _state is not None and _state.unsaved else 0)

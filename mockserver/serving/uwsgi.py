@@ -29,6 +29,9 @@ from mockserver.serving.stop import SHUTDOWN_GRACE
 from mockserver.sessions.tally import exit_command
 from mockserver.settings import Settings
 
+# when uWSGI's master kills a worker still stopping: after its grace and a minute to save
+STOP_MERCY = SHUTDOWN_GRACE + 60
+
 
 class StartupError(Exception):
     """The server cannot start; the message says why."""
@@ -83,12 +86,15 @@ def uwsgi_options(settings: Settings) -> list[str]:
         "--threads",
         str(settings.threads),
         "--enable-threads",
-        "--need-app",
+        "--need-app",  # with --lazy-apps: a worker exiting 22 ends the master with 22 (stop.FAILED)
+        "--lazy-apps",  # the app (built before the fork) is taken up in the worker
         "--hook-master-start",
-        "unix_signal:15 gracefully_kill_them_all",  # SIGTERM: SIGHUP to the worker (serving.stop)
+        "unix_signal:15 kill_them_all",  # SIGTERM: SIGINT to the worker (serving.stop), whose
+        "--hook-master-start",  # status the master's loop then reads (gracefully_kill_them_all
+        "unix_signal:17 worker_wakeup",  # drops it); SIGCHLD wakes that loop at once
         "--import",
-        "mockserver.serving.after_fork",  # the worker handles that SIGHUP itself:
-        "--hook-accepting-once",  # Python's handler (set after the fork) replaces uWSGI's
+        "mockserver.serving.after_fork",  # the worker handles that SIGINT itself:
+        "--hook-accepting-once",  # Python's handler (set as the app loads) replaces uWSGI's
         f"unix_signal:{int(stop.STOP_SIGNAL)} PyErr_SetInterruptEx",
         "--disable-logging",  # the app logs one line per request itself
         "--buffer-size",
@@ -98,7 +104,7 @@ def uwsgi_options(settings: Settings) -> list[str]:
         "--reload-mercy",
         "10",
         "--worker-reload-mercy",
-        str(SHUTDOWN_GRACE),
+        str(STOP_MERCY),
     ]
     if settings.log_level != "debug":
         options += ["--logto", "/dev/null"]  # uWSGI's banner; the app keeps its own stderr
@@ -111,7 +117,7 @@ def serve(app: Flask, settings: Settings) -> None:
 
     in_flight = stop.InFlight(app.wsgi_app)
     app.wsgi_app = in_flight  # type: ignore[method-assign]
-    stop.watch(in_flight)
+    stop.watch(in_flight, app.extensions["mockserver"])
     wsgi.application = app
     gc.freeze()  # what start-up built (spec, validators, seeded stores) is never scanned again
     log_fd = log.keep_stderr()

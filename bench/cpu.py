@@ -1,0 +1,82 @@
+"""The server's CPU time per request: this checkout against an earlier revision, measured so
+that other load on the machine does not count.
+
+    .venv/bin/python bench/cpu.py [--baseline REV] [--rounds N] [--duration S]
+
+Each round starts both servers afresh (as `bench/gate.py` does, the baseline checked out under
+bench/.tools), loads each with wrk (GET by id, 8 connections; the order flips every round),
+and reads the CPU time (user and system) its uWSGI worker spent meanwhile from /proc: divided
+by the requests wrk counted, that is what one request costs the server whatever else the
+cores were doing, where req/s on a shared machine say more about the neighbours. Prints each
+round and the medians.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+from pathlib import Path
+
+import targets as tg
+import wrk
+from gate import RECORDS, SEED, first_id, start, worktree
+from targets import log
+
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU time of a process so far (/proc/PID/stat, fields 14 and 15)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICKS
+
+
+def worker(target: tg.Target) -> int:
+    """The uWSGI worker: the one child of the server's master (the command's process)."""
+    found = subprocess.run(
+        ["pgrep", "-P", str(target.process.pid)], capture_output=True, text=True, check=True
+    )
+    return int(found.stdout.split()[0])
+
+
+def measure(target: tg.Target, wrk_bin: str, duration: float) -> float:
+    """Microseconds of the worker's CPU time per GET by id."""
+    url = f"{target.base}{RECORDS}/{first_id(target)}"
+    wrk.run(wrk_bin, wrk.Load(url, "get.lua", connections=8, duration=1))  # warm-up
+    pid = worker(target)
+    before = cpu_seconds(pid)
+    result = wrk.run(wrk_bin, wrk.Load(url, "get.lua", connections=8, duration=duration))
+    return (cpu_seconds(pid) - before) / max(1, result.requests) * 1e6
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--baseline", default="HEAD~1")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--duration", type=float, default=5.0)
+    args = parser.parse_args()
+    wrk_bin = tg.ensure_wrk()
+    results = tg.BENCH / "results"
+    results.mkdir(exist_ok=True)
+    sources = {"baseline": worktree(args.baseline), "current": tg.ROOT}
+    spent: dict[str, list[float]] = {name: [] for name in sources}
+    for number in range(1, args.rounds + 1):
+        order = list(sources) if number % 2 else list(reversed(sources))
+        for name in order:
+            processes = tg.Processes()
+            try:
+                target = start(processes, results, name, sources[name], SEED)
+                spent[name].append(measure(target, wrk_bin, args.duration))
+            finally:
+                processes.stop_all()
+            log(f"round {number} {name}: {spent[name][-1]:.0f} µs of CPU per request")
+    for name, values in spent.items():
+        each = ", ".join(f"{value:.0f}" for value in values)
+        log(f"{name}: median {statistics.median(values):.0f} µs per request ({each})")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
