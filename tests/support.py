@@ -72,7 +72,7 @@ class Server:
     def api_url(self) -> str:
         return f"{self.url}/public/v1"
 
-    def start(self, timeout: float = 30.0) -> Server:
+    def start(self, timeout: float = 60.0) -> Server:  # a loaded machine: seeding takes long
         command = [str(MOCKSERVER), "--port", str(self.port), "--check-responses", *self.args]
         env = {**os.environ, **self.env}
         self.process = subprocess.Popen(
