@@ -170,7 +170,7 @@ class RedisFaults:
     def rules(self) -> list[Rule]:
         """The rules as they are now (one HGET of the version; read again when it moved)."""
         with self._link.calling():
-            version = self._client.hget(self._keys[2], "version") or b"0"
+            version = self._link.call("HGET", self._keys[2], "version") or b"0"
             if version != self._version:
                 self._read()
         return self._rules
@@ -248,7 +248,7 @@ class RedisFaults:
                 args += [rule.id, -1 if times is None else times, given.get("after", 0)]
                 args.append(-1 if chance is None else repr(float(chance)))
             with self._link.calling():
-                answer = self._scripts.decide(keys=self._keys[2:4], args=args)
+                answer = self._link.run(self._scripts.decide, self._keys[2:4], args)
                 if answer[0] == 0:
                     self._read()
                     continue

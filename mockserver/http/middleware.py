@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from mockserver import codec, log
+from mockserver import codec, log, storage
 from mockserver.auth.identity import required_right
 from mockserver.codec import MISSING
 from mockserver.contract.router import Operation
@@ -49,6 +49,7 @@ class Front:
         self.inner = inner  # Flask: the control API
         self.state = state
         self.turns = Turns()
+        storage.wait_aside(state.sessions.initial, self.turns.aside)  # Redis: off the turn
         self.proxy = proxy  # --upstream: it answers instead of the lane
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:

@@ -44,32 +44,41 @@ from mockserver.storage.redis_connection import Link
 
 TOUCH_EVERY = 1.0  # seconds between two writes of a session's last use to the registry
 
-# KEYS: the stream, its ids counter, PREFIX:journal (every entry by age), PREFIX:journal:bytes.
-# ARGV: the entry's JSON (without its id), the session's size bound, the byte bound, the
-# session's name, the stream key's prefix and suffix around a session name.
+# KEYS: the stream, its ids counter, PREFIX:journal (every entry by age), PREFIX:journal:bytes,
+# the session's coverage. ARGV: the session's size bound, the byte bound, the session's name,
+# the stream key's prefix and suffix around a session name, how many coverage counters, each
+# counter's field and increment, then the entries' JSON (without their ids), oldest first.
+# The coverage counted and the entries added in one call (one round trip for a request).
 JOURNAL_ADD = """
-local id = redis.call('INCR', KEYS[2])
-local json = '{"id":' .. id .. ',' .. string.sub(ARGV[1], 2)
-local cost = string.len(json) + 64
-local sid = redis.call('XADD', KEYS[1], '*', 'e', json, 'c', cost)
-local seq = redis.call('HINCRBY', KEYS[4], 'seq', 1)
-redis.call('ZADD', KEYS[3], seq, ARGV[4] .. ' ' .. sid .. ' ' .. cost)
-local used = redis.call('HINCRBY', KEYS[4], 'used', cost)
-while redis.call('XLEN', KEYS[1]) > tonumber(ARGV[2]) do
-  local oldest = redis.call('XRANGE', KEYS[1], '-', '+', 'COUNT', 1)[1]
-  redis.call('XDEL', KEYS[1], oldest[1])
-  redis.call('ZREM', KEYS[3], ARGV[4] .. ' ' .. oldest[1] .. ' ' .. oldest[2][4])
-  used = redis.call('HINCRBY', KEYS[4], 'used', -tonumber(oldest[2][4]))
+local bound, limit, name = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3]
+local counters = tonumber(ARGV[6])
+for at = 7, 6 + 2 * counters, 2 do
+  redis.call('HINCRBY', KEYS[5], ARGV[at], ARGV[at + 1])
 end
-while used > tonumber(ARGV[3]) do
-  local first = redis.call('ZRANGE', KEYS[3], 0, 0)[1]
-  if not first then break end
-  local name, entry, size = string.match(first, '^(%S+) (%S+) (%S+)$')
-  redis.call('XDEL', ARGV[5] .. name .. ARGV[6], entry)
-  redis.call('ZREM', KEYS[3], first)
-  used = redis.call('HINCRBY', KEYS[4], 'used', -tonumber(size))
+for at = 7 + 2 * counters, #ARGV do
+  local id = redis.call('INCR', KEYS[2])
+  local json = '{"id":' .. id .. ',' .. string.sub(ARGV[at], 2)
+  local cost = string.len(json) + 64
+  local sid = redis.call('XADD', KEYS[1], '*', 'e', json, 'c', cost)
+  local seq = redis.call('HINCRBY', KEYS[4], 'seq', 1)
+  redis.call('ZADD', KEYS[3], seq, name .. ' ' .. sid .. ' ' .. cost)
+  local used = redis.call('HINCRBY', KEYS[4], 'used', cost)
+  while redis.call('XLEN', KEYS[1]) > bound do
+    local oldest = redis.call('XRANGE', KEYS[1], '-', '+', 'COUNT', 1)[1]
+    redis.call('XDEL', KEYS[1], oldest[1])
+    redis.call('ZREM', KEYS[3], name .. ' ' .. oldest[1] .. ' ' .. oldest[2][4])
+    used = redis.call('HINCRBY', KEYS[4], 'used', -tonumber(oldest[2][4]))
+  end
+  while used > limit do
+    local first = redis.call('ZRANGE', KEYS[3], 0, 0)[1]
+    if not first then break end
+    local session, entry, size = string.match(first, '^(%S+) (%S+) (%S+)$')
+    redis.call('XDEL', ARGV[4] .. session .. ARGV[5], entry)
+    redis.call('ZREM', KEYS[3], first)
+    used = redis.call('HINCRBY', KEYS[4], 'used', -tonumber(size))
+  end
 end
-return id
+return 1
 """
 
 # KEYS: the stream, its ids counter, PREFIX:journal, PREFIX:journal:bytes. ARGV: the session's
@@ -183,6 +192,7 @@ class SharedJournal(Journal):
         root = shared.root(name)
         self._keys = [f"{root}:journal", f"{root}:journal:ids", shared.entries, shared.bytes]
         self._stream_at = (f"{shared.prefix}:{{session.", "}:journal")
+        self.coverage = f"{root}:coverage"
         self._pending: collections.deque[Entry] = collections.deque()
         self._lock = threading.Lock()
 
@@ -207,19 +217,20 @@ class SharedJournal(Journal):
                 self._pending.append(entry)
         return entry
 
-    def flush(self, pipe: Any) -> None:
-        """The entries of the requests that are done, added to `pipe` (one script each)."""
+    def done(self) -> list[bytes]:
+        """The entries of the requests that are done, as Redis keeps them (JSON, no id yet),
+        taken off the pending ones."""
         with self._lock:
             done = [entry for entry in self._pending if entry.trail.ended]
             if not done:
-                return
+                return []
             self._pending = collections.deque(e for e in self._pending if not e.trail.ended)
+        found = []
         for entry in done:
             shown = entry.as_json()
             del shown["id"]
-            args: list[Any] = [orjson.dumps(shown), self.size, self._shared.journal_bytes]
-            args += [self._name, *self._stream_at]
-            self._shared.add(keys=self._keys, args=args, client=pipe)
+            found.append(orjson.dumps(shown))
+        return found
 
     def _entries_now(self) -> list[SharedEntry]:
         with self._shared.link.calling():
@@ -254,16 +265,19 @@ class SharedCoverage(Coverage):
         super().__init__(operations)
         self._shared = shared
         self._journal = journal
-        self._key = f"{journal._keys[0].removesuffix(':journal')}:coverage"
+        self._key = journal.coverage
 
     def count(self, operation: str | None, status: int, fault: str | None, times: int = 1) -> None:
+        """The answer counted, and the journal's finished entries written: one script call."""
+        journal, shared = self._journal, self._shared
+        args: list[Any] = [journal.size, shared.journal_bytes, journal._name, *journal._stream_at]
+        args += [2 if fault else 1, f"a\0{operation or ''}\0{status}", times]
+        if fault:
+            args += [f"f\0{fault}", times]
+        args += journal.done()
         try:
-            with self._shared.link.calling(), self._shared.client.pipeline(False) as pipe:
-                pipe.hincrby(self._key, f"a\0{operation or ''}\0{status}", times)
-                if fault:
-                    pipe.hincrby(self._key, f"f\0{fault}", times)
-                self._journal.flush(pipe)
-                pipe.execute()
+            with shared.link.calling():
+                shared.link.run(shared.add, [*journal._keys, self._key], args)
         except StoreUnavailable as lost:  # the answer is sent: only its record is lost
             log.logger.warning("coverage and journal of a request not kept: %s", lost.detail)
 
@@ -322,7 +336,7 @@ class SharedSessions(Sessions):
             self._sweep(now)
         session = self._sessions.get(name)
         if session is None:
-            with self._lock:
+            with self.shared.link.calling(), self._lock:  # off the turn, then in line
                 session = self._sessions.get(name)
                 if session is None:
                     if not self._listed(name):

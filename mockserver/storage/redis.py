@@ -117,7 +117,7 @@ class RedisCollection:
 
     def add(self, item: Item) -> bytes | None:
         raw = self.layout.encode(item)
-        with self._lock, self._link.calling():
+        with self._link.calling(), self._lock:  # off the turn, then in line
             added, *evicted = self._change("add", [(item, raw)])
             self._evicted(evicted)
         return raw if added else None
@@ -131,7 +131,7 @@ class RedisCollection:
         return self._sent(self._args("insert", batch), len(batch))
 
     def _sent(self, args: list[bytes | str | int], size: int) -> int:
-        with self._lock, self._link.calling():
+        with self._link.calling(), self._lock:  # off the turn, then in line
             self._evicted(self._scripts.change(keys=self._change_keys, args=args))
         return size
 
@@ -146,7 +146,7 @@ class RedisCollection:
 
     def _change(self, mode: str, batch: list[tuple[Item, bytes]]) -> Any:
         """One script call for a batch of items (`scripts.CHANGE`)."""
-        return self._scripts.change(keys=self._change_keys, args=self._args(mode, batch))
+        return self._link.run(self._scripts.change, self._change_keys, self._args(mode, batch))
 
     def _args(self, mode: str, batch: list[tuple[Item, bytes]]) -> list[bytes | str | int]:
         suffixes = self._suffixes
@@ -183,7 +183,7 @@ class RedisCollection:
 
     def get(self, item_id: str) -> bytes | None:
         with self._link.calling():
-            raw: bytes | None = self._client.hget(self.keys.items, item_id)
+            raw: bytes | None = self._link.call("HGET", self.keys.items, item_id)
         return raw
 
     def __len__(self) -> int:
@@ -454,7 +454,7 @@ class RedisBackend:
         found = self._collections.get(path)
         if found is not None:
             return found
-        with self._lock:
+        with self.link.calling(), self._lock:  # off the turn, then in line
             found = self._collections.get(path)
             if found is None:
                 made = RedisCollection(

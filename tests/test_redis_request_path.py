@@ -1,0 +1,150 @@
+"""An API request's path on Redis: the commands it sends (the rules' version, the item, one
+script for the journal entry with the coverage count; no SCRIPT EXISTS), the thread's own
+connection they go on (answers in order, an error answer raised once all are read, a restart
+and a flushed script cache survived), and the turn at the server's Python work handed on
+while the request waits on Redis (`http.fair_queue.Turns.aside`)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from redis_server import RedisServer, forget, unique_prefix
+from support import AUTH, RECORDS
+
+from mockserver.app import create_app
+from mockserver.http.fair_queue import Turns
+from mockserver.settings import Settings
+from mockserver.storage.redis_connection import Link
+
+
+@pytest.fixture
+def own_redis() -> Iterator[RedisServer]:
+    server = RedisServer().start()
+    yield server
+    server.stop()
+
+
+def _calls(client: Any) -> dict[str, int]:
+    stats: dict[str, Any] = client.info("commandstats")
+    return {name.removeprefix("cmdstat_"): int(found["calls"]) for name, found in stats.items()}
+
+
+def _sent(before: dict[str, int], after: dict[str, int]) -> dict[str, int]:
+    return {name: n - before.get(name, 0) for name, n in after.items() if n != before.get(name, 0)}
+
+
+def test_a_get_by_id_sends_the_version_the_item_and_one_script(own_redis: RedisServer) -> None:
+    prefix = unique_prefix()
+    app = create_app(Settings(store=own_redis.url, store_prefix=prefix, seed_records=3))
+    api = app.test_client()
+    listed = api.get(f"{RECORDS}?limit=1", headers=AUTH)
+    record = listed.get_json()["data"][0]["id"]
+    assert api.get(f"{RECORDS}/{record}", headers=AUTH).status_code == 200  # scripts loaded
+    looking = own_redis.client()
+    before = _calls(looking)
+    assert api.get(f"{RECORDS}/{record}", headers=AUTH).status_code == 200
+    sent = _sent(before, _calls(looking))
+    sent.pop("info", None)  # this test's own INFO
+    sent.pop("hset", None)  # the session's last use, written once a second
+    sent.pop("hgetall", None)  # every server's sessions, looked at once a second
+    scripted = {"incr", "xadd", "hincrby", "zadd", "xlen"}  # inside the journal's script
+    assert {k: v for k, v in sent.items() if k not in scripted} == {"hget": 2, "evalsha": 1}
+    journal = api.get("/_mock/requests", headers=AUTH).get_json()
+    assert [entry["path"] for entry in journal["data"]][-1] == f"{RECORDS}/{record}"
+    coverage = api.get("/_mock/coverage").get_json()
+    by_operation = {op["path"] + " " + op["method"]: op for op in coverage["operations"]}
+    assert by_operation[f"{RECORDS}/{{id}} GET"]["statuses"]["200"] == 2  # in the same script
+    forget(own_redis, prefix)
+
+
+def test_the_front_hands_its_turn_on_while_a_request_waits_on_redis(
+    own_redis: RedisServer,
+) -> None:
+    prefix = unique_prefix()
+    app = create_app(Settings(store=own_redis.url, store_prefix=prefix))
+    state = app.extensions["mockserver"]
+    link = state.sessions.initial.link
+    front = app.wsgi_app.app  # SessionPrefix -> Front
+    assert link.aside == front.turns.aside
+    forget(own_redis, prefix)
+
+
+def test_a_turn_set_aside_goes_to_the_next_and_comes_back_before_newcomers() -> None:
+    line = Turns(patience=30)
+    order: list[str] = []
+    waiting_on_redis = threading.Event()
+    redis_answers = threading.Event()
+
+    def first() -> None:
+        turn = line.take()
+        with line.aside():  # waits on Redis: the turn goes on
+            waiting_on_redis.set()
+            redis_answers.wait(5)
+        order.append("first, back from Redis")
+        line.leave(turn)
+
+    def later(name: str) -> None:
+        turn = line.take()
+        order.append(name)
+        if name == "second":
+            redis_answers.set()  # the first returns while the second holds the turn
+            deadline = time.monotonic() + 5
+            while line.waiting < 2 and time.monotonic() < deadline:
+                time.sleep(0.001)
+        line.leave(turn)
+
+    one = threading.Thread(target=first)
+    one.start()
+    assert waiting_on_redis.wait(5)
+    third = threading.Thread(target=later, args=("third",))
+    line_before = line.take()  # the turn is free: held here while the others queue
+    assert line_before
+    second = threading.Thread(target=later, args=("second",))
+    second.start()
+    deadline = time.monotonic() + 5
+    while line.waiting < 1 and time.monotonic() < deadline:
+        time.sleep(0.001)
+    third.start()
+    while line.waiting < 2 and time.monotonic() < deadline:
+        time.sleep(0.001)
+    line.leave(line_before)
+    for thread in (one, second, third):
+        thread.join(5)
+    assert order == ["second", "first, back from Redis", "third"]
+    assert line.take()  # free again
+    assert line.waiting == 0
+
+
+def test_aside_without_a_turn_changes_nothing() -> None:
+    line = Turns(patience=30)
+    with line.aside():
+        assert line.waiting == 0
+    assert line.take()
+
+
+def test_the_thread_s_connection_answers_in_order_and_survives_errors_and_restarts(
+    own_redis: RedisServer,
+) -> None:
+    link = Link(own_redis.url)
+    assert link.calls([("SET", "k", "1"), ("GET", "k"), ("GET", "nothing")]) == [b"OK", b"1", None]
+    with pytest.raises(Exception, match="WRONGTYPE"):
+        link.calls([("HGET", "k", "f"), ("INCR", "k")])  # the error raised once both are read
+    assert link.call("GET", "k") == b"2"  # the INCR after the error was done, and read
+    script = link.client.register_script("return ARGV[1] .. KEYS[1]")
+    assert link.run(script, ["a"], ["b"]) == b"ba"
+    link.call("SCRIPT", "FLUSH")
+    assert link.run(script, ["c"], ["d"]) == b"dc"  # loaded again
+    own_redis.stop()
+    own_redis.start()
+    assert link.call("PING") == b"PONG"  # a closed connection opened again, once
+    assert link.run(script, ["e"], ["f"]) == b"fe"  # the restarted Redis lost the script
+    others: list[Any] = []
+    thread = threading.Thread(target=lambda: others.append(link.call("CLIENT", "ID")))
+    thread.start()
+    thread.join(5)
+    assert len(others) == 1
+    assert others[0] != link.call("CLIENT", "ID")  # each thread its own connection
