@@ -148,3 +148,56 @@ def test_the_thread_s_connection_answers_in_order_and_survives_errors_and_restar
     thread.join(5)
     assert len(others) == 1
     assert others[0] != link.call("CLIENT", "ID")  # each thread its own connection
+
+
+def test_requests_done_together_are_written_together_and_each_returns_once_written(
+    own_redis: RedisServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While one request's journal write is under way, five more finish: they wait, and the
+    first of them writes all five in one script call; each returns with its entry in Redis."""
+    prefix = unique_prefix()
+    app = create_app(Settings(store=own_redis.url, store_prefix=prefix))
+    api = app.test_client()
+    assert api.get(RECORDS, headers=AUTH).status_code == 200  # the session made
+    shared = app.extensions["mockserver"].sessions.shared
+    link = shared.link
+    journal_script = shared.add
+    first_write = threading.Event()
+    let_go = threading.Event()
+    writes: list[int] = []
+    real_run = link.run
+
+    def run(script: Any, keys: Any, args: list[Any]) -> Any:
+        if script is journal_script:
+            entries = len(args) - 6 - 2 * int(args[5])
+            writes.append(entries)
+            if len(writes) == 1:
+                first_write.set()
+                let_go.wait(10)
+        return real_run(script, keys, args)
+
+    monkeypatch.setattr(link, "run", run)
+    statuses: list[int] = []
+
+    def one() -> None:
+        statuses.append(app.test_client().get(RECORDS, headers=AUTH).status_code)
+
+    first = threading.Thread(target=one)
+    first.start()
+    assert first_write.wait(10)
+    others = [threading.Thread(target=one) for _ in range(5)]
+    for thread in others:
+        thread.start()
+    coverage = app.extensions["mockserver"].sessions.get().coverage
+    deadline = time.monotonic() + 10
+    while sum(coverage._counters.values()) < 5 and time.monotonic() < deadline:
+        time.sleep(0.005)  # the five counted, waiting for the next write
+    assert statuses == []  # none returned before its entry was written
+    let_go.set()
+    for thread in [first, *others]:
+        thread.join(10)
+    assert statuses == [200] * 6
+    assert writes == [1, 5]
+    journal = api.get("/_mock/requests?limit=100").get_json()["data"]
+    assert len([entry for entry in journal if entry["path"] == RECORDS]) == 7
+    forget(own_redis, prefix)

@@ -259,27 +259,64 @@ class SharedJournal(Journal):
 
 class SharedCoverage(Coverage):
     """A session's coverage tally in Redis (a hash of counters); counting an answer also
-    writes the journal's finished entries, in the same round trip."""
+    writes the journal's finished entries, in the same script call.
+
+    The writes of requests done at the same time go together (a group commit): the request
+    that finds no write under way writes every count and finished entry there is, in one
+    call; those that come meanwhile wait for the next write, which the first of them makes.
+    Every request returns once its count and its entry are in Redis (what another server
+    reads then holds them), and waits off its turn (`Link.calling`)."""
 
     def __init__(self, operations: list[Operation], shared: Shared, journal: SharedJournal) -> None:
         super().__init__(operations)
         self._shared = shared
         self._journal = journal
         self._key = journal.coverage
+        self._written = threading.Condition()
+        self._counters: collections.Counter[str] = collections.Counter()
+        self._writing = False
+        self._collecting = 1  # the number of the write the counters wait for
+        self._done = 0  # the number of the last write made
 
     def count(self, operation: str | None, status: int, fault: str | None, times: int = 1) -> None:
-        """The answer counted, and the journal's finished entries written: one script call."""
-        journal, shared = self._journal, self._shared
-        args: list[Any] = [journal.size, shared.journal_bytes, journal._name, *journal._stream_at]
-        args += [2 if fault else 1, f"a\0{operation or ''}\0{status}", times]
-        if fault:
-            args += [f"f\0{fault}", times]
-        args += journal.done()
+        """The answer counted, and the journal's finished entries written (with those of the
+        requests done meanwhile)."""
         try:
-            with shared.link.calling():
-                shared.link.run(shared.add, [*journal._keys, self._key], args)
+            with self._shared.link.calling():
+                self._count(operation, status, fault, times)
         except StoreUnavailable as lost:  # the answer is sent: only its record is lost
             log.logger.warning("coverage and journal of a request not kept: %s", lost.detail)
+
+    def _count(self, operation: str | None, status: int, fault: str | None, times: int) -> None:
+        written = self._written
+        with written:
+            self._counters[f"a\0{operation or ''}\0{status}"] += times
+            if fault:
+                self._counters[f"f\0{fault}"] += times
+            ticket = self._collecting
+            while self._writing and self._done < ticket:
+                written.wait()
+            if self._done >= ticket:
+                return  # written by another request
+            self._writing = True
+            counters, self._counters = self._counters, collections.Counter()
+            self._collecting += 1
+        try:
+            self._write(counters)
+        finally:
+            with written:
+                self._writing = False
+                self._done = ticket
+                written.notify_all()
+
+    def _write(self, counters: collections.Counter[str]) -> None:
+        journal, shared = self._journal, self._shared
+        args: list[Any] = [journal.size, shared.journal_bytes, journal._name, *journal._stream_at]
+        args.append(len(counters))
+        for field, times in counters.items():
+            args += [field, times]
+        args += journal.done()
+        shared.link.run(shared.add, [*journal._keys, self._key], args)
 
     def report(self) -> dict[str, Any]:
         with self._shared.link.calling():
