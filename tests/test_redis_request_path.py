@@ -18,6 +18,7 @@ from support import AUTH, RECORDS
 from mockserver.app import create_app
 from mockserver.http.fair_queue import Turns
 from mockserver.settings import Settings
+from mockserver.storage import redis_connection
 from mockserver.storage.redis_connection import Link
 
 
@@ -200,4 +201,45 @@ def test_requests_done_together_are_written_together_and_each_returns_once_writt
     assert writes == [1, 5]
     journal = api.get("/_mock/requests?limit=100").get_json()["data"]
     assert len([entry for entry in journal if entry["path"] == RECORDS]) == 7
+    forget(own_redis, prefix)
+
+
+def test_a_read_by_id_is_two_round_trips_and_meets_a_rule_another_server_just_added(
+    own_redis: RedisServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With no rules held, a GET's rules version goes with its item (one round trip), then
+    its journal entry (a second). A rule added meanwhile on another server is found by that
+    version: the GET is decided again and the rule's answer given."""
+    prefix = unique_prefix()
+    one, two = (
+        create_app(Settings(store=own_redis.url, store_prefix=prefix, seed_records=3))
+        for _ in range(2)
+    )
+    api, other = one.test_client(), two.test_client()
+    record = api.get(f"{RECORDS}?limit=1", headers=AUTH).get_json()["data"][0]["id"]
+    by_id = f"{RECORDS}/{record}"
+    assert api.get(by_id, headers=AUTH).status_code == 200  # the rules (none) read
+    trips: list[int] = []
+    real = redis_connection._answers
+
+    def counted(connection: Any, packed: bytes, count: int) -> list[Any]:
+        trips.append(count)
+        return real(connection, packed, count)
+
+    monkeypatch.setattr(redis_connection, "_answers", counted)
+    assert api.get(by_id, headers=AUTH).status_code == 200
+    assert trips == [2, 1]  # (version, item), then the journal's script
+    added = other.post("/_mock/faults", json=[{"method": "GET", "path": by_id, "status": 503}])
+    assert added.status_code == 201
+    trips.clear()
+    assert api.get(by_id, headers=AUTH).status_code == 503  # the rule, found with the item
+    assert api.get(by_id, headers=AUTH).status_code == 503  # held now: decided first
+    assert other.delete("/_mock/faults").status_code == 204
+    assert api.get(by_id, headers=AUTH).status_code == 200  # gone: read again
+    faulted = other.post("/_mock/faults", json=[{"method": "POST", "path": RECORDS, "status": 429}])
+    assert faulted.status_code == 201
+    assert other.delete("/_mock/faults").status_code == 204
+    assert api.get(by_id, headers=AUTH).status_code == 200  # changed, nothing applies
+    journal = api.get("/_mock/requests?limit=100").get_json()["data"]
+    assert [e["status"] for e in journal if e["path"] == by_id][-4:] == [503, 503, 200, 200]
     forget(own_redis, prefix)

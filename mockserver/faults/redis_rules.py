@@ -175,6 +175,20 @@ class RedisFaults:
                 self._read()
         return self._rules
 
+    def defer(self) -> bool:
+        """For a read (GET, HEAD) when the rules last read hold none, so none can match: the
+        version is read with the request's first command to Redis (`Link.guard`), not before
+        it; `deferred` then says whether the rules are still those. False: decide as usual."""
+        if self._rules or not self._version:
+            return False
+        self._link.guard(self._keys[2], self._version)
+        return True
+
+    def deferred(self) -> bool:
+        """Whether the rules were still those when the read went to Redis (False: unknown, or
+        changed; then `rules` and `decide` again)."""
+        return self._link.guarded() is True
+
     def states(self) -> list[dict[str, Any]]:
         """Each rule's `Rule.state()`, with its counters as Redis holds them."""
         rules = self.rules

@@ -74,8 +74,15 @@ class Link:
         error answer raised once every answer is read); a connection Redis closed (a restart)
         is opened again once, as redis-py's client does. Redis lost: its errors (`calling`
         turns them into StoreUnavailable)."""
+        own = self._own
+        guard = getattr(own, "guard", None)
+        if guard is not None:  # the rules' version, read with the first commands of a read
+            own.guard = None
+            answers = self.calls([("HGET", guard[0], "version"), *commands])
+            own.fresh = (answers[0] or b"0") == guard[1]
+            return answers[1:]
         packed = b"".join([hiredis.pack_command(tuple(command)) for command in commands])  # type: ignore[arg-type]
-        connection = getattr(self._own, "connection", None)
+        connection = getattr(own, "connection", None)
         if connection is None:
             pool = self.client.connection_pool
             connection = self._own.connection = pool.connection_class(**pool.connection_kwargs)
@@ -84,6 +91,19 @@ class Link:
         except RedisConnectionError:
             connection.disconnect()
             return _answers(connection, packed, len(commands))
+
+    def guard(self, key: str, version: bytes) -> None:
+        """The next commands of this thread read the field `version` of `key` too (in the same
+        round trip): `guarded` then says whether it still held `version`."""
+        self._own.guard, self._own.fresh = (key, version), None
+
+    def guarded(self) -> bool | None:
+        """Whether the version `guard` asked for was still held (None: no command read it);
+        the guard ends."""
+        own = self._own
+        fresh: bool | None = getattr(own, "fresh", None)
+        own.guard = own.fresh = None
+        return fresh
 
     def call(self, *command: bytes | str | int | float) -> Any:
         """One command on this thread's connection (`calls`)."""
