@@ -93,7 +93,7 @@ class RedisCollection:
         self._client: Any = backend.link.client  # redis-py's answers are loosely typed
         self._scripts = backend.scripts
         self._on_evict = backend.on_evict
-        self._lock = threading.Lock()  # evictions reported in the order they were made
+        self._lock = threading.Lock()  # a batch's evictions reported before the next batch's
 
     # ------------------------------------------------------------ changes
 
@@ -117,9 +117,9 @@ class RedisCollection:
 
     def add(self, item: Item) -> bytes | None:
         raw = self.layout.encode(item)
-        with self._link.calling(), self._lock:  # off the turn, then in line
+        with self._link.calling():  # no lock held across the call: inserts go at once
             added, *evicted = self._change("add", [(item, raw)])
-            self._evicted(evicted)
+        self._evicted(evicted)
         return raw if added else None
 
     def _evicted(self, evicted: list[bytes]) -> None:
