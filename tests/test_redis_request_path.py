@@ -17,6 +17,7 @@ from support import AUTH, RECORDS
 
 from mockserver.app import create_app
 from mockserver.http.fair_queue import Turns
+from mockserver.sessions import shared as shared_module
 from mockserver.settings import Settings
 from mockserver.storage import redis_connection
 from mockserver.storage.redis_connection import Link
@@ -242,4 +243,36 @@ def test_a_read_by_id_is_two_round_trips_and_meets_a_rule_another_server_just_ad
     assert api.get(by_id, headers=AUTH).status_code == 200  # changed, nothing applies
     journal = api.get("/_mock/requests?limit=100").get_json()["data"]
     assert [e["status"] for e in journal if e["path"] == by_id][-4:] == [503, 503, 200, 200]
+    forget(own_redis, prefix)
+
+
+def test_entries_held_while_redis_was_lost_are_written_after_in_bounded_calls(
+    own_redis: RedisServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Requests answered 503 while Redis is down leave their journal entries with the
+    server; the first write once Redis is back sends them 100 to a script call (what one
+    call holds stays bounded: a restart under load grew the workers' memory), and at most
+    `PENDING` of them are held."""
+    monkeypatch.setattr(shared_module, "PENDING", 180)
+    prefix = unique_prefix()
+    app = create_app(Settings(store=own_redis.url, store_prefix=prefix))
+    api = app.test_client()
+    assert api.get(RECORDS, headers=AUTH).status_code == 200
+    own_redis.stop()
+    assert {api.get(RECORDS, headers=AUTH).status_code for _ in range(250)} == {503}
+    own_redis.start()
+    shared = app.extensions["mockserver"].sessions.shared
+    calls: list[int] = []
+    real_run = shared.link.run
+
+    def run(script: Any, keys: Any, args: list[Any]) -> Any:
+        if script is shared.add:
+            calls.append(len(args) - 6 - 2 * int(args[5]))
+        return real_run(script, keys, args)
+
+    monkeypatch.setattr(shared.link, "run", run)
+    assert api.get(RECORDS, headers=AUTH).status_code == 200
+    assert calls == [100, 80]  # 180 held: the newest 179 503s (the oldest dropped), this one
+    journal = api.get("/_mock/requests?limit=1000").get_json()["data"]
+    assert [entry["status"] for entry in journal] == [503] * 179 + [200]
     forget(own_redis, prefix)

@@ -43,6 +43,8 @@ from mockserver.storage.backend import Backend, StoreUnavailable
 from mockserver.storage.redis_connection import Link
 
 TOUCH_EVERY = 1.0  # seconds between two writes of a session's last use to the registry
+PENDING = 2_000  # journal entries a server holds not yet written (past it: the oldest dropped)
+WRITTEN_AT_ONCE = 100  # journal entries written by one script call (bounds what one call holds)
 
 # KEYS: the stream, its ids counter, PREFIX:journal (every entry by age), PREFIX:journal:bytes,
 # the session's coverage. ARGV: the session's size bound, the byte bound, the session's name,
@@ -212,21 +214,24 @@ class SharedJournal(Journal):
         entry.sha256 = digest
         if self.size:
             with self._lock:
-                if len(self._pending) > 10_000:  # requests that never ended (a crash)
+                if len(self._pending) >= PENDING:  # not written for long: Redis lost
                     self._pending.popleft()
                 self._pending.append(entry)
         return entry
 
-    def done(self) -> list[bytes]:
-        """The entries of the requests that are done, as Redis keeps them (JSON, no id yet),
-        taken off the pending ones."""
+    def done(self) -> list[Entry]:
+        """The entries of the requests that are done, taken off the pending ones."""
         with self._lock:
             done = [entry for entry in self._pending if entry.trail.ended]
-            if not done:
-                return []
-            self._pending = collections.deque(e for e in self._pending if not e.trail.ended)
+            if done:
+                self._pending = collections.deque(e for e in self._pending if not e.trail.ended)
+        return done
+
+    @staticmethod
+    def shown(entries: list[Entry]) -> list[bytes]:
+        """Entries as Redis keeps them: JSON, without their ids (the script gives them)."""
         found = []
-        for entry in done:
+        for entry in entries:
             shown = entry.as_json()
             del shown["id"]
             found.append(orjson.dumps(shown))
@@ -315,8 +320,12 @@ class SharedCoverage(Coverage):
         args.append(len(counters))
         for field, times in counters.items():
             args += [field, times]
-        args += journal.done()
-        shared.link.run(shared.add, [*journal._keys, self._key], args)
+        done = journal.done()
+        keys = [*journal._keys, self._key]
+        shared.link.run(shared.add, keys, args + journal.shown(done[:WRITTEN_AT_ONCE]))
+        for start in range(WRITTEN_AT_ONCE, len(done), WRITTEN_AT_ONCE):  # after Redis was lost
+            chunk = journal.shown(done[start : start + WRITTEN_AT_ONCE])
+            shared.link.run(shared.add, keys, [*args[:5], 0, *chunk])
 
     def report(self) -> dict[str, Any]:
         with self._shared.link.calling():
