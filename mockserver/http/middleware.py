@@ -207,6 +207,8 @@ class Front:
                 _close(result)
                 trail = request.trail
                 trail.answer, trail.status = None, 0
+                for made in ("record", "warnings", "streamed"):  # by the answer not given
+                    trail.extras.pop(made, None)
                 request.action = action
                 assert request.entry is not None
                 request.entry.fault = action.rule
