@@ -6,6 +6,7 @@ while the request waits on Redis (`http.fair_queue.Turns.aside`)."""
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Iterator
@@ -276,3 +277,22 @@ def test_entries_held_while_redis_was_lost_are_written_after_in_bounded_calls(
     journal = api.get("/_mock/requests?limit=1000").get_json()["data"]
     assert [entry["status"] for entry in journal] == [503] * 179 + [200]
     forget(own_redis, prefix)
+
+
+def test_a_forked_worker_opens_a_connection_of_its_own(own_redis: RedisServer) -> None:
+    """uWSGI forks its workers from the process that built the app (and seeded it, on the
+    link's connections) without Python's at-fork hooks: a worker must never talk on its
+    parent's socket."""
+    link = Link(own_redis.url)
+    mine = link.call("CLIENT", "ID")  # the main thread's connection, made before the fork
+    reading, writing = os.pipe()
+    child = os.fork()
+    if child == 0:  # pragma: no cover - the child
+        os.write(writing, str(int(link.call("CLIENT", "ID"))).encode())
+        os._exit(0)
+    os.close(writing)
+    os.waitpid(child, 0)
+    theirs = int(os.read(reading, 100).decode())
+    os.close(reading)
+    assert theirs != mine
+    assert link.call("CLIENT", "ID") == mine  # the parent's connection untouched

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import os
 import threading
-import weakref
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Any
@@ -61,13 +60,7 @@ class Link:
             )
         except (ValueError, TypeError) as exc:
             raise BadStore(f"not a Redis URL ({exc})") from None
-        self._own = threading.local()  # each thread's connection (`calls`)
-        forget = weakref.WeakMethod(self._forget)
-        os.register_at_fork(after_in_child=lambda: (method := forget()) and method())
-
-    def _forget(self) -> None:
-        """A forked child opens connections of its own (the parent's stay the parent's)."""
-        self._own = threading.local()
+        self._own = threading.local()  # each thread's connection (`calls`), and its process
 
     def calls(self, commands: Sequence[Command]) -> list[Any]:
         """Commands sent at once on this thread's connection, their answers in order (an
@@ -83,9 +76,10 @@ class Link:
             return answers[1:]
         packed = b"".join([hiredis.pack_command(tuple(command)) for command in commands])  # type: ignore[arg-type]
         connection = getattr(own, "connection", None)
-        if connection is None:
+        if connection is None or own.pid != os.getpid():  # a forked worker opens its own
             pool = self.client.connection_pool
-            connection = self._own.connection = pool.connection_class(**pool.connection_kwargs)
+            connection = own.connection = pool.connection_class(**pool.connection_kwargs)
+            own.pid = os.getpid()  # (uWSGI forks without Python's at-fork hooks)
         try:
             return _answers(connection, packed, len(commands))
         except RedisConnectionError:
