@@ -142,18 +142,33 @@ def load(
 
 
 def seeding(url: str, count: int) -> dict[str, Any]:
+    """Seconds to insert `count` records (`insert_many`), Redis's own share of them (the
+    commands' time, `INFO commandstats`), and the bytes per record (`INFO used_memory`)."""
     records = list(Seeder(1).records(count))
     client = redis.Redis.from_url(url)
     client.flushall()
+    client.config_resetstat()
     backend = make_backend(url, 10**9, None, "seed")
     backend.describe(RECORDS, shape())
+    used_before = int(client.info("memory")["used_memory"])
     load_before = os.getloadavg()[0]
     started = time.perf_counter()
     backend.open(RECORDS).insert_many(records)
     seconds = time.perf_counter() - started
-    log(f"seeding {count} records into Redis: {seconds:.2f} s (load {load_before:.1f})")
+    redis_seconds = sum(s["usec"] for s in client.info("commandstats").values()) / 1e6
+    per_record = (int(client.info("memory")["used_memory"]) - used_before) / count
+    log(
+        f"seeding {count} records into Redis: {seconds:.2f} s (Redis's own {redis_seconds:.2f} s,"
+        f" {per_record:.0f} B per record; load {load_before:.1f})"
+    )
     client.flushall()
-    return {"records": count, "insert_seconds": seconds, "loadavg_before": load_before}
+    return {
+        "records": count,
+        "insert_seconds": seconds,
+        "redis_seconds": redis_seconds,
+        "bytes_per_record": per_record,
+        "loadavg_before": load_before,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:

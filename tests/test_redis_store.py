@@ -344,3 +344,33 @@ def test_a_batch_insert_gives_what_inserts_one_by_one_give(
         assert there.total == here.total > 0
         assert list(map(json.loads, there.items)) == list(map(json.loads, here.items))
     stored.clear()
+
+
+def test_items_inserted_in_a_built_batch_are_replaced_and_removed_exactly(
+    redis_url: str, redis_prefix: str
+) -> None:
+    """A batch of new items is made by the server (insertion numbers reserved, index members
+    and metas built in Python, `CHANGE`'s `built` mode); Redis reads those metas back to
+    change or remove an item: the indexes then answer as memory's do."""
+    memory = make_backend("memory", 1_000_000)
+    stored = make_backend(redis_url, 1_000_000, None, redis_prefix)
+    batch = records(300, seed=11)
+    batch[5]["object"] = None  # an index entry of no value
+    batch[6]["event"] = 7  # one of another kind
+    for backend in (memory, stored):
+        backend.describe(RECORDS, SHAPE)
+        collection = backend.open(RECORDS)
+        collection.insert_many(batch)
+        for item in batch[:40:3]:
+            collection.replace({**item, "event": "renamed", "object": {"id": "ORD-9"}})
+        for item in batch[1:60:4]:
+            assert collection.remove(item["id"])
+        collection.replace({**batch[6], "event": "created"})
+    for query in ["eq(event,created)", "eq(event,renamed)", "eq(object.id,ORD-9)", "gt(n,25)"]:
+        search = Search(expression([parse(query)], bool), (("timestamp", True),), 0, 500)
+        here, there = [b.open(RECORDS).search(search) for b in (memory, stored)]
+        assert there.total == here.total > 0
+        assert list(map(json.loads, there.items)) == list(map(json.loads, here.items))
+    members = stored.link.client.zcard(stored.open(RECORDS).keys.index("event"))  # type: ignore[attr-defined]
+    assert members == 300 - 15  # one per item held, none left behind
+    stored.clear()

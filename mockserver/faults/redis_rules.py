@@ -170,10 +170,24 @@ class RedisFaults:
     def rules(self) -> list[Rule]:
         """The rules as they are now (one HGET of the version; read again when it moved)."""
         with self._link.calling():
-            version = self._client.hget(self._keys[2], "version") or b"0"
+            version = self._link.call("HGET", self._keys[2], "version") or b"0"
             if version != self._version:
                 self._read()
         return self._rules
+
+    def defer(self) -> bool:
+        """For a read (GET, HEAD) when the rules last read hold none, so none can match: the
+        version is read with the request's first command to Redis (`Link.guard`), not before
+        it; `deferred` then says whether the rules are still those. False: decide as usual."""
+        if self._rules or not self._version:
+            return False
+        self._link.guard(self._keys[2], self._version)
+        return True
+
+    def deferred(self) -> bool:
+        """Whether the rules were still those when the read went to Redis (False: unknown, or
+        changed; then `rules` and `decide` again)."""
+        return self._link.guarded() is True
 
     def states(self) -> list[dict[str, Any]]:
         """Each rule's `Rule.state()`, with its counters as Redis holds them."""
@@ -248,7 +262,7 @@ class RedisFaults:
                 args += [rule.id, -1 if times is None else times, given.get("after", 0)]
                 args.append(-1 if chance is None else repr(float(chance)))
             with self._link.calling():
-                answer = self._scripts.decide(keys=self._keys[2:4], args=args)
+                answer = self._link.run(self._scripts.decide, self._keys[2:4], args)
                 if answer[0] == 0:
                     self._read()
                     continue

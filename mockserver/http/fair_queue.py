@@ -8,12 +8,18 @@ than the typical one. With turns, a request waits only for those that came befor
 A turn is held only across work that does not wait on a client: a request that waits longer
 than `patience` (its turn held by a slow body upload, say) goes ahead without one, so nothing
 can hold the others up for more than that.
+
+Nor is a turn held while a request waits on a shared store (Redis): `aside` hands the turn on
+for the wait (the next request runs its Python meanwhile) and takes it back after, ahead of
+the requests that have not had one yet.
 """
 
 from __future__ import annotations
 
 import threading
 from collections import deque
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 PATIENCE = 0.05  # seconds a request waits for its turn before it goes ahead anyway
 
@@ -24,22 +30,46 @@ class Turns:
         self._guard = threading.Lock()
         self._waiting: deque[threading.Lock] = deque()  # one held lock per waiting thread
         self._busy = False
+        self._held = threading.local()  # whether this thread holds the turn now (`aside`)
 
     def take(self) -> bool:
         """Wait for this thread's turn; False when it went ahead without one (see `patience`)."""
+        turn = self._take(first=False)
+        if turn:
+            self._held.turn = True
+        return turn
+
+    @contextmanager
+    def aside(self) -> Iterator[None]:
+        """The turn handed on while this thread waits (on Redis), then taken back, before
+        those waiting for their first turn; nothing when this thread holds no turn."""
+        if not getattr(self._held, "turn", False):
+            yield
+            return
+        self._held.turn = False
+        self._release()
+        try:
+            yield
+        finally:
+            self._held.turn = self._take(first=True)
+
+    def _take(self, first: bool) -> bool:
         with self._guard:
             if not self._busy:
                 self._busy = True
                 return True
             baton = threading.Lock()
             baton.acquire()
-            self._waiting.append(baton)
+            if first:
+                self._waiting.appendleft(baton)
+            else:
+                self._waiting.append(baton)
         try:
             if baton.acquire(timeout=self.patience):
                 return True  # handed over by the thread before
         except BaseException:  # interrupted (shutdown): leave the queue, or pass the turn on
             if not self._give_up(baton):
-                self.leave(True)
+                self._release()
             raise
         return not self._give_up(baton)
 
@@ -52,9 +82,14 @@ class Turns:
         return False
 
     def leave(self, turn: bool) -> None:
-        """End a turn that `take` gave (True): the next waiting thread gets it."""
-        if not turn:
+        """End a turn that `take` gave (True): the next waiting thread gets it. (A turn handed
+        on by `aside` and not taken back is not this thread's to end.)"""
+        if not turn or not getattr(self._held, "turn", True):
             return
+        self._held.turn = False
+        self._release()
+
+    def _release(self) -> None:
         with self._guard:
             if self._waiting:
                 self._waiting.popleft().release()

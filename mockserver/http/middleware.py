@@ -18,12 +18,13 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from mockserver import codec, log
+from mockserver import codec, log, storage
 from mockserver.auth.identity import required_right
 from mockserver.codec import MISSING
 from mockserver.contract.router import Operation
 from mockserver.faults import apply
 from mockserver.faults.matching import Seen
+from mockserver.faults.redis_rules import RedisFaults
 from mockserver.faults.rules import Action, preferred
 from mockserver.http import lane, wire
 from mockserver.http.answers import media_type
@@ -49,6 +50,7 @@ class Front:
         self.inner = inner  # Flask: the control API
         self.state = state
         self.turns = Turns()
+        storage.wait_aside(state.sessions.initial, self.turns.aside)  # Redis: off the turn
         self.proxy = proxy  # --upstream: it answers instead of the lane
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
@@ -156,15 +158,64 @@ class Front:
             session.name,
             request.trail,
         )
+        deferred = admitted and _deferred(environ, session)
         try:  # a shared store's rules may be out of reach (503)
-            request.action = _decide(environ, session, path, body) if admitted else None
+            decides = admitted and not deferred
+            request.action = _decide(environ, session, path, body) if decides else None
         except Problem as problem:
             request.trail.ended = time.perf_counter()  # done: a shared journal writes it later
             return self._refused(environ, start_response, request, problem)
         if request.action is not None:
             request.entry.fault = request.action.rule
             return None
+        if deferred:
+            return self._read_deferred(environ, start_response, request, session, body)
         result = self._lane(environ, start_response)
+        self._count(request)
+        return result
+
+    def _read_deferred(
+        self,
+        environ: Environ,
+        start_response: StartResponse,
+        request: RequestState,
+        session: Session,
+        body: bytes,
+    ) -> Iterable[bytes] | None:
+        """A read on Redis whose rules' version went with its first command (one round trip
+        fewer: `RedisFaults.defer`). The answer is held until the version is known to be the
+        one decided on; rules changed meanwhile are read, and decide again: a rule that
+        applies now is served instead (None), as it would have been before the read."""
+        said: list[Any] = []
+
+        def hold(*args: Any) -> Callable[[bytes], None]:
+            said[:] = args
+            return _no_write
+
+        faults = session.faults
+        assert isinstance(faults, RedisFaults)
+        try:
+            result = self._lane(environ, hold)
+        finally:
+            fresh = faults.deferred()
+        if not fresh:
+            try:
+                action = _decide(environ, session, environ.get("PATH_INFO", ""), body)
+            except Problem as problem:
+                _close(result)
+                request.trail.ended = time.perf_counter()
+                return self._refused(environ, start_response, request, problem)
+            if action is not None:
+                _close(result)
+                trail = request.trail
+                trail.answer, trail.status = None, 0
+                for made in ("record", "warnings", "streamed"):  # by the answer not given
+                    trail.extras.pop(made, None)
+                request.action = action
+                assert request.entry is not None
+                request.entry.fault = action.rule
+                return None
+        start_response(*said)
         self._count(request)
         return result
 
@@ -241,8 +292,34 @@ def _hung_up(request: RequestState) -> None:
     request.trail.ended = time.perf_counter()
 
 
+def _deferred(environ: Environ, session: Session) -> bool:
+    """A read of a session whose rules are on Redis, none held (`RedisFaults.defer`), and
+    no `Prefer` of its own: its rules' version is read with its first command to Redis."""
+    faults = session.faults
+    return (
+        isinstance(faults, RedisFaults)
+        and environ["REQUEST_METHOD"] in _READS
+        and "HTTP_PREFER" not in environ
+        and faults.defer()
+    )
+
+
+_READS = ("GET", "HEAD")
+
+
+def _no_write(data: bytes) -> None:
+    raise RuntimeError("the lane writes no body through start_response's writer")
+
+
+def _close(result: Iterable[bytes]) -> None:
+    close = getattr(result, "close", None)
+    if close is not None:
+        close()
+
+
 def _decide(environ: Environ, session: Session, path: str, body: bytes) -> Action | None:
-    """The request's own `Prefer` (`code=`, `delay=`) wins; else the session's rules."""
+    """The request's own `Prefer` (`code=`, `delay=`) wins; else the session's rules (for a
+    deferred read, none of those last read: `RedisFaults.defer`)."""
     prefer = environ.get("HTTP_PREFER")
     action = preferred(prefer) if prefer else None
     if action is None and session.faults.rules:

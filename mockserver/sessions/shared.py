@@ -43,33 +43,44 @@ from mockserver.storage.backend import Backend, StoreUnavailable
 from mockserver.storage.redis_connection import Link
 
 TOUCH_EVERY = 1.0  # seconds between two writes of a session's last use to the registry
+PENDING = 2_000  # journal entries a server holds not yet written (past it: the oldest dropped)
+WRITTEN_AT_ONCE = 100  # journal entries written by one script call (bounds what one call holds)
 
-# KEYS: the stream, its ids counter, PREFIX:journal (every entry by age), PREFIX:journal:bytes.
-# ARGV: the entry's JSON (without its id), the session's size bound, the byte bound, the
-# session's name, the stream key's prefix and suffix around a session name.
+# KEYS: the stream, its ids counter, PREFIX:journal (every entry by age), PREFIX:journal:bytes,
+# the session's coverage. ARGV: the session's size bound, the byte bound, the session's name,
+# the stream key's prefix and suffix around a session name, how many coverage counters, each
+# counter's field and increment, then the entries' JSON (without their ids), oldest first.
+# The coverage counted and the entries added in one call (one round trip for a request).
 JOURNAL_ADD = """
-local id = redis.call('INCR', KEYS[2])
-local json = '{"id":' .. id .. ',' .. string.sub(ARGV[1], 2)
-local cost = string.len(json) + 64
-local sid = redis.call('XADD', KEYS[1], '*', 'e', json, 'c', cost)
-local seq = redis.call('HINCRBY', KEYS[4], 'seq', 1)
-redis.call('ZADD', KEYS[3], seq, ARGV[4] .. ' ' .. sid .. ' ' .. cost)
-local used = redis.call('HINCRBY', KEYS[4], 'used', cost)
-while redis.call('XLEN', KEYS[1]) > tonumber(ARGV[2]) do
-  local oldest = redis.call('XRANGE', KEYS[1], '-', '+', 'COUNT', 1)[1]
-  redis.call('XDEL', KEYS[1], oldest[1])
-  redis.call('ZREM', KEYS[3], ARGV[4] .. ' ' .. oldest[1] .. ' ' .. oldest[2][4])
-  used = redis.call('HINCRBY', KEYS[4], 'used', -tonumber(oldest[2][4]))
+local bound, limit, name = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3]
+local counters = tonumber(ARGV[6])
+for at = 7, 6 + 2 * counters, 2 do
+  redis.call('HINCRBY', KEYS[5], ARGV[at], ARGV[at + 1])
 end
-while used > tonumber(ARGV[3]) do
-  local first = redis.call('ZRANGE', KEYS[3], 0, 0)[1]
-  if not first then break end
-  local name, entry, size = string.match(first, '^(%S+) (%S+) (%S+)$')
-  redis.call('XDEL', ARGV[5] .. name .. ARGV[6], entry)
-  redis.call('ZREM', KEYS[3], first)
-  used = redis.call('HINCRBY', KEYS[4], 'used', -tonumber(size))
+for at = 7 + 2 * counters, #ARGV do
+  local id = redis.call('INCR', KEYS[2])
+  local json = '{"id":' .. id .. ',' .. string.sub(ARGV[at], 2)
+  local cost = string.len(json) + 64
+  local sid = redis.call('XADD', KEYS[1], '*', 'e', json, 'c', cost)
+  local seq = redis.call('HINCRBY', KEYS[4], 'seq', 1)
+  redis.call('ZADD', KEYS[3], seq, name .. ' ' .. sid .. ' ' .. cost)
+  local used = redis.call('HINCRBY', KEYS[4], 'used', cost)
+  while redis.call('XLEN', KEYS[1]) > bound do
+    local oldest = redis.call('XRANGE', KEYS[1], '-', '+', 'COUNT', 1)[1]
+    redis.call('XDEL', KEYS[1], oldest[1])
+    redis.call('ZREM', KEYS[3], name .. ' ' .. oldest[1] .. ' ' .. oldest[2][4])
+    used = redis.call('HINCRBY', KEYS[4], 'used', -tonumber(oldest[2][4]))
+  end
+  while used > limit do
+    local first = redis.call('ZRANGE', KEYS[3], 0, 0)[1]
+    if not first then break end
+    local session, entry, size = string.match(first, '^(%S+) (%S+) (%S+)$')
+    redis.call('XDEL', ARGV[4] .. session .. ARGV[5], entry)
+    redis.call('ZREM', KEYS[3], first)
+    used = redis.call('HINCRBY', KEYS[4], 'used', -tonumber(size))
+  end
 end
-return id
+return 1
 """
 
 # KEYS: the stream, its ids counter, PREFIX:journal, PREFIX:journal:bytes. ARGV: the session's
@@ -183,6 +194,7 @@ class SharedJournal(Journal):
         root = shared.root(name)
         self._keys = [f"{root}:journal", f"{root}:journal:ids", shared.entries, shared.bytes]
         self._stream_at = (f"{shared.prefix}:{{session.", "}:journal")
+        self.coverage = f"{root}:coverage"
         self._pending: collections.deque[Entry] = collections.deque()
         self._lock = threading.Lock()
 
@@ -202,24 +214,28 @@ class SharedJournal(Journal):
         entry.sha256 = digest
         if self.size:
             with self._lock:
-                if len(self._pending) > 10_000:  # requests that never ended (a crash)
+                if len(self._pending) >= PENDING:  # not written for long: Redis lost
                     self._pending.popleft()
                 self._pending.append(entry)
         return entry
 
-    def flush(self, pipe: Any) -> None:
-        """The entries of the requests that are done, added to `pipe` (one script each)."""
+    def done(self) -> list[Entry]:
+        """The entries of the requests that are done, taken off the pending ones."""
         with self._lock:
             done = [entry for entry in self._pending if entry.trail.ended]
-            if not done:
-                return
-            self._pending = collections.deque(e for e in self._pending if not e.trail.ended)
-        for entry in done:
+            if done:
+                self._pending = collections.deque(e for e in self._pending if not e.trail.ended)
+        return done
+
+    @staticmethod
+    def shown(entries: list[Entry]) -> list[bytes]:
+        """Entries as Redis keeps them: JSON, without their ids (the script gives them)."""
+        found = []
+        for entry in entries:
             shown = entry.as_json()
             del shown["id"]
-            args: list[Any] = [orjson.dumps(shown), self.size, self._shared.journal_bytes]
-            args += [self._name, *self._stream_at]
-            self._shared.add(keys=self._keys, args=args, client=pipe)
+            found.append(orjson.dumps(shown))
+        return found
 
     def _entries_now(self) -> list[SharedEntry]:
         with self._shared.link.calling():
@@ -248,24 +264,68 @@ class SharedJournal(Journal):
 
 class SharedCoverage(Coverage):
     """A session's coverage tally in Redis (a hash of counters); counting an answer also
-    writes the journal's finished entries, in the same round trip."""
+    writes the journal's finished entries, in the same script call.
+
+    The writes of requests done at the same time go together (a group commit): the request
+    that finds no write under way writes every count and finished entry there is, in one
+    call; those that come meanwhile wait for the next write, which the first of them makes.
+    Every request returns once its count and its entry are in Redis (what another server
+    reads then holds them), and waits off its turn (`Link.calling`)."""
 
     def __init__(self, operations: list[Operation], shared: Shared, journal: SharedJournal) -> None:
         super().__init__(operations)
         self._shared = shared
         self._journal = journal
-        self._key = f"{journal._keys[0].removesuffix(':journal')}:coverage"
+        self._key = journal.coverage
+        self._written = threading.Condition()
+        self._counters: collections.Counter[str] = collections.Counter()
+        self._writing = False
+        self._collecting = 1  # the number of the write the counters wait for
+        self._done = 0  # the number of the last write made
 
     def count(self, operation: str | None, status: int, fault: str | None, times: int = 1) -> None:
+        """The answer counted, and the journal's finished entries written (with those of the
+        requests done meanwhile)."""
         try:
-            with self._shared.link.calling(), self._shared.client.pipeline(False) as pipe:
-                pipe.hincrby(self._key, f"a\0{operation or ''}\0{status}", times)
-                if fault:
-                    pipe.hincrby(self._key, f"f\0{fault}", times)
-                self._journal.flush(pipe)
-                pipe.execute()
+            with self._shared.link.calling():
+                self._count(operation, status, fault, times)
         except StoreUnavailable as lost:  # the answer is sent: only its record is lost
             log.logger.warning("coverage and journal of a request not kept: %s", lost.detail)
+
+    def _count(self, operation: str | None, status: int, fault: str | None, times: int) -> None:
+        written = self._written
+        with written:
+            self._counters[f"a\0{operation or ''}\0{status}"] += times
+            if fault:
+                self._counters[f"f\0{fault}"] += times
+            ticket = self._collecting
+            while self._writing and self._done < ticket:
+                written.wait()
+            if self._done >= ticket:
+                return  # written by another request
+            self._writing = True
+            counters, self._counters = self._counters, collections.Counter()
+            self._collecting += 1
+        try:
+            self._write(counters)
+        finally:
+            with written:
+                self._writing = False
+                self._done = ticket
+                written.notify_all()
+
+    def _write(self, counters: collections.Counter[str]) -> None:
+        journal, shared = self._journal, self._shared
+        args: list[Any] = [journal.size, shared.journal_bytes, journal._name, *journal._stream_at]
+        args.append(len(counters))
+        for field, times in counters.items():
+            args += [field, times]
+        done = journal.done()
+        keys = [*journal._keys, self._key]
+        shared.link.run(shared.add, keys, args + journal.shown(done[:WRITTEN_AT_ONCE]))
+        for start in range(WRITTEN_AT_ONCE, len(done), WRITTEN_AT_ONCE):  # after Redis was lost
+            chunk = journal.shown(done[start : start + WRITTEN_AT_ONCE])
+            shared.link.run(shared.add, keys, [*args[:5], 0, *chunk])
 
     def report(self) -> dict[str, Any]:
         with self._shared.link.calling():
@@ -322,7 +382,7 @@ class SharedSessions(Sessions):
             self._sweep(now)
         session = self._sessions.get(name)
         if session is None:
-            with self._lock:
+            with self.shared.link.calling(), self._lock:  # off the turn, then in line
                 session = self._sessions.get(name)
                 if session is None:
                     if not self._listed(name):

@@ -4,6 +4,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+
 from mockserver.masking import mask_url
 from mockserver.storage.backend import Backend, OnEvict
 from mockserver.storage.budget import StoreBudget
@@ -58,3 +61,11 @@ def let_go(backend: Backend) -> None:
 
     if isinstance(backend, MemoryBackend):
         backend.let_go()
+
+
+def wait_aside(backend: Backend, aside: Callable[[], AbstractContextManager[None]]) -> None:
+    """What a request does while it waits on a shared store (`aside`: leave its turn at the
+    server's Python work, `http.fair_queue`); nothing for the embedded store."""
+    link = getattr(backend, "link", None)
+    if link is not None:
+        link.aside = aside

@@ -93,7 +93,7 @@ class RedisCollection:
         self._client: Any = backend.link.client  # redis-py's answers are loosely typed
         self._scripts = backend.scripts
         self._on_evict = backend.on_evict
-        self._lock = threading.Lock()  # evictions reported in the order they were made
+        self._lock = threading.Lock()  # a batch's evictions reported before the next batch's
 
     # ------------------------------------------------------------ changes
 
@@ -104,22 +104,81 @@ class RedisCollection:
 
     def insert_many(self, items: Iterable[Item]) -> int:
         """The inserts sent `BATCH` at a time (one script call each) by one thread while
-        this one encodes the next batch; evictions reported in order after each batch."""
+        this one makes the next batch; evictions reported in order after each batch. A batch
+        of new items is made here whole (`_built`: Redis only stores it); one holding an id
+        twice, or an id Redis holds, goes item by item (`scripts.CHANGE`'s insert)."""
         count = 0
         pending: deque[Future[int]] = deque()
         with ThreadPoolExecutor(1, thread_name_prefix="redis-insert") as sender:
             for batch in _batches(items, BATCH):
-                args = self._args("insert", [(item, self.layout.encode(item)) for item in batch])
-                pending.append(sender.submit(self._sent, args, len(batch)))
+                pairs = [(item, self.layout.encode(item)) for item in batch]
+                built = self._built(pairs)
+                if built is None:
+                    pending.append(
+                        sender.submit(self._sent, self._args("insert", pairs), len(pairs))
+                    )
+                else:
+                    pending.append(sender.submit(self._sent_built, built, pairs))
                 if len(pending) > 1:  # one batch on the way, one being made: no more
                     count += pending.popleft().result()
             return count + sum(future.result() for future in pending)
 
+    def _built(self, pairs: list[tuple[Item, bytes]]) -> list[bytes | str | int] | None:
+        """A batch of new items as `scripts.CHANGE`'s `built` mode stores it: their insertion
+        numbers reserved now (INCRBY), their index members and metas made here; None when
+        an id comes twice (or the indexes are too many for a short MessagePack array)."""
+        ids = [item["id"] for item, _ in pairs]
+        if len(set(ids)) < len(ids) or len(self._getters) > 14:
+            return None
+        size = len(pairs)
+        with self._link.calling():
+            base = int(self._link.call("INCRBY", self.keys.seq, size)) - size
+        suffixes = self._suffixes
+        args: list[bytes | str | int] = ["built", min(self.max_items, 2**53), size]
+        args += [self.name, self.template, len(suffixes), *suffixes, *ids]
+        order: list[bytes | str | int] = []
+        metas: list[bytes | str | int] = []
+        members: list[list[bytes | str | int]] = [[] for _ in self._getters]
+        others: list[list[bytes | str | int]] = [[] for _ in self._getters]
+        head = bytes([0x90 | (1 + len(self._getters))])  # a MessagePack array
+        for number, (item, raw) in enumerate(pairs, base + 1):
+            item_id = item["id"]
+            args += [item_id, raw]
+            order += [number, item_id]
+            tail = b"\x00" + b"%016x" % number + b"\x00" + item_id.encode()
+            meta = [head, b"\xcf", number.to_bytes(8, "big")]  # [number, entry per index]
+            for at, get in enumerate(self._getters):
+                value = get(item)
+                if value is MISSING or value is None:
+                    meta.append(b"\x00")
+                elif isinstance(value, str):
+                    member = escaped(value) + tail
+                    members[at] += [0, member]
+                    meta += [b"\xdb", len(member).to_bytes(4, "big"), member]
+                else:
+                    others[at] += [number, item_id]
+                    meta.append(b"\x01")
+            metas += [item_id, b"".join(meta)]
+        args += order
+        for listed, other in zip(members, others, strict=True):
+            args += [len(listed) // 2, *listed, len(other) // 2, *other]
+        return args + metas
+
+    def _sent_built(self, args: list[bytes | str | int], pairs: list[tuple[Item, bytes]]) -> int:
+        with self._link.calling(), self._lock:  # off the turn, then in line
+            answer = self._link.run(self._scripts.change, self._change_keys, args)
+            if answer == [-1]:  # an id held: item by item
+                answer = self._scripts.change(
+                    keys=self._change_keys, args=self._args("insert", pairs)
+                )
+            self._evicted(answer)
+        return len(pairs)
+
     def add(self, item: Item) -> bytes | None:
         raw = self.layout.encode(item)
-        with self._lock, self._link.calling():
+        with self._link.calling():  # no lock held across the call: inserts go at once
             added, *evicted = self._change("add", [(item, raw)])
-            self._evicted(evicted)
+        self._evicted(evicted)
         return raw if added else None
 
     def _evicted(self, evicted: list[bytes]) -> None:
@@ -131,7 +190,7 @@ class RedisCollection:
         return self._sent(self._args("insert", batch), len(batch))
 
     def _sent(self, args: list[bytes | str | int], size: int) -> int:
-        with self._lock, self._link.calling():
+        with self._link.calling(), self._lock:  # off the turn, then in line
             self._evicted(self._scripts.change(keys=self._change_keys, args=args))
         return size
 
@@ -146,7 +205,7 @@ class RedisCollection:
 
     def _change(self, mode: str, batch: list[tuple[Item, bytes]]) -> Any:
         """One script call for a batch of items (`scripts.CHANGE`)."""
-        return self._scripts.change(keys=self._change_keys, args=self._args(mode, batch))
+        return self._link.run(self._scripts.change, self._change_keys, self._args(mode, batch))
 
     def _args(self, mode: str, batch: list[tuple[Item, bytes]]) -> list[bytes | str | int]:
         suffixes = self._suffixes
@@ -183,7 +242,7 @@ class RedisCollection:
 
     def get(self, item_id: str) -> bytes | None:
         with self._link.calling():
-            raw: bytes | None = self._client.hget(self.keys.items, item_id)
+            raw: bytes | None = self._link.call("HGET", self.keys.items, item_id)
         return raw
 
     def __len__(self) -> int:
@@ -454,7 +513,7 @@ class RedisBackend:
         found = self._collections.get(path)
         if found is not None:
             return found
-        with self._lock:
+        with self.link.calling(), self._lock:  # off the turn, then in line
             found = self._collections.get(path)
             if found is None:
                 made = RedisCollection(

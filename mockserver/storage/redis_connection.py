@@ -3,16 +3,29 @@ its password never shown, short timeouts (a lost Redis answers at once, never ha
 request), and every Redis error of a request turned into `StoreUnavailable` (a 503).
 
 redis-py's pool reconnects on the next call once Redis is back: service resumes by itself.
+A request waits on Redis outside its turn at the server's Python work (`aside`, which the
+front sets: `http.fair_queue`).
+
+The commands of a request's path (`call`, `calls`, `run`) go on a connection of the thread's
+own, packed by hiredis and read back without redis-py's client around them: the client's
+bookkeeping (pool, retries, observability, callbacks) costs about three times the CPU of the
+round trip itself.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+import os
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from typing import Any
 
+import hiredis
 import redis
 from redis.backoff import NoBackoff
+from redis.commands.core import Script
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import NoScriptError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
 
@@ -23,6 +36,7 @@ SCHEMES = ("redis://", "rediss://", "unix://")
 CONNECT_TIMEOUT = 2.0  # seconds to open a connection
 READ_TIMEOUT = 10.0  # seconds to wait for an answer (a fork of 100 000 items takes ~0.2 s)
 LOST = (RedisConnectionError, RedisTimeoutError, OSError)
+Command = Sequence[bytes | str | int | float]
 
 
 class BadStore(Exception):
@@ -34,6 +48,7 @@ class Link:
 
     def __init__(self, url: str) -> None:
         self.shown = mask_url(url)
+        self.aside: Callable[[], AbstractContextManager[None]] = nullcontext
         try:
             self.client: redis.Redis = redis.Redis.from_url(
                 url,
@@ -45,6 +60,58 @@ class Link:
             )
         except (ValueError, TypeError) as exc:
             raise BadStore(f"not a Redis URL ({exc})") from None
+        self._own = threading.local()  # each thread's connection (`calls`), and its process
+
+    def calls(self, commands: Sequence[Command]) -> list[Any]:
+        """Commands sent at once on this thread's connection, their answers in order (an
+        error answer raised once every answer is read); a connection Redis closed (a restart)
+        is opened again once, as redis-py's client does. Redis lost: its errors (`calling`
+        turns them into StoreUnavailable)."""
+        own = self._own
+        guard = getattr(own, "guard", None)
+        if guard is not None:  # the rules' version, read with the first commands of a read
+            own.guard = None
+            answers = self.calls([("HGET", guard[0], "version"), *commands])
+            own.fresh = (answers[0] or b"0") == guard[1]
+            return answers[1:]
+        packed = b"".join([hiredis.pack_command(tuple(command)) for command in commands])  # type: ignore[arg-type]
+        connection = getattr(own, "connection", None)
+        if connection is None or own.pid != os.getpid():  # a forked worker opens its own
+            pool = self.client.connection_pool
+            connection = own.connection = pool.connection_class(**pool.connection_kwargs)
+            own.pid = os.getpid()  # (uWSGI forks without Python's at-fork hooks)
+        try:
+            return _answers(connection, packed, len(commands))
+        except RedisConnectionError:
+            connection.disconnect()
+            return _answers(connection, packed, len(commands))
+
+    def guard(self, key: str, version: bytes) -> None:
+        """The next commands of this thread read the field `version` of `key` too (in the same
+        round trip): `guarded` then says whether it still held `version`."""
+        self._own.guard, self._own.fresh = (key, version), None
+
+    def guarded(self) -> bool | None:
+        """Whether the version `guard` asked for was still held (None: no command read it);
+        the guard ends."""
+        own = self._own
+        fresh: bool | None = getattr(own, "fresh", None)
+        own.guard = own.fresh = None
+        return fresh
+
+    def call(self, *command: bytes | str | int | float) -> Any:
+        """One command on this thread's connection (`calls`)."""
+        return self.calls([command])[0]
+
+    def run(self, script: Script, keys: Sequence[str], args: Sequence[Any]) -> Any:
+        """A script by its SHA-1 (EVALSHA), loaded first when Redis does not hold it."""
+        command = ("EVALSHA", str(script.sha), len(keys), *keys, *args)
+        try:
+            return self.call(*command)
+        except NoScriptError:
+            source: Any = script.script
+            self.call("SCRIPT", "LOAD", source)
+            return self.call(*command)
 
     def check(self) -> None:
         """BadStore naming why Redis cannot be used now (at start-up)."""
@@ -65,11 +132,28 @@ class Link:
 
     @contextmanager
     def calling(self) -> Iterator[None]:
-        """Redis lost → StoreUnavailable naming the store (a 503, not a traceback)."""
+        """Redis lost → StoreUnavailable naming the store (a 503, not a traceback); the wait
+        spent outside the request's turn (`aside`)."""
+        with self.aside():
+            try:
+                yield
+            except LOST as exc:
+                raise StoreUnavailable(f"Redis at {self.shown}", _reason(exc)) from None
+
+
+def _answers(connection: Any, packed: bytes, count: int) -> list[Any]:
+    connection.send_packed_command([packed], check_health=False)
+    answers: list[Any] = []
+    error: ResponseError | None = None
+    for _ in range(count):
         try:
-            yield
-        except LOST as exc:
-            raise StoreUnavailable(f"Redis at {self.shown}", _reason(exc)) from None
+            answers.append(connection.read_response())
+        except ResponseError as exc:
+            error = error or exc
+            answers.append(exc)
+    if error is not None:
+        raise error
+    return answers
 
 
 def _reason(exc: BaseException) -> str:

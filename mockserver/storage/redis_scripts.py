@@ -11,11 +11,12 @@ from __future__ import annotations
 
 # KEYS: items, meta, order, seq, then (index, others) per indexed field, then the
 # namespace's collections and keys.
-# ARGV: mode (insert | add | replace | remove), bound, how many items, the collection's path, its
-# template, how many key suffixes, the suffixes (registered by the first insert: again after
-# Redis lost its data); then per item its id, its bytes, and per index `s` + the escaped
+# ARGV: mode (insert | built | add | replace | remove), bound, how many items, the collection's
+# path, its template, how many key suffixes, the suffixes (registered by the first insert:
+# again after Redis lost its data); then per item its id, its bytes, and per index `s` + the escaped
 # value, `o` (not a string) or `n` (missing or null).
-# insert: the ids evicted, oldest first. add (an insert of items whose ids are not held):
+# `built`: a batch of new items made by the server (`insert_built` says how).
+# insert, built: the ids evicted, oldest first. add (an insert of items whose ids are not held):
 # how many were added, then the ids evicted. replace, remove: how many items were there.
 CHANGE = r"""
 local mode, bound, count = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
@@ -131,6 +132,41 @@ local function insert_new()
   evict(evicted)
   return evicted
 end
+
+-- a batch of new items built by the server (`built`): numbers reserved, members and metas
+-- made; ARGV from `first`: the ids, then (id, bytes) pairs, (number, id) pairs, per index
+-- how many members then (0, member) pairs and how many others then (number, id) pairs, and
+-- (id, meta) pairs. {-1} when an id is held: nothing written.
+local function insert_built()
+  local at = first
+  local function block(size)
+    local from = at
+    at = at + size
+    return from, at - 1
+  end
+  for _, held in ipairs(redis.call('HMGET', KEYS[2], unpack(ARGV, block(count)))) do
+    if held then return {-1} end
+  end
+  if tonumber(ARGV[first + count + 2 * count]) == 1 then
+    redis.call('HSET', KEYS[#KEYS - 1], ARGV[4], ARGV[5])
+    redis.call('SADD', KEYS[#KEYS], 'collections', unpack(ARGV, 7, 6 + suffixes))
+  end
+  redis.call('HSET', KEYS[1], unpack(ARGV, block(2 * count)))
+  redis.call('ZADD', KEYS[3], unpack(ARGV, block(2 * count)))
+  for i = 1, fields do
+    for k = 3, 4 do
+      local size = tonumber(ARGV[at])
+      at = at + 1
+      if size > 0 then redis.call('ZADD', KEYS[k + 2 * i], unpack(ARGV, block(2 * size))) end
+    end
+  end
+  redis.call('HSET', KEYS[2], unpack(ARGV, block(2 * count)))
+  local evicted = {}
+  evict(evicted)
+  return evicted
+end
+
+if mode == 'built' then return insert_built() end
 
 if mode == 'insert' and count > 1 then
   local done = insert_new()

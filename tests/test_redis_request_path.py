@@ -1,0 +1,298 @@
+"""An API request's path on Redis: the commands it sends (the rules' version, the item, one
+script for the journal entry with the coverage count; no SCRIPT EXISTS), the thread's own
+connection they go on (answers in order, an error answer raised once all are read, a restart
+and a flushed script cache survived), and the turn at the server's Python work handed on
+while the request waits on Redis (`http.fair_queue.Turns.aside`)."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from redis_server import RedisServer, forget, unique_prefix
+from support import AUTH, RECORDS
+
+from mockserver.app import create_app
+from mockserver.http.fair_queue import Turns
+from mockserver.sessions import shared as shared_module
+from mockserver.settings import Settings
+from mockserver.storage import redis_connection
+from mockserver.storage.redis_connection import Link
+
+
+@pytest.fixture
+def own_redis() -> Iterator[RedisServer]:
+    server = RedisServer().start()
+    yield server
+    server.stop()
+
+
+def _calls(client: Any) -> dict[str, int]:
+    stats: dict[str, Any] = client.info("commandstats")
+    return {name.removeprefix("cmdstat_"): int(found["calls"]) for name, found in stats.items()}
+
+
+def _sent(before: dict[str, int], after: dict[str, int]) -> dict[str, int]:
+    return {name: n - before.get(name, 0) for name, n in after.items() if n != before.get(name, 0)}
+
+
+def test_a_get_by_id_sends_the_version_the_item_and_one_script(own_redis: RedisServer) -> None:
+    prefix = unique_prefix()
+    app = create_app(Settings(store=own_redis.url, store_prefix=prefix, seed_records=3))
+    api = app.test_client()
+    listed = api.get(f"{RECORDS}?limit=1", headers=AUTH)
+    record = listed.get_json()["data"][0]["id"]
+    assert api.get(f"{RECORDS}/{record}", headers=AUTH).status_code == 200  # scripts loaded
+    looking = own_redis.client()
+    before = _calls(looking)
+    assert api.get(f"{RECORDS}/{record}", headers=AUTH).status_code == 200
+    sent = _sent(before, _calls(looking))
+    sent.pop("info", None)  # this test's own INFO
+    sent.pop("hset", None)  # the session's last use, written once a second
+    sent.pop("hgetall", None)  # every server's sessions, looked at once a second
+    scripted = {"incr", "xadd", "hincrby", "zadd", "xlen"}  # inside the journal's script
+    assert {k: v for k, v in sent.items() if k not in scripted} == {"hget": 2, "evalsha": 1}
+    journal = api.get("/_mock/requests", headers=AUTH).get_json()
+    assert [entry["path"] for entry in journal["data"]][-1] == f"{RECORDS}/{record}"
+    coverage = api.get("/_mock/coverage").get_json()
+    by_operation = {op["path"] + " " + op["method"]: op for op in coverage["operations"]}
+    assert by_operation[f"{RECORDS}/{{id}} GET"]["statuses"]["200"] == 2  # in the same script
+    forget(own_redis, prefix)
+
+
+def test_the_front_hands_its_turn_on_while_a_request_waits_on_redis(
+    own_redis: RedisServer,
+) -> None:
+    prefix = unique_prefix()
+    app = create_app(Settings(store=own_redis.url, store_prefix=prefix))
+    state = app.extensions["mockserver"]
+    link = state.sessions.initial.link
+    front = app.wsgi_app.app  # SessionPrefix -> Front
+    assert link.aside == front.turns.aside
+    forget(own_redis, prefix)
+
+
+def test_a_turn_set_aside_goes_to_the_next_and_comes_back_before_newcomers() -> None:
+    line = Turns(patience=30)
+    order: list[str] = []
+    waiting_on_redis = threading.Event()
+    redis_answers = threading.Event()
+
+    def first() -> None:
+        turn = line.take()
+        with line.aside():  # waits on Redis: the turn goes on
+            waiting_on_redis.set()
+            redis_answers.wait(5)
+        order.append("first, back from Redis")
+        line.leave(turn)
+
+    def later(name: str) -> None:
+        turn = line.take()
+        order.append(name)
+        if name == "second":
+            redis_answers.set()  # the first returns while the second holds the turn
+            deadline = time.monotonic() + 5
+            while line.waiting < 2 and time.monotonic() < deadline:
+                time.sleep(0.001)
+        line.leave(turn)
+
+    one = threading.Thread(target=first)
+    one.start()
+    assert waiting_on_redis.wait(5)
+    third = threading.Thread(target=later, args=("third",))
+    line_before = line.take()  # the turn is free: held here while the others queue
+    assert line_before
+    second = threading.Thread(target=later, args=("second",))
+    second.start()
+    deadline = time.monotonic() + 5
+    while line.waiting < 1 and time.monotonic() < deadline:
+        time.sleep(0.001)
+    third.start()
+    while line.waiting < 2 and time.monotonic() < deadline:
+        time.sleep(0.001)
+    line.leave(line_before)
+    for thread in (one, second, third):
+        thread.join(5)
+    assert order == ["second", "first, back from Redis", "third"]
+    assert line.take()  # free again
+    assert line.waiting == 0
+
+
+def test_aside_without_a_turn_changes_nothing() -> None:
+    line = Turns(patience=30)
+    with line.aside():
+        assert line.waiting == 0
+    assert line.take()
+
+
+def test_the_thread_s_connection_answers_in_order_and_survives_errors_and_restarts(
+    own_redis: RedisServer,
+) -> None:
+    link = Link(own_redis.url)
+    assert link.calls([("SET", "k", "1"), ("GET", "k"), ("GET", "nothing")]) == [b"OK", b"1", None]
+    with pytest.raises(Exception, match="WRONGTYPE"):
+        link.calls([("HGET", "k", "f"), ("INCR", "k")])  # the error raised once both are read
+    assert link.call("GET", "k") == b"2"  # the INCR after the error was done, and read
+    script = link.client.register_script("return ARGV[1] .. KEYS[1]")
+    assert link.run(script, ["a"], ["b"]) == b"ba"
+    link.call("SCRIPT", "FLUSH")
+    assert link.run(script, ["c"], ["d"]) == b"dc"  # loaded again
+    own_redis.stop()
+    own_redis.start()
+    assert link.call("PING") == b"PONG"  # a closed connection opened again, once
+    assert link.run(script, ["e"], ["f"]) == b"fe"  # the restarted Redis lost the script
+    others: list[Any] = []
+    thread = threading.Thread(target=lambda: others.append(link.call("CLIENT", "ID")))
+    thread.start()
+    thread.join(5)
+    assert len(others) == 1
+    assert others[0] != link.call("CLIENT", "ID")  # each thread its own connection
+
+
+def test_requests_done_together_are_written_together_and_each_returns_once_written(
+    own_redis: RedisServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While one request's journal write is under way, five more finish: they wait, and the
+    first of them writes all five in one script call; each returns with its entry in Redis."""
+    prefix = unique_prefix()
+    app = create_app(Settings(store=own_redis.url, store_prefix=prefix))
+    api = app.test_client()
+    assert api.get(RECORDS, headers=AUTH).status_code == 200  # the session made
+    shared = app.extensions["mockserver"].sessions.shared
+    link = shared.link
+    journal_script = shared.add
+    first_write = threading.Event()
+    let_go = threading.Event()
+    writes: list[int] = []
+    real_run = link.run
+
+    def run(script: Any, keys: Any, args: list[Any]) -> Any:
+        if script is journal_script:
+            entries = len(args) - 6 - 2 * int(args[5])
+            writes.append(entries)
+            if len(writes) == 1:
+                first_write.set()
+                let_go.wait(10)
+        return real_run(script, keys, args)
+
+    monkeypatch.setattr(link, "run", run)
+    statuses: list[int] = []
+
+    def one() -> None:
+        statuses.append(app.test_client().get(RECORDS, headers=AUTH).status_code)
+
+    first = threading.Thread(target=one)
+    first.start()
+    assert first_write.wait(10)
+    others = [threading.Thread(target=one) for _ in range(5)]
+    for thread in others:
+        thread.start()
+    coverage = app.extensions["mockserver"].sessions.get().coverage
+    deadline = time.monotonic() + 10
+    while sum(coverage._counters.values()) < 5 and time.monotonic() < deadline:
+        time.sleep(0.005)  # the five counted, waiting for the next write
+    assert statuses == []  # none returned before its entry was written
+    let_go.set()
+    for thread in [first, *others]:
+        thread.join(10)
+    assert statuses == [200] * 6
+    assert writes == [1, 5]
+    journal = api.get("/_mock/requests?limit=100").get_json()["data"]
+    assert len([entry for entry in journal if entry["path"] == RECORDS]) == 7
+    forget(own_redis, prefix)
+
+
+def test_a_read_by_id_is_two_round_trips_and_meets_a_rule_another_server_just_added(
+    own_redis: RedisServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With no rules held, a GET's rules version goes with its item (one round trip), then
+    its journal entry (a second). A rule added meanwhile on another server is found by that
+    version: the GET is decided again and the rule's answer given."""
+    prefix = unique_prefix()
+    one, two = (
+        create_app(Settings(store=own_redis.url, store_prefix=prefix, seed_records=3))
+        for _ in range(2)
+    )
+    api, other = one.test_client(), two.test_client()
+    record = api.get(f"{RECORDS}?limit=1", headers=AUTH).get_json()["data"][0]["id"]
+    by_id = f"{RECORDS}/{record}"
+    assert api.get(by_id, headers=AUTH).status_code == 200  # the rules (none) read
+    trips: list[int] = []
+    real = redis_connection._answers
+
+    def counted(connection: Any, packed: bytes, count: int) -> list[Any]:
+        trips.append(count)
+        return real(connection, packed, count)
+
+    monkeypatch.setattr(redis_connection, "_answers", counted)
+    assert api.get(by_id, headers=AUTH).status_code == 200
+    assert trips == [2, 1]  # (version, item), then the journal's script
+    added = other.post("/_mock/faults", json=[{"method": "GET", "path": by_id, "status": 503}])
+    assert added.status_code == 201
+    trips.clear()
+    assert api.get(by_id, headers=AUTH).status_code == 503  # the rule, found with the item
+    assert api.get(by_id, headers=AUTH).status_code == 503  # held now: decided first
+    assert other.delete("/_mock/faults").status_code == 204
+    assert api.get(by_id, headers=AUTH).status_code == 200  # gone: read again
+    faulted = other.post("/_mock/faults", json=[{"method": "POST", "path": RECORDS, "status": 429}])
+    assert faulted.status_code == 201
+    assert other.delete("/_mock/faults").status_code == 204
+    assert api.get(by_id, headers=AUTH).status_code == 200  # changed, nothing applies
+    journal = api.get("/_mock/requests?limit=100").get_json()["data"]
+    assert [e["status"] for e in journal if e["path"] == by_id][-4:] == [503, 503, 200, 200]
+    forget(own_redis, prefix)
+
+
+def test_entries_held_while_redis_was_lost_are_written_after_in_bounded_calls(
+    own_redis: RedisServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Requests answered 503 while Redis is down leave their journal entries with the
+    server; the first write once Redis is back sends them 100 to a script call (what one
+    call holds stays bounded: a restart under load grew the workers' memory), and at most
+    `PENDING` of them are held."""
+    monkeypatch.setattr(shared_module, "PENDING", 180)
+    prefix = unique_prefix()
+    app = create_app(Settings(store=own_redis.url, store_prefix=prefix))
+    api = app.test_client()
+    assert api.get(RECORDS, headers=AUTH).status_code == 200
+    own_redis.stop()
+    assert {api.get(RECORDS, headers=AUTH).status_code for _ in range(250)} == {503}
+    own_redis.start()
+    shared = app.extensions["mockserver"].sessions.shared
+    calls: list[int] = []
+    real_run = shared.link.run
+
+    def run(script: Any, keys: Any, args: list[Any]) -> Any:
+        if script is shared.add:
+            calls.append(len(args) - 6 - 2 * int(args[5]))
+        return real_run(script, keys, args)
+
+    monkeypatch.setattr(shared.link, "run", run)
+    assert api.get(RECORDS, headers=AUTH).status_code == 200
+    assert calls == [100, 80]  # 180 held: the newest 179 503s (the oldest dropped), this one
+    journal = api.get("/_mock/requests?limit=1000").get_json()["data"]
+    assert [entry["status"] for entry in journal] == [503] * 179 + [200]
+    forget(own_redis, prefix)
+
+
+def test_a_forked_worker_opens_a_connection_of_its_own(own_redis: RedisServer) -> None:
+    """uWSGI forks its workers from the process that built the app (and seeded it, on the
+    link's connections) without Python's at-fork hooks: a worker must never talk on its
+    parent's socket."""
+    link = Link(own_redis.url)
+    mine = link.call("CLIENT", "ID")  # the main thread's connection, made before the fork
+    reading, writing = os.pipe()
+    child = os.fork()
+    if child == 0:  # pragma: no cover - the child
+        os.write(writing, str(int(link.call("CLIENT", "ID"))).encode())
+        os._exit(0)
+    os.close(writing)
+    os.waitpid(child, 0)
+    theirs = int(os.read(reading, 100).decode())
+    os.close(reading)
+    assert theirs != mine
+    assert link.call("CLIENT", "ID") == mine  # the parent's connection untouched
