@@ -55,14 +55,16 @@ class Spec:
         return node
 
 
-def load_spec(path: Path) -> Spec:
-    """Read, parse, repair and check a spec file; raise SpecError naming what is wrong."""
+def load_spec(path: Path, *, strict: bool = False) -> Spec:
+    """Read, parse, repair and check a spec file; raise SpecError naming what is wrong.
+    `strict`: the document is read by its letter where the real server is known to read it
+    otherwise (see `repair`)."""
     try:
         raw = path.read_bytes()
     except OSError as exc:
         raise SpecError(f"{path}: cannot read the spec: {exc.strerror or exc}") from exc
     document = _parse(path, raw)
-    repairs = repair(document)
+    repairs = repair(document, strict=strict)
     checked = _structurally_valid(document)
     if checked:
         _check_refs(path, document)
@@ -95,13 +97,26 @@ def _parse(path: Path, raw: bytes) -> Document:
     return document
 
 
-def repair(document: Document) -> list[str]:
+def repair(document: Document, *, strict: bool = False) -> list[str]:
     """Rewrite the .NET generator's artefacts in place; return what was rewritten.
 
     * `JsonNode` (`options`/`parent`/`root`) stands for free-form JSON: it becomes `{}`.
     * `...JsonOptional` (`hasValue`/`value`) wraps an optional value that travels bare on the
       wire: it becomes the schema of `value`, nullable.
+    * A form part described by its `properties` alone (no `type`) is an object: the server
+      binds one from it (`contract.forms` reads it as JSON).
+    * Not `strict`: a closed `allOf` part (`additionalProperties: false`) that requires
+      members only the schema around it declares is read open, as the real server reads the
+      body: the merged object (see `open_closed_parts`).
     """
+    repairs = _generator_artefacts(document)
+    repairs += _typed_form_parts(document)
+    if not strict:
+        repairs += open_closed_parts(document)
+    return repairs
+
+
+def _generator_artefacts(document: Document) -> list[str]:
     schemas = document.get("components", {}).get("schemas", {})
     oas30 = str(document.get("openapi", "")).startswith("3.0")
     repairs = []
@@ -117,6 +132,124 @@ def repair(document: Document) -> list[str]:
             )
             repairs.append(f"{name}: bare optional value")
     return repairs
+
+
+FORM_TYPES = ("multipart/form-data", "application/x-www-form-urlencoded")
+
+
+def _typed_form_parts(document: Document) -> list[str]:
+    """`type: object` for the form parts the schema describes by their `properties` alone
+    (the platform's `attachment`, `document`, `media` parts): by the letter any JSON value
+    (`true`, `[]`) would do, while the server binds an object from the part."""
+    typed = 0
+    for operation in _operations(document):
+        body = operation.get("requestBody")
+        content = body.get("content") if isinstance(body, dict) else None
+        if not isinstance(content, dict):
+            continue
+        for media_type in FORM_TYPES:
+            media = content.get(media_type)
+            schema = _local(document, media.get("schema") if isinstance(media, dict) else None)
+            properties = schema.get("properties") if isinstance(schema, dict) else None
+            for part in properties.values() if isinstance(properties, dict) else ():
+                if isinstance(part, dict) and "properties" in part and not _typed(part):
+                    part["type"] = "object"
+                    typed += 1
+    if not typed:
+        return []
+    return [f"form parts described by their members alone: {typed} typed as objects"]
+
+
+def _typed(schema: dict[str, Any]) -> bool:
+    return any(k in schema for k in ("type", "$ref", "allOf", "anyOf", "oneOf", "not"))
+
+
+def _operations(document: Document) -> list[dict[str, Any]]:
+    paths = document.get("paths")
+    found = []
+    for item in paths.values() if isinstance(paths, dict) else ():
+        for method in HTTP_METHODS:
+            operation = item.get(method) if isinstance(item, dict) else None
+            if isinstance(operation, dict):
+                found.append(operation)
+    return found
+
+
+def _local(document: Document, node: Any) -> Any:
+    """A node with its local `$ref` followed (None when it does not resolve)."""
+    for _ in range(32):
+        if not (isinstance(node, dict) and isinstance(node.get("$ref"), str)):
+            return node
+        ref: str = node["$ref"]
+        node = document
+        for part in ref.removeprefix("#/").split("/") if ref.startswith("#/") else ("",):
+            key = part.replace("~1", "/").replace("~0", "~")
+            node = node.get(key) if isinstance(node, dict) else None
+    return None
+
+
+def open_closed_parts(document: Document) -> list[str]:
+    """Lenient reading of an `allOf` that no value can meet: a part that is closed
+    (`additionalProperties: false`) yet requires members only the schema around it, or
+    another part, declares is read open.
+
+    By the letter the platform's `AccountCreate` (`allOf: [AccountCreateRef]`, the part closed
+    to `type` and `status` and requiring `name`) requires `name` and forbids it: no body is
+    valid. The real server takes the body the author meant, the merged object: every member
+    any part declares. The part is replaced, where it is used as a part, by a copy without
+    `additionalProperties` (used alone it stays closed); the outer schema's own
+    `additionalProperties` still applies. A closed part that is only narrower than the
+    schema around it (`Order` and `OrderRef`) can be met, and is read by the letter. `--strict`
+    keeps the letter everywhere."""
+    opened: list[str] = []
+    schemas = document.get("components", {}).get("schemas", {})
+    for name, schema in schemas.items() if isinstance(schemas, dict) else ():
+        for node in _all_of_nodes(schema):
+            if _open_parts(document, node):
+                opened.append(name)
+    if not opened:
+        return []
+    return [f"closed allOf parts that require members they forbid read open: {', '.join(opened)}"]
+
+
+def _all_of_nodes(schema: Any) -> list[dict[str, Any]]:
+    """The schemas within one component schema that have `allOf` parts (itself included)."""
+    found = []
+    stack = [schema]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            if isinstance(node.get("allOf"), list):
+                found.append(node)
+            stack.extend(v for k, v in node.items() if k not in ("example", "examples", "enum"))
+        elif isinstance(node, list):
+            stack.extend(node)
+    return found
+
+
+def _open_parts(document: Document, node: dict[str, Any]) -> bool:
+    """Open the closed parts of one `allOf` that require members declared elsewhere in it;
+    whether any was."""
+    parts = node["allOf"]
+    resolved = [_local(document, part) for part in parts]
+    declared = set(_names(node))
+    for part in resolved:
+        declared |= _names(part)
+    changed = False
+    for index, part in enumerate(resolved):
+        if not (isinstance(part, dict) and part.get("additionalProperties") is False):
+            continue
+        required = part.get("required")
+        forbidden = set(required if isinstance(required, list) else ()) - _names(part)
+        if forbidden & declared:
+            parts[index] = {k: v for k, v in part.items() if k != "additionalProperties"}
+            changed = True
+    return changed
+
+
+def _names(schema: Any) -> set[str]:
+    properties = schema.get("properties") if isinstance(schema, dict) else None
+    return set(properties) if isinstance(properties, dict) else set()
 
 
 def _config(document: Document, *, checked: bool = False) -> Config:
