@@ -338,16 +338,44 @@ def _json_loads(value: bytes | str, **_parameters: str) -> Any:
     return json.loads(value)
 
 
-def _media_types(node: Any, found: set[str]) -> None:
-    if isinstance(node, dict):
-        content = node.get("content")
+def _media_types(document: Document, found: set[str]) -> None:
+    """The media types of every `content` map where OpenAPI puts one: request bodies,
+    responses (and their headers), parameters, of the operations and of the components (a
+    `$ref`'d one is found there). A walk of these alone: the whole document (2.6 MB for the
+    platform's) took a tenth of a second."""
+    components = document.get("components")
+    components = components if isinstance(components, dict) else {}
+    holders: list[Any] = []
+    for kind in ("requestBodies", "responses", "parameters", "headers"):
+        group = components.get(kind)
+        holders.extend(group.values() if isinstance(group, dict) else ())
+    paths = document.get("paths")
+    for item in paths.values() if isinstance(paths, dict) else ():
+        if not isinstance(item, dict):
+            continue
+        holders.extend(_listed(item.get("parameters")))
+        for method in HTTP_METHODS:
+            operation = item.get(method)
+            if isinstance(operation, dict):
+                holders.append(operation.get("requestBody"))
+                holders.extend(_listed(operation.get("parameters")))
+                responses = operation.get("responses")
+                holders.extend(responses.values() if isinstance(responses, dict) else ())
+    for holder in holders:
+        if not isinstance(holder, dict):
+            continue
+        content = holder.get("content")
         if isinstance(content, dict):
             found.update(k for k in content if isinstance(k, str))
-        for value in node.values():
-            _media_types(value, found)
-    elif isinstance(node, list):
-        for value in node:
-            _media_types(value, found)
+        headers = holder.get("headers")  # a response's headers may have content too
+        for header in headers.values() if isinstance(headers, dict) else ():
+            inner = header.get("content") if isinstance(header, dict) else None
+            if isinstance(inner, dict):
+                found.update(k for k in inner if isinstance(k, str))
+
+
+def _listed(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
 
 
 def as_json(spec: Spec) -> bytes:

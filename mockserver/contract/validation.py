@@ -98,6 +98,11 @@ class Validator:
     # the operation, so it calls the parameter and body steps directly instead of
     # `iter_errors` (which would find it again).
 
+    def warm(self) -> None:
+        """Make now what the first request that needs openapi-core would make (its import and
+        objects): a server warms its validators in the background once it serves."""
+        _ = self.openapi, _request_class()
+
     @cached_property
     def factory(self) -> CompiledFactory:
         from mockserver.contract.core_backend import CompiledFactory
