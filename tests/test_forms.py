@@ -158,8 +158,9 @@ def test_a_part_described_by_its_members_alone_is_typed_in_the_document_in_use(a
     document = api.application.extensions["mockserver"].spec.document
     body = document["paths"]["/documents"]["post"]["requestBody"]["content"]
     assert body["multipart/form-data"]["schema"]["properties"]["meta"]["type"] == "object"
-    assert "form parts described by their members alone: 1 typed as objects" in (
-        api.get("/_mock/health").json["spec"]["repairs"]
+    assert (
+        "form parts described by their members alone: 1 typed as objects"
+        in (api.get("/_mock/health").json["spec"]["repairs"])
     )
 
 
