@@ -152,7 +152,11 @@ def serve_once(spec: Path) -> dict[str, float]:
         return {"ready": ready, "cpu": cpu, "rss": rss, "pss": pss, "first": first}
     finally:
         os.killpg(process.pid, signal.SIGTERM)
-        process.wait(timeout=30)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:  # a machine too busy to stop it in time
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
 
 
 def _row(name: str, values: list[float], unit: str) -> str:

@@ -69,7 +69,8 @@ def create_app(
     empty memory backend by default)."""
     settings = settings or Settings()
     chosen = BUILT_IN if behaviours is None else behaviours
-    state = _state(settings, spec or load_spec(settings.spec), chosen, backend)
+    spec = spec or load_spec(settings.spec, strict=settings.strict)
+    state = _state(settings, spec, chosen, backend)
     state.sessions.get(DEFAULT)
     if settings.state_file is not None:
         _restore(state, settings.state_file)

@@ -144,6 +144,26 @@ def test_a_part_that_breaks_the_schema_is_a_400_naming_it(api):
     assert set(refused.json["errors"]) == {"pages", "meta.lang"}, refused.json
 
 
+@pytest.mark.parametrize("value", ["true", "[]", "5", '"en"'])
+def test_a_part_described_by_its_members_alone_must_be_an_object(api, value):
+    """By the letter `meta` (no type) takes any JSON value; the server binds an object from
+    it, so the mock types such a part as an object (`contract.spec.repair`)."""
+    refused = _upload(api, meta=value)
+    assert refused.status_code == 400, refused.json
+    assert list(refused.json["errors"]) == ["meta"], refused.json
+    assert "must be an object" in refused.json["errors"]["meta"][0], refused.json
+
+
+def test_a_part_described_by_its_members_alone_is_typed_in_the_document_in_use(api):
+    document = api.application.extensions["mockserver"].spec.document
+    body = document["paths"]["/documents"]["post"]["requestBody"]["content"]
+    assert body["multipart/form-data"]["schema"]["properties"]["meta"]["type"] == "object"
+    assert (
+        "form parts described by their members alone: 1 typed as objects"
+        in (api.get("/_mock/health").json["spec"]["repairs"])
+    )
+
+
 def test_a_missing_required_part_is_a_400(api):
     refused = api.post("/documents", data={"name": "Terms"}, content_type="multipart/form-data")
     assert refused.status_code == 400

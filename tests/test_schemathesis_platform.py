@@ -6,10 +6,12 @@ delete, actions on the created item).
 The cost is bounded: a few examples per operation and no coverage phase (it makes every
 boundary case of every schema: tens of thousands of requests on this document).
 
-schemathesis reads the document as the mock serves it: with the .NET generator's artefacts
-repaired (`contract.spec.repair`: a `...JsonOptional` wrapper travels bare on the wire, as the
-real server reads it; see docs/api.md), so a body such as `{"url": {}}` is not taken for
-valid data.
+schemathesis reads the document as the lenient mock serves it (`contract.spec.repair`, see
+docs/specs.md): the .NET generator's artefacts repaired (a `...JsonOptional` wrapper travels
+bare on the wire, so a body such as `{"url": {}}` is not valid data; a form part described by
+its `properties` alone is an object, so `true` is not), and a closed `allOf` part read as the
+merged object, as the real server reads it (by the letter `AccountCreate` requires `name` and
+forbids it: no body is valid).
 
 Two checks are read as the platform's document must be read:
 
@@ -17,9 +19,12 @@ Two checks are read as the platform's document must be read:
   77 declare only 200). The mock answers the platform's error statuses (400, 404, 405, 409,
   415...) as problem documents, as the real server does; such an answer passes when its body
   is a problem. Any other undeclared status fails as the check says.
+* `positive_data_acceptance` holds for generated data; a body taken from the document's own
+  examples that its schema refuses (they hold `"by": null` where `Id` takes no null) is not
+  valid data, and a 400 for it must be a problem naming the fields.
 * `negative_data_rejection` is the lenient one of tests/test_schemathesis.py's: every object
-  is `additionalProperties: false`, and the lenient mock ignores unknown members as the real
-  server does.
+  is `additionalProperties: false`, and the lenient mock ignores unknown members (and unknown
+  query parameters) as the real server does; a case made invalid by nothing else passes.
 """
 
 from __future__ import annotations
@@ -28,11 +33,23 @@ import json
 import os
 from collections import Counter
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 import schemathesis
 from schemathesis.checks import CHECKS, CheckContext, CheckFunction
+from schemathesis.core import NOT_SET
+from schemathesis.core.jsonschema import make_validator
+from schemathesis.core.mutations import Mutation, MutationChannel, OperatorKind
+from schemathesis.core.parameters import ParameterLocation
+from schemathesis.generation.meta import (
+    CaseMetadata,
+    ComponentInfo,
+    GenerationInfo,
+    PhaseInfo,
+    TestPhase,
+    build_phase_data,
+)
+from schemathesis.generation.modes import GenerationMode
 from stateful import config, reset, run_stateful
 from support import AUTH, MARKETPLACE_SPEC, Server, nonconforming
 
@@ -47,10 +64,12 @@ if not MARKETPLACE_SPEC.exists():
 MAX_EXAMPLES = 3
 STATEFUL_EXAMPLES = 10
 # Which paths run (a regular expression): by default a sample of the document's kinds of
-# operation (collections, items, nested collections, actions, generated reads); `.` runs
-# all 452 operations (see the module docstring for what that costs).
+# operation (collections, items, nested collections, actions, generated reads; sellers: a
+# JSON body no value met by the letter, a multipart update), 34 operations; `.` runs all
+# 452 operations (see the module docstring for what that costs).
 PATHS = os.environ.get(
-    "MOCKSERVER_PLATFORM_FUZZ", r"^/public/v1/(commerce/orders|accounts/user-groups)"
+    "MOCKSERVER_PLATFORM_FUZZ",
+    r"^/public/v1/(commerce/orders|accounts/user-groups|accounts/sellers)",
 )
 ERRORS = {400, 401, 403, 404, 405, 406, 409, 411, 413, 414, 415}  # the platform's problems
 CONFIG = config(
@@ -81,27 +100,63 @@ def platform_status_code_conformance(
 def lenient_negative_data_rejection(
     ctx: CheckContext, response: schemathesis.Response, case: schemathesis.Case
 ) -> bool | None:
-    """`negative_data_rejection`, except for a body made invalid only by unknown members
-    (which the lenient mock ignores, as the platform does): a 2xx for such a case passes."""
+    """`negative_data_rejection`, except for a case made invalid only by unknown members of
+    the body or unknown query parameters (which the lenient mock ignores, as the platform
+    does): a 2xx for such a case passes."""
     meta = case.meta
-    if meta is not None and response.status_code < 300 and _only_extra_members(meta):
+    if meta is not None and response.status_code < 300 and only_unknown_members(meta):
         return None
     result: bool | None = CHECKS.get_one("negative_data_rejection")(ctx, response, case)
     return result
 
 
-def _only_extra_members(meta: Any) -> bool:
-    """Whether the case's only negative part is its body, made so by members the schema does
-    not declare (schemathesis says which mutation made a case negative)."""
-    negative = [c for c in meta.components.values() if c.mode.is_negative]
-    description = str(getattr(meta.phase.data, "description", "") or "")
-    return len(negative) == 1 and "additional" in description.lower()
+IGNORED = {ParameterLocation.BODY, ParameterLocation.QUERY}  # where unknown names are ignored
 
 
-REPLACED = ("status_code_conformance", "negative_data_rejection")
+def only_unknown_members(meta: CaseMetadata) -> bool:
+    """Whether every mutation that made the case invalid adds members or query parameters the
+    schema does not declare (schemathesis records each mutation: where, which keywords)."""
+    mutations = getattr(meta.phase.data, "mutations", ())
+    return bool(mutations) and all(
+        tuple(m.keywords) == ("additionalProperties",) and m.parameter_location in IGNORED
+        for m in mutations
+    )
+
+
+def example_aware_positive_data_acceptance(
+    ctx: CheckContext, response: schemathesis.Response, case: schemathesis.Case
+) -> bool | None:
+    """`positive_data_acceptance`, except for a body taken from the document's own examples
+    that its schema refuses (schemathesis sends explicit examples as valid data without
+    checking them; the platform's examples hold `"by": null` where `Id` takes no null): such
+    data is not valid, and a refusal of it is a 400 problem that names the fields (the
+    lenient mock may also accept it, where all that is wrong is what it ignores)."""
+    meta = case.meta
+    if meta is not None and meta.phase.name == TestPhase.EXAMPLES and _invalid_body(case):
+        if response.status_code == 400:
+            assert json.loads(response.content)["errors"], response.content
+        return None
+    result: bool | None = CHECKS.get_one("positive_data_acceptance")(ctx, response, case)
+    return result
+
+
+def _invalid_body(case: schemathesis.Case) -> bool:
+    """Whether the case's JSON body breaks its schema, as schemathesis reads the schema."""
+    body = case.operation.get_body_for_media_type(case.media_type)
+    if body is None or case.body is NOT_SET or "json" not in str(case.media_type):
+        return False
+    validator_cls = case.operation.schema.adapter.jsonschema_validator_cls  # type: ignore[attr-defined]
+    return not make_validator(body.optimized_schema, validator_cls).is_valid(case.body)
+
+
+REPLACED = ("status_code_conformance", "negative_data_rejection", "positive_data_acceptance")
 OPTIONS: dict[str, list[CheckFunction]] = {
     "excluded_checks": [CHECKS.get_one(name) for name in REPLACED],
-    "additional_checks": [platform_status_code_conformance, lenient_negative_data_rejection],
+    "additional_checks": [
+        platform_status_code_conformance,
+        lenient_negative_data_rejection,
+        example_aware_positive_data_acceptance,
+    ],
 }
 
 
@@ -124,7 +179,8 @@ STATEFUL = schema
 
 
 def test_stateful(platform: Server) -> None:
-    """Orders and user groups: created, read, updated, processed, deleted through links."""
+    """Orders, user groups, sellers: created, read, updated, processed, deleted through
+    links."""
     followed = run_stateful(
         STATEFUL,
         platform.url,
@@ -136,3 +192,55 @@ def test_stateful(platform: Server) -> None:
     statuses = Counter(status for _, status in followed)
     assert followed, "no link was followed"
     assert any(200 <= status < 300 for status in statuses), statuses
+
+
+def _meta(*mutations: tuple[ParameterLocation, tuple[str, ...]]) -> CaseMetadata:
+    """A negative case's metadata as schemathesis records it: one Mutation per change."""
+    made = tuple(
+        Mutation(
+            path=(),
+            parameter_location=location,
+            schema_pointer="/properties/requester" if location == ParameterLocation.BODY else "",
+            channel=MutationChannel.SCHEMA,
+            operator=OperatorKind.NEGATE_CONSTRAINTS,
+            keywords=keywords,
+            parameter=None,
+            original_value=None,
+            new_value=None,
+        )
+        for location, keywords in mutations
+    )
+    phase = PhaseInfo(TestPhase.FUZZING, build_phase_data(TestPhase.FUZZING, None, mutations=made))
+    return CaseMetadata(
+        generation=GenerationInfo(time=0.0, mode=GenerationMode.NEGATIVE),
+        components={location: ComponentInfo(GenerationMode.NEGATIVE) for location, _ in mutations},
+        phase=phase,
+    )
+
+
+EXTRA = ("additionalProperties",)
+
+
+@pytest.mark.parametrize(
+    ("mutations", "ignored"),
+    [
+        # POST /commerce/requests in the full run: an unknown query parameter and unknown
+        # members of two nested objects, all of which the lenient mock ignores
+        (
+            [
+                (ParameterLocation.QUERY, EXTRA),
+                (ParameterLocation.BODY, EXTRA),
+                (ParameterLocation.BODY, EXTRA),
+            ],
+            True,
+        ),
+        ([(ParameterLocation.BODY, EXTRA)], True),
+        ([(ParameterLocation.BODY, EXTRA), (ParameterLocation.BODY, ("type",))], False),
+        ([(ParameterLocation.HEADER, EXTRA)], False),
+        ([(ParameterLocation.PATH, EXTRA)], False),
+        ([(ParameterLocation.BODY, ("additionalProperties", "minLength"))], False),
+        ([], False),  # no mutation recorded: nothing says the case is only that
+    ],
+)
+def test_only_unknown_members_are_recognised_from_the_case_mutations(mutations, ignored):
+    assert only_unknown_members(_meta(*mutations)) is ignored

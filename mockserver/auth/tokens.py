@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import jsonschema
 import yaml
 
 from mockserver.auth.identity import Identity, from_token
@@ -58,6 +57,8 @@ def load_tokens(path: Path) -> dict[str, Identity]:
         data = yaml.safe_load(raw.decode("utf-8"))
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
         raise TokensFileError(syntax_error(path, raw, exc)) from exc
+    import jsonschema  # loaded only for a tokens file (a tenth of a second)
+
     try:
         jsonschema.validate(data, _TOKENS_FILE_SCHEMA)
     except jsonschema.ValidationError as exc:

@@ -74,8 +74,10 @@ class Maker:
 
     def conform(self, value: Any, schema: Any, rng: random.Random) -> Any:
         """`value` (an answer) made to conform to `schema`: members a closed part does not
-        allow are left out, missing required members are made (a stored item answered by an
-        operation whose schema says more, or less, than the item holds)."""
+        allow are left out, and so are nulls where the member's schema takes none (a create
+        may take `null` where the answer's schema does not); missing required members are
+        made (a stored item answered by an operation whose schema says more, or less, than
+        the item holds)."""
         self._seed = rng.getrandbits(32)
         return self._conform(value, schema, _Walk(rng, READING))
 
@@ -93,7 +95,8 @@ class Maker:
         out = {
             key: self._conform(item, properties[key], walk) if key in properties else item
             for key, item in value.items()
-            if allowed is None or key in allowed
+            if (allowed is None or key in allowed)
+            and not (item is None and key in properties and not self.takes_null(properties[key]))
         }
         for key in effective.get("required", []):
             if key not in out and key in properties:
@@ -145,6 +148,33 @@ class Maker:
                 found = inner if found is None else found & inner
         self._allowed[key] = (schema, found)
         return found
+
+    def takes_null(self, schema: Any, seen: frozenset[int] = frozenset()) -> bool:
+        """Whether `null` is a value of the schema, as the response check reads it: a `type`
+        takes it with `nullable: true` (each schema object on its own, OpenAPI 3.0) or a `null`
+        type (3.1); every `allOf` part must take it, one `anyOf`/`oneOf` branch; an `enum`
+        must list it; a schema that says none of these takes anything."""
+        target, _ = self._target(schema)
+        if not isinstance(target, dict) or id(target) in seen:
+            return True
+        seen = seen | {id(target)}
+        kind = target.get("type")
+        if kind is not None and not (
+            target.get("nullable") is True
+            or kind == "null"
+            or (isinstance(kind, list) and "null" in kind)
+        ):
+            return False
+        if isinstance(target.get("enum"), list) and None not in target["enum"]:
+            return False
+        parts = target.get("allOf")
+        if isinstance(parts, list) and not all(self.takes_null(p, seen) for p in parts):
+            return False
+        for key in ("anyOf", "oneOf"):
+            branches = target.get(key)
+            if isinstance(branches, list) and not any(self.takes_null(b, seen) for b in branches):
+                return False
+        return True
 
     def _target(self, schema: Any) -> tuple[Any, str | None]:
         """The schema a `$ref` points at, and the last ref followed (None: none)."""

@@ -11,30 +11,33 @@ gets no pre-check; an optional header that may be any string needs none.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from werkzeug.datastructures import Headers
 
 from mockserver.contract.router import Operation
-from mockserver.contract.schema_backend import (
-    CompiledFactory,
-    CompiledValidator,
-    Unsupported,
-    compile_schema,
-    deref,
-)
+from mockserver.contract.schema_backend import LazyFormats, Unsupported, compile_schema, deref
 from mockserver.contract.spec import Spec
 
+if TYPE_CHECKING:
+    from mockserver.contract.core_backend import CompiledFactory
+
 Check = Callable[[Any], bool]
-Params = Callable[[dict[str, str], dict[str, str]], bool]
+Params = Callable[[dict[str, str], dict[str, str], "Headers | Mapping[str, str]"], bool]
 _INT_FORMATS = {"int32": 2**31, "int64": 2**63}
+_NONE: Mapping[str, str] = {}
+_FORMATS = LazyFormats()  # openapi-core's format checks (the request validator's own)
 
 
 class Precheck:
     """Checks for one spec, built on first use for each operation."""
 
-    def __init__(self, spec: Spec, factory: CompiledFactory) -> None:
+    def __init__(self, spec: Spec, factory: Callable[[], CompiledFactory]) -> None:
+        """`factory`: the validator's compiled factory, made (openapi-core loaded) on the first
+        check that needs it; a request without parameters or body needs none."""
         self.spec = spec
-        self.factory = factory
+        self._factory = factory
         self._bodies: dict[tuple[str, str], Check | None] = {}
         self._params: dict[str, Params | None] = {}
 
@@ -59,7 +62,9 @@ class Precheck:
     def _check(self, schema: Any) -> Check | None:
         if schema is None:
             return lambda value: True
-        made = self.factory.create(self.spec.openapi.spec, schema)
+        from mockserver.contract.core_backend import CompiledValidator
+
+        made = self._factory().create(self.spec.openapi.spec, schema)
         if not isinstance(made, CompiledValidator):
             return None
         check: Check = made.compiled.is_valid
@@ -67,10 +72,14 @@ class Precheck:
 
     def _parameter_check(self, operation: Operation) -> Params:
         checks: list[tuple[str, str, bool, Callable[[str], bool]]] = []
+        headers: list[tuple[str, Callable[[str], bool]]] = []
         for param in _parameters(self.spec, operation):
             where = param.get("in")
             if where == "header" and _any_string(self.spec, param):
                 continue  # an optional header any string may be: nothing to check
+            if where == "header" and _optional_string(self.spec, param):
+                headers.append((str(param["name"]), self._string_check(param)))
+                continue
             if where not in ("query", "path") or "content" in param:
                 raise Unsupported(f"{where} parameter")
             if param.get("style", "form" if where == "query" else "simple") not in (
@@ -82,13 +91,19 @@ class Precheck:
                 (str(param["name"]), where, bool(param.get("required")), self._scalar(param))
             )
 
-        def check(query: dict[str, str], path: dict[str, str]) -> bool:
+        def check(
+            query: dict[str, str], path: dict[str, str], sent: Headers | Mapping[str, str] = _NONE
+        ) -> bool:
             for name, where, required, valid in checks:
                 value = (query if where == "query" else path).get(name)
                 if value is None:
                     if required:
                         return False
                 elif not valid(value):
+                    return False
+            for name, valid in headers:
+                value = sent.get(name)
+                if value is not None and not valid(value):
                     return False
             return True
 
@@ -127,8 +142,14 @@ class Precheck:
 
         return valid
 
+    def _string_check(self, param: dict[str, Any]) -> Callable[[str], bool]:
+        compiled = self._string(param)
+        if compiled is None:
+            raise Unsupported("string parameter")
+        return compiled
+
     def _string(self, param: dict[str, Any]) -> Check | None:
-        compiled = compile_schema(self.spec, param.get("schema", {}), self.factory.formats)
+        compiled = compile_schema(self.spec, param.get("schema", {}), _FORMATS)
         return None if compiled is None else compiled.is_valid
 
 
@@ -142,6 +163,19 @@ def _any_string(spec: Spec, param: dict[str, Any]) -> bool:
         and "content" not in param
         and not constraints
         and (schema.get("type") == "string")
+    )
+
+
+def _optional_string(spec: Spec, param: dict[str, Any]) -> bool:
+    """An optional header whose schema is a string (with constraints: the control API's
+    `X-Mock-Session` has a pattern): checked as the raw value, as openapi-core reads it."""
+    schema = deref(spec, param.get("schema", {}))
+    return (
+        not param.get("required")
+        and "content" not in param
+        and param.get("style", "simple") == "simple"
+        and isinstance(schema, dict)
+        and schema.get("type") == "string"
     )
 
 

@@ -9,18 +9,14 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Callable
 from dataclasses import dataclass
-from functools import partial
 from typing import Any, Literal
 
 import orjson
-from openapi_core.templating.responses.exceptions import ResponseNotFound
-from openapi_core.validation.schemas import oas30_read_schema_validators_factory
 from werkzeug.datastructures import Headers
 
 from mockserver.contract.router import Operation, Router
-from mockserver.contract.schema_backend import Violation, compile_schema
+from mockserver.contract.schema_backend import LazyFormats, Violation, compile_schema
 from mockserver.contract.schemas import join
 from mockserver.contract.spec import Spec
 from mockserver.problems import Problem
@@ -97,6 +93,8 @@ class ResponseChecker:
             return [Finding("invalid", method, path, status, f"not a JSON problem ({mimetype})")]
         if "ProblemDetails" not in spec.document.get("components", {}).get("schemas", {}):
             spec = self._specs[-1][0]  # the control spec always has it
+        from openapi_core.validation.schemas import oas30_read_schema_validators_factory
+
         try:
             value = json.loads(body)
             root = spec.openapi.spec
@@ -108,6 +106,8 @@ class ResponseChecker:
 
     @staticmethod
     def _finding(error: Exception, method: str, path: str, status: int, template: str) -> Finding:
+        from openapi_core.templating.responses.exceptions import ResponseNotFound
+
         if isinstance(error, ResponseNotFound):
             return Finding(
                 "undocumented",
@@ -133,10 +133,7 @@ class _Compiled:
     any other, or one whose schema does not compile, goes to openapi-core, which explains."""
 
     def __init__(self) -> None:
-        checker = oas30_read_schema_validators_factory.format_checker
-        self._formats: dict[str, Callable[[str], bool]] = {
-            name: partial(checker.conforms, format=name) for name in checker.checkers
-        }
+        self._formats = LazyFormats()  # openapi-core's format checks, loaded on first use
         self._made: dict[tuple[int, str, int, str], Any] = {}
 
     def conforms(

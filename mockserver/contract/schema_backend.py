@@ -3,9 +3,11 @@
 openapi-core validates with pure-Python jsonschema, building a fresh validator (and a deep copy
 of its format checker) on every call: about a millisecond for a 1.3 KB record. openapi-core
 takes a `schema_validators_factory`, so its own pipeline (media types, deserialising, casting,
-parameters) can run on a faster backend. `CompiledFactory` is that backend: every schema is
-converted once to JSON Schema and compiled by jsonschema-rs; a schema it cannot reproduce
-exactly keeps openapi-core's own (built once, then reused) validator.
+parameters) can run on a faster backend. `CompiledFactory` (`contract.core_backend`, which
+imports openapi-core: it is loaded on the first request that needs it, not at start-up) is
+that backend: every schema is converted once to JSON Schema and compiled by jsonschema-rs; a
+schema it cannot reproduce exactly keeps openapi-core's own (built once, then reused)
+validator.
 
 Semantics carried over from OpenAPI 3.0 (request side):
 * `nullable: true` adds `null` to the type;
@@ -16,15 +18,11 @@ A property test checks this backend against openapi-core's own on generated requ
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
-from functools import cached_property, partial
 from typing import Any
 
 import jsonschema_rs
-from jsonschema_path import SchemaPath
-from openapi_core.validation.schemas.exceptions import InvalidSchemaValue
-from openapi_core.validation.schemas.factories import SchemaValidatorsFactory
-from openapi_core.validation.schemas.validators import SchemaValidator
 
 from mockserver.contract.spec import Spec
 
@@ -151,54 +149,29 @@ def _anything(value: str) -> bool:
     return True
 
 
-class CompiledValidator(SchemaValidator):
-    """openapi-core's SchemaValidator, judging with a compiled jsonschema-rs validator."""
-
-    def __init__(self, schema: SchemaPath, validator: Any, compiled: Any) -> None:
-        super().__init__(schema, validator)
-        self.compiled = compiled
-
-    def validate(self, value: Any) -> None:
-        if self.compiled.is_valid(value):
-            return
-        errors = [Violation.from_rust(error) for error in self.compiled.iter_errors(value)]
-        raise InvalidSchemaValue(value, self._type, schema_errors=errors)
-
-    @cached_property
-    def _type(self) -> Any:
-        """The schema's `type` (read once: a path lookup costs a third of an explanation)."""
-        return (self.schema / "type").read_str_or_list("any")
+Formats = dict[str, Callable[[str], bool]]
 
 
-class CompiledFactory(SchemaValidatorsFactory):
-    """openapi-core's schema validators factory, compiling each schema once and reusing it."""
+class LazyFormats(dict[str, Callable[[str], bool]]):
+    """openapi-core's OpenAPI 3.0 format checks, by name, loaded on the first value checked
+    (openapi-schema-validator, and jsonschema with it, cost a fifth of a second to import:
+    a schema compiled at start-up, or one with no formats, does not need them). A format the
+    checker does not know passes, as openapi-core lets it."""
 
-    def __init__(self, spec: Spec, base: SchemaValidatorsFactory) -> None:
-        super().__init__(base.schema_validator_cls, base.format_checker)
-        self.spec = spec
-        self._base = base
-        checker = base.format_checker
-        self.formats: dict[str, Callable[[str], bool]] = {
-            name: partial(checker.conforms, format=name) for name in checker.checkers
-        }
-        self._made: dict[tuple[Any, ...], SchemaValidator] = {}
+    def get(self, name: str, default: Any = None) -> Callable[[str], bool]:
+        return functools.partial(_conforms, name)
 
-    def create(
-        self, spec: SchemaPath, schema: SchemaPath, *args: Any, **kwargs: Any
-    ) -> SchemaValidator:
-        key = (tuple(schema.parts), args, tuple(sorted(kwargs.items())))
-        made = self._made.get(key)
-        if made is None:
-            made = self._base.create(spec, schema, *args, **kwargs)
-            extra = args or any(kwargs.get(k) for k in kwargs)
-            with schema.resolve() as resolved:
-                compiled = (
-                    None if extra else compile_schema(self.spec, resolved.contents, self.formats)
-                )
-            if compiled is not None:
-                made = CompiledValidator(schema, made.validator, compiled)
-            self._made[key] = made
-        return made
+
+def _conforms(name: str, value: str) -> bool:
+    checker = _format_checker()
+    return name not in checker.checkers or bool(checker.conforms(value, format=name))
+
+
+@functools.cache
+def _format_checker() -> Any:
+    from openapi_core.validation.schemas import oas30_read_schema_validators_factory
+
+    return oas30_read_schema_validators_factory.format_checker
 
 
 class _Converter:

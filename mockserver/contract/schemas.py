@@ -3,7 +3,10 @@
 The real server (ASP.NET Core, System.Text.Json) ignores JSON members it does not know and never
 lets a client set server-owned fields. `Members` reproduces that from the spec alone: it is built
 once per schema and then strips, in place, every member the schema does not declare (where it
-says `additionalProperties: false`) and every `readOnly` one.
+says `additionalProperties: false`) and every `readOnly` one. A `null` member whose schema is
+OpenAPI 3.0's nullable reference (`allOf: [$ref], nullable: true`, which by the letter of 3.0.3
+takes no null: `nullable` needs a `type` beside it) is read as absent, as the server reads a
+null reference (the platform's own examples send `"$meta": null`).
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ class Members:
 
     declared: dict[str, Members | None] = field(default_factory=dict)
     read_only: frozenset[str] = frozenset()
+    nulls: frozenset[str] = frozenset()  # nullable references: a null is read as absent
     closed: bool = False
     extra: Members | None = None
     items: Members | None = None
@@ -42,11 +46,21 @@ class Members:
             return
         declared, read_only = self.declared, self.read_only
         undeclared = [k for k in value if k in read_only or k not in declared]
+        if self.nulls:
+            self._strip_nulls(value, path, removed)
         if undeclared:  # most bodies have none: no call for them
             self._strip_undeclared(value, undeclared, path, removed)
         for key, nested in declared.items():
             if nested is not None and key in value:
                 nested._strip(value[key], (*path, key), removed)
+
+    def _strip_nulls(
+        self, value: dict[str, Any], path: tuple[str | int, ...], removed: list[str]
+    ) -> None:
+        for key in self.nulls:
+            if key in value and value[key] is None:
+                del value[key]
+                removed.append(f"null member '{_dotted(path, key)}' read as absent")
 
     def _strip_undeclared(
         self,
@@ -127,14 +141,17 @@ class _Builder:
         node.closed = merged.get("additionalProperties") is False
         node.extra = self.build(merged.get("additionalProperties"))
         node.items = self.build(merged.get("items"))
-        read_only = []
+        read_only, nulls = [], []
         for key, sub in merged.get("properties", {}).items():
             if self._read_only(sub):
                 read_only.append(key)
             else:
                 node.declared[key] = self.build(sub)
+                if _nullable_reference(sub):
+                    nulls.append(key)
         node.read_only = frozenset(read_only)
-        useful = node.closed or read_only or node.extra or node.items
+        node.nulls = frozenset(nulls)
+        useful = node.closed or read_only or nulls or node.extra or node.items
         return bool(useful or any(node.declared.values()))
 
     def _merge(self, schema: dict[str, Any], seen: frozenset[str] = frozenset()) -> dict[str, Any]:
@@ -197,6 +214,16 @@ class _Builder:
             if refs is not None and self._read_only(found, seen | refs):
                 return True
         return False
+
+
+def _nullable_reference(schema: Any) -> bool:
+    """OpenAPI 3.0's nullable reference: `nullable: true` beside `allOf` (or `$ref`), no type."""
+    return (
+        isinstance(schema, dict)
+        and schema.get("nullable") is True
+        and "type" not in schema
+        and ("allOf" in schema or "$ref" in schema)
+    )
 
 
 def _same_ref(first: Any, second: Any) -> bool:

@@ -11,20 +11,12 @@ import fnmatch
 import functools
 import json
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
 
-from openapi_core.casting.schemas.exceptions import CastError
-from openapi_core.contrib.werkzeug import WerkzeugOpenAPIRequest
-from openapi_core.datatypes import RequestParameters
-from openapi_core.deserializing.styles.exceptions import EmptyQueryParameterValue
-from openapi_core.validation.request.exceptions import (
-    MissingRequiredParameter,
-    MissingRequiredRequestBody,
-    ParameterValidationError,
-)
-from openapi_core.validation.schemas.exceptions import InvalidSchemaValue
-from werkzeug.datastructures import ImmutableMultiDict
+from werkzeug.datastructures import Headers, ImmutableMultiDict
 from werkzeug.wrappers import Request
 
 from mockserver import codec
@@ -32,11 +24,15 @@ from mockserver.codec import MAX_DEPTH
 from mockserver.contract.fast_path import Precheck
 from mockserver.contract.forms import decode_form, is_form
 from mockserver.contract.router import Match, Operation
-from mockserver.contract.schema_backend import CompiledFactory
 from mockserver.contract.schemas import Members, members
 from mockserver.contract.spec import Spec
 from mockserver.contract.violations import Errors, violations
 from mockserver.problems import Problem, invalid
+
+if TYPE_CHECKING:
+    from mockserver.contract.core_backend import CompiledFactory
+
+_NO_HEADERS: Mapping[str, str] = {}
 
 
 @dataclass
@@ -47,35 +43,42 @@ class Checked:
     warnings: list[str] = field(default_factory=list)
 
 
-class _OpenAPIRequest(WerkzeugOpenAPIRequest):
+@functools.cache
+def _request_class() -> Any:
     """The request as openapi-core sees it: our query decoding, our parsed body, and the
-    request's own headers and cookies (not copied, as the base class does)."""
+    request's own headers and cookies (not copied, as the base class does). Made on first use:
+    it subclasses openapi-core's, which is loaded then."""
+    from openapi_core.contrib.werkzeug import WerkzeugOpenAPIRequest
+    from openapi_core.datatypes import RequestParameters
 
-    def __init__(
-        self,
-        request: Request,
-        query: dict[str, str],
-        path: dict[str, str],
-        body: bytes | None,
-        media_type: str,
-    ) -> None:
-        self.request = request
-        self.parameters = RequestParameters(
-            query=ImmutableMultiDict(query),
-            header=request.headers,
-            cookie=request.cookies,
-            path=path,
-        )
-        self._body = body
-        self._media_type = media_type
+    class OpenAPIRequest(WerkzeugOpenAPIRequest):
+        def __init__(
+            self,
+            request: Request,
+            query: dict[str, str],
+            path: dict[str, str],
+            body: bytes | None,
+            media_type: str,
+        ) -> None:
+            self.request = request
+            self.parameters = RequestParameters(
+                query=ImmutableMultiDict(query),
+                header=request.headers,
+                cookie=request.cookies,
+                path=path,
+            )
+            self._body = body
+            self._media_type = media_type
 
-    @property
-    def body(self) -> bytes | None:
-        return self._body
+        @property
+        def body(self) -> bytes | None:
+            return self._body
 
-    @property
-    def content_type(self) -> str:
-        return self._media_type
+        @property
+        def content_type(self) -> str:
+            return self._media_type
+
+    return OpenAPIRequest
 
 
 class Validator:
@@ -84,21 +87,41 @@ class Validator:
     def __init__(self, spec: Spec, strict: bool = False) -> None:
         self.spec = spec
         self.strict = strict
-        # openapi-core's request validator on the compiled schema backend. The mock has already
-        # found the operation, so it calls the parameter and body steps directly instead of
-        # `iter_errors` (which would find it again).
-        own: Any = spec.openapi.request_validator
-        self.factory = CompiledFactory(spec, own.schema_validators_factory)
-        self.openapi: Any = type(own)(
-            spec.openapi.spec,
-            schema_validators_factory=self.factory,
-            extra_media_type_deserializers=own.extra_media_type_deserializers,
-        )
-        self._paths = spec.openapi.spec / "paths"
         self._members: dict[tuple[str, str], Members | None] = {}
         self._body_validators: dict[tuple[str, str], Any] = {}
         self._media: dict[tuple[str, str], str] = {}  # (operation, sent type) -> declared type
-        self.precheck = Precheck(spec, self.factory)
+        self.precheck = Precheck(spec, lambda: self.factory)
+
+    # openapi-core's request validator on the compiled schema backend, made on the first
+    # request that needs it (a request without parameters or body, such as the health check,
+    # does not: openapi-core's import is a quarter of a second). The mock has already found
+    # the operation, so it calls the parameter and body steps directly instead of
+    # `iter_errors` (which would find it again).
+
+    def warm(self) -> None:
+        """Make now what the first request that needs openapi-core would make (its import and
+        objects): a server warms its validators in the background once it serves."""
+        _ = self.openapi, _request_class()
+
+    @cached_property
+    def factory(self) -> CompiledFactory:
+        from mockserver.contract.core_backend import CompiledFactory
+
+        own: Any = self.spec.openapi.request_validator
+        return CompiledFactory(self.spec, own.schema_validators_factory)
+
+    @cached_property
+    def openapi(self) -> Any:
+        own: Any = self.spec.openapi.request_validator
+        return type(own)(
+            self.spec.openapi.spec,
+            schema_validators_factory=self.factory,
+            extra_media_type_deserializers=own.extra_media_type_deserializers,
+        )
+
+    @cached_property
+    def _paths(self) -> Any:
+        return self.spec.openapi.spec / "paths"
 
     def check(
         self, request: Request, match: Match, query: dict[str, str], body: bytes | None = None
@@ -117,7 +140,7 @@ class Validator:
                     checked.warnings = strip.strip(checked.body)
         # an empty value is no value, as ASP.NET Core binds it (`order=` is no order)
         present = {name: value for name, value in query.items() if value != ""}
-        params_pass = self._params_pass(operation, present, match.params)
+        params_pass = self._params_pass(operation, present, match.params, request.headers)
         body_passes = self._body_passes(operation, media_type, checked.body)
         if not (params_pass and body_passes):  # openapi-core explains what the pre-check refused
             parts = (not params_pass, not body_passes)
@@ -138,16 +161,21 @@ class Validator:
         body: Any,
         query: dict[str, str],
         path: dict[str, str],
+        headers: Headers | Mapping[str, str] = _NO_HEADERS,
     ) -> bool:
-        return self._params_pass(operation, query, path) and self._body_passes(
+        return self._params_pass(operation, query, path, headers) and self._body_passes(
             operation, media_type, body
         )
 
     def _params_pass(
-        self, operation: Operation, query: dict[str, str], path: dict[str, str]
+        self,
+        operation: Operation,
+        query: dict[str, str],
+        path: dict[str, str],
+        headers: Headers | Mapping[str, str],
     ) -> bool:
         params = self.precheck.parameters(operation)
-        return params is not None and params(query, path)
+        return params is not None and params(query, path, headers)
 
     def _body_passes(self, operation: Operation, media_type: str | None, body: Any) -> bool:
         if media_type is None:
@@ -202,7 +230,7 @@ class Validator:
         operation = match.operation
         raw = codec.dumps(body) if media_type is not None else b""
         path = self._paths / operation.template
-        req = _OpenAPIRequest(request, query, match.params, raw, media_type or "")
+        req = _request_class()(request, query, match.params, raw, media_type or "")
         op = path / operation.method.lower()
         for error in self.openapi._iter_parameters_errors(req, op, path) if parameters else ():
             _add_parameter_error(errors, error)
@@ -234,6 +262,8 @@ class Validator:
                 ),
                 enforce_properties_required=self.openapi.enforce_properties_required,
             )
+        from openapi_core.validation.schemas.exceptions import InvalidSchemaValue
+
         try:
             validator.validate(body)
         except InvalidSchemaValue as exc:
@@ -380,6 +410,13 @@ def _body_required(operation: Operation) -> bool:
 
 
 def _add_parameter_error(errors: Errors, error: Exception) -> None:
+    from openapi_core.casting.schemas.exceptions import CastError
+    from openapi_core.deserializing.styles.exceptions import EmptyQueryParameterValue
+    from openapi_core.validation.request.exceptions import (
+        MissingRequiredParameter,
+        ParameterValidationError,
+    )
+
     if not isinstance(error, ParameterValidationError):
         errors.setdefault("$", []).append(str(error))
         return
@@ -399,6 +436,8 @@ def _add_parameter_error(errors: Errors, error: Exception) -> None:
 
 
 def _add_body_error(errors: Errors, error: Exception) -> None:
+    from openapi_core.validation.request.exceptions import MissingRequiredRequestBody
+
     if isinstance(error, MissingRequiredRequestBody):
         errors.setdefault("$", []).append("A non-empty request body is required.")
         return

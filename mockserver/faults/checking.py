@@ -9,10 +9,8 @@ schema for that answer (400 with the violations otherwise). Statuses the spec do
 from __future__ import annotations
 
 import re
+from functools import cached_property
 from typing import Any
-
-from openapi_core.validation.schemas import oas30_read_schema_validators_factory
-from openapi_core.validation.schemas.exceptions import InvalidSchemaValue
 
 from mockserver.codec import json_fault
 from mockserver.contract.router import Operation, Router
@@ -34,13 +32,20 @@ class RuleBook:
         self.control = control
         self.router = router
         self.strict = strict
-        schema = control.openapi.spec / "components" / "schemas" / "Rule"
-        self._rule_schema = oas30_read_schema_validators_factory.create(
-            control.openapi.spec, schema
-        )
+
+    @cached_property
+    def _rule_schema(self) -> Any:
+        """openapi-core's validator of the control API's `Rule` schema (made on first use:
+        openapi-core is loaded then)."""
+        from openapi_core.validation.schemas import oas30_read_schema_validators_factory
+
+        schema = self.control.openapi.spec / "components" / "schemas" / "Rule"
+        return oas30_read_schema_validators_factory.create(self.control.openapi.spec, schema)
 
     def shape_errors(self, given: Any) -> Errors:
         """Violations of the control API's `Rule` schema (for rules not sent over HTTP)."""
+        from openapi_core.validation.schemas.exceptions import InvalidSchemaValue
+
         try:
             self._rule_schema.validate(given)
         except InvalidSchemaValue as exc:
@@ -91,6 +96,9 @@ class RuleBook:
         ]
 
     def _body_errors(self, candidates: list[Operation], status: int, body: Any) -> Errors:
+        from openapi_core.validation.schemas import oas30_read_schema_validators_factory
+        from openapi_core.validation.schemas.exceptions import InvalidSchemaValue
+
         errors: Errors = {}
         for op in candidates:
             schema = _response_schema(self.spec, op, status)

@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-import urllib3
 from werkzeug.datastructures import Headers
 from werkzeug.wrappers import Request
 
@@ -63,6 +62,8 @@ class Proxy:
     """The upstream, the connections to it, and what is kept of its answers."""
 
     def __init__(self, settings: Settings, checker: ResponseChecker) -> None:
+        import urllib3  # loaded with --upstream only (a tenth of a second)
+
         assert settings.upstream is not None
         self.url = _base_url(settings.upstream)
         self.forward_invalid = settings.forward_invalid
@@ -116,6 +117,8 @@ class Proxy:
         request: RequestState,
         operation: Operation | None,
     ) -> Iterable[bytes]:
+        import urllib3  # loaded with --upstream only (a tenth of a second)
+
         method, path = environ["REQUEST_METHOD"], environ.get("PATH_INFO", "")
         query = environ.get("QUERY_STRING", "")
         url = self.url + path + (f"?{query}" if query else "")
@@ -198,6 +201,8 @@ class _Exchange:
     def answer(
         self, answer: Any, environ: Environ, start_response: StartResponse
     ) -> Iterable[bytes]:
+        import urllib3  # loaded with --upstream only (a tenth of a second)
+
         self.status, self.reason = int(answer.status), answer.reason or ""
         self.headers = Headers([(k, v) for k, v in answer.headers.items()])
         passed = [(k, v) for k, v in self.headers.items() if k.lower() not in _HOP]
@@ -237,6 +242,8 @@ class _Exchange:
 
     def _stream(self, answer: Any) -> Iterator[bytes]:
         """The upstream's stream passed on as it comes, each JSON line checked as it ends."""
+        import urllib3  # loaded with --upstream only (a tenth of a second)
+
         jsonl = "jsonl" in self.headers.get("Content-Type", "")
         keep = self.proxy.recorder is not None or not jsonl  # to record, or to check whole
         kept: list[bytes] = []
@@ -324,6 +331,8 @@ class _Exchange:
 
 def failure(url: str, error: Exception) -> Problem:
     """The problem for an upstream that failed (502) or did not answer in time (504)."""
+    import urllib3  # loaded with --upstream only (a tenth of a second)
+
     reason = getattr(error, "reason", None) or error
     refused = isinstance(reason, urllib3.exceptions.NewConnectionError)  # a ConnectTimeoutError
     if not refused and isinstance(reason, urllib3.exceptions.TimeoutError):

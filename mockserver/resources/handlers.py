@@ -12,9 +12,6 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
-from openapi_core.validation.schemas import oas30_read_schema_validators_factory
-from openapi_core.validation.schemas.exceptions import InvalidSchemaValue
-
 from mockserver import codec
 from mockserver.auth.identity import Identity
 from mockserver.codec import MISSING
@@ -322,6 +319,8 @@ class Resources:
         validator = self._item_validators[collection]
         if validator is None:
             return {}
+        from openapi_core.validation.schemas.exceptions import InvalidSchemaValue
+
         found: Errors = {}
         for index, item in enumerate(items):
             try:
@@ -335,6 +334,8 @@ class Resources:
 
     def _item_validator(self, collection: str) -> Any:
         """openapi-core's validator of the get-by-id answer's JSON schema (None: none)."""
+        from openapi_core.validation.schemas import oas30_read_schema_validators_factory
+
         op = self._gets.get(collection)
         if op is None:
             return None

@@ -1,11 +1,29 @@
 """Imported by uWSGI (`--import`) in each worker as it loads the app (`--lazy-apps`): the
 worker draws ids of its own (`resources.ids.reseed`: uWSGI's fork runs no `os.register_at_fork`
-handler) and handles the stop itself (`serving.stop.install`)."""
+handler), handles the stop itself (`serving.stop.install`), and warms its validators in the
+background (openapi-core, which start-up leaves out, is loaded while the worker already
+answers: the first request that needs it seldom waits for it)."""
 
 from __future__ import annotations
 
+import threading
+
+from mockserver import log, wsgi
 from mockserver.resources import ids
 from mockserver.serving import stop
+from mockserver.state import State
+
+
+def _warm(state: State) -> None:
+    try:
+        state.validator.warm()
+        state.control_validator.warm()
+    except Exception:  # a request that needs them makes them again, and says what is wrong
+        log.logger.exception("warming the validators failed")
+
 
 ids.reseed()
 stop.install()
+if wsgi.application is not None:
+    _state: State = wsgi.application.extensions["mockserver"]
+    threading.Thread(target=_warm, args=(_state,), name="warm", daemon=True).start()
