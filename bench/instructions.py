@@ -5,7 +5,8 @@
 Wall time on this shared 2-core machine moves with the other work on it (bench/gate.py needs
 three rounds to see a 5 % change); an instruction count does not. Each tree's app (the
 baseline's checkout under bench/.tools, as bench/gate.py makes it, and this one) is built in
-a fresh interpreter under valgrind's cachegrind with a fixed hash seed, warmed up, then called
+a fresh interpreter under valgrind's cachegrind with a fixed hash seed (what start-up built frozen
+out of the garbage collector's way, as the server does), warmed up, then called
 through WSGI in-process (no server, no socket: what the app's code costs) for a validated
 POST, the same POST rejected (400) and a GET by id. One request's count is the difference of
 two runs that differ by N calls, divided by N (start-up cancels out). Needs valgrind
@@ -18,6 +19,7 @@ to bench/results/instructions-<time>.json.
 from __future__ import annotations
 
 import argparse
+import gc
 import io
 import json
 import os
@@ -111,6 +113,8 @@ def _drive(tree: Path, scenario: str, calls: int) -> int:
         {"MOCKSERVER_SEED_RECORDS": "0", "MOCKSERVER_LOG_LEVEL": "warning"}
     )
     app = create_app(settings)
+    gc.collect()
+    gc.freeze()  # as the server does before it serves: what start-up built is never scanned
     headers = {
         "Authorization": "Bearer idt:TKN-1234-5678:secret",
         "Content-Type": "application/json",
