@@ -22,6 +22,8 @@ from typing import Any
 import requests
 from support import AUTH, EVENT_TYPES, RECORDS
 
+from mockserver.sessions.session import NAME_RULE
+
 SERVER_ARGS = ["--seed-records", "2000", "--faker-seed", "7"]
 TIMEOUT = 5.0  # seconds: a hang fails a row instead of blocking the run
 JSON = {**AUTH, "Content-Type": "application/json"}
@@ -513,7 +515,7 @@ CASES: list[Case] = [
         "session-name-traversal",
         400,
         headers={**AUTH, "X-Mock-Session": "../default"},
-        errors={"X-Mock-Session": ["A session name is 1 to 64 letters, digits, '.', '_' or '-'."]},
+        errors={"X-Mock-Session": [NAME_RULE]},
     ),
     # ------------------------------------------------------------ the control API
     fault_rule(

@@ -42,7 +42,7 @@ from mockserver.sessions.session import DEFAULT, HEADER, NAME_RULE, Session
 from mockserver.settings import CONTROL_PREFIX
 from mockserver.state import State
 
-_SESSION = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+_SESSION = re.compile(r"^(?!\.\.?$)[A-Za-z0-9._-]{1,64}$")  # `.`, `..`: dot segments of a URL
 
 
 class Front:

@@ -89,8 +89,8 @@ def decode(query_string: str) -> Query:
             name, value = unquote(raw[:equals]), unquote(raw[equals + 1 :])
             if name == "render()":
                 query.render = True
-            else:
-                query.params[name] = value
+            else:  # given twice: the first, as ASP.NET Core binds a single value
+                query.params.setdefault(name, value)
             continue
         part = unquote(raw)
         if part.replace(" ", "").rstrip("=") == "render()":

@@ -27,7 +27,7 @@ from mockserver.storage.backend import Backend
 
 DEFAULT = "default"
 HEADER = "HTTP_X_MOCK_SESSION"
-NAME_RULE = "A session name is 1 to 64 letters, digits, '.', '_' or '-'."
+NAME_RULE = "A session name is 1 to 64 letters, digits, '.', '_' or '-', other than '.' and '..'."
 
 
 @dataclass
