@@ -21,7 +21,6 @@ gives the same run whichever server draws.
 
 from __future__ import annotations
 
-import heapq
 import random
 from collections.abc import Iterable
 from typing import Any
@@ -29,7 +28,7 @@ from typing import Any
 import orjson
 
 from mockserver.faults.matching import Conditions, Seen
-from mockserver.faults.rules import Action, Delay, Rule
+from mockserver.faults.rules import Action, Delay, Rule, candidates
 from mockserver.problems import Problem
 from mockserver.storage.redis_connection import Link
 
@@ -273,11 +272,7 @@ class RedisFaults:
             return rule.action(random.Random(f"{self._seed}:{int(answer[2])}"))
 
     def _candidates(self, method: str) -> Iterable[Rule]:
-        own, anyone = self._by_method.get(method), self._by_method.get(None)
-        if own is None or anyone is None:
-            return own or anyone or ()
-        order = self._order
-        return heapq.merge(own, anyone, key=lambda rule: order[rule.id])
+        return candidates(self._by_method, self._order, method)
 
     def _read(self) -> None:
         """The rules as Redis holds them (read in one transaction, with their version)."""

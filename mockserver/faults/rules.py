@@ -213,12 +213,7 @@ class Faults:
             self._index()
 
     def _candidates(self, method: str) -> Iterable[Rule]:
-        """The rules that may match a request of `method`, in the order they were added."""
-        own, anyone = self._by_method.get(method), self._by_method.get(None)
-        if own is None or anyone is None:
-            return own or anyone or ()
-        order = self._order
-        return heapq.merge(own, anyone, key=lambda rule: order[rule.id])
+        return candidates(self._by_method, self._order, method)
 
     def decide(self, seen: Seen) -> Action | None:
         """The action of the first rule that matches and fires; its counters move."""
@@ -255,3 +250,14 @@ def _whole(digits: str) -> int:
     """ASCII digits as a number; more than 9 of them (past int()'s 4300, too) is 10**9."""
     digits = digits.lstrip("0") or "0"
     return int(digits) if len(digits) <= 9 else 10**9
+
+
+def candidates(
+    by_method: Mapping[str | None, list[Rule]], order: Mapping[str, int], method: str
+) -> Iterable[Rule]:
+    """The rules that may match a request of `method` (its own and those for any method,
+    `by_method[None]`), in the order they were added (`order`: a rule's place by id)."""
+    own, anyone = by_method.get(method), by_method.get(None)
+    if own is None or anyone is None:
+        return own or anyone or ()
+    return heapq.merge(own, anyone, key=lambda rule: order[rule.id])
