@@ -35,8 +35,8 @@ import string
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 from unittest import mock
@@ -74,6 +74,7 @@ from mockserver.storage.evaluate import sort
 from mockserver.storage.memory import MemoryBackend
 
 CPU_LIMIT = 0.1  # seconds of CPU time for one input
+ATTEMPTS = 3  # runs of an input over the limit before it fails
 EXAMPLES = 300
 SETTINGS = hypothesis.settings(
     max_examples=EXAMPLES,
@@ -88,20 +89,49 @@ SETTINGS = hypothesis.settings(
 )
 
 
-@contextmanager
-def cpu_bound(what: Any) -> Iterator[None]:
-    """The block must take less than CPU_LIMIT of this thread's CPU time. The garbage collector
-    is paused meanwhile: how long its passes take depends on all the test process holds."""
+@dataclass
+class Outcome[T]:
+    """What one run gave: its value or the exception it raised, and the CPU time it took."""
+
+    spent: float
+    value: T | None = None
+    error: BaseException | None = None
+
+    def result(self) -> T:
+        if self.error is not None:
+            raise self.error
+        return self.value  # type: ignore[return-value]
+
+
+def measured[T](run: Callable[[], T]) -> Outcome[T]:
+    """One run in this thread's CPU time. The garbage collector is paused meanwhile: how long
+    its passes take depends on all the test process holds."""
     gc.disable()
     try:
         started = time.thread_time()
-        yield
-        spent = time.thread_time() - started
+        try:
+            value = run()
+        except BaseException as error:  # given back by Outcome.result
+            return Outcome(time.thread_time() - started, error=error)
+        return Outcome(time.thread_time() - started, value)
     finally:
         gc.enable()
+
+
+def cpu_bound[T](what: Any, run: Callable[[], T]) -> T:
+    """`run()` must take less than CPU_LIMIT of this thread's CPU time; its value (or its
+    exception) is given back. A run over the limit is repeated, ATTEMPTS times at most, and the
+    input judged by its fastest run: neighbours on a shared machine (an xdist worker per core,
+    other suites) slow one run by sharing the core's caches, a slow input slows every run."""
+    fastest = float("inf")
+    for _ in range(ATTEMPTS):
+        outcome = measured(run)
+        if outcome.spent < CPU_LIMIT:
+            return outcome.result()
+        fastest = min(fastest, outcome.spent)
     shown = repr(what)
     shown = shown if len(shown) < 300 else f"{shown[:200]}... ({len(shown)} characters)"
-    assert spent < CPU_LIMIT, f"{spent * 1000:.0f} ms of CPU time for {shown}"
+    raise AssertionError(f"{fastest * 1000:.0f} ms of CPU time for {shown}")
 
 
 def refused(problem: Problem) -> None:
@@ -235,8 +265,7 @@ def plain_filter(query: Query) -> Predicate | None:
 def check_query(query_string: str) -> None:
     """`serve_query` within the CPU limit, finding what the same filter finds in plain dicts
     (no indexes, no reading from the stored bytes)."""
-    with cpu_bound(query_string):
-        served = serve_query(query_string)
+    served = cpu_bound(query_string, lambda: serve_query(query_string))
     if served is None:
         return
     where = plain_filter(served.query)
@@ -553,15 +582,13 @@ CLOSERS = ")" * 60_000
 @example(PARENS)
 @example(CLOSERS)
 def test_rql_expressions(text: str) -> None:
-    with cpu_bound(text):
-        run_expression(text)
+    cpu_bound(text, lambda: run_expression(text))
 
 
 @SETTINGS
 @given(st.one_of(st.text(), st.text(SPECIAL + string.ascii_letters)))
 def test_rql_random_text(text: str) -> None:
-    with cpu_bound(text):
-        run_expression(text)
+    cpu_bound(text, lambda: run_expression(text))
 
 
 @SETTINGS
@@ -575,6 +602,7 @@ def test_rql_random_text(text: str) -> None:
 @example("&".join(["eq(event,platform.commerce.order.created)"] * 100))
 @example("&".join(["event=a"] * 1000))
 @example("select=" + ",".join(["-a.b.c"] * 10_000))
+@example("select=" + ",".join(f"-a{i}.b.c" for i in range(10_000)))
 @example("order=" + ",".join(["-timestamp"] * 10_000))
 @example("limit=" + "9" * 60_000)
 @example("%" * 60_000)
@@ -865,8 +893,7 @@ def use_rule(given: dict[str, Any], documented: bool) -> None:
 @example({"status": 400, "body": {"type": "x", "title": "y", "status": 400, "traceId": "z"}})
 def test_fault_rules(given: Any) -> None:
     for book in BOOKS:
-        with cpu_bound(given):
-            add_rule(book, given)
+        cpu_bound(given, partial(add_rule, book, given))
 
 
 # ---------------------------------------------------------------- paths and Prefer
@@ -902,9 +929,8 @@ def test_paths_match_as_the_regex_of_the_template_did(template: str, path: str) 
 @example("/" + "{x}a" * 40 + "!")
 def test_a_path_is_matched_in_linear_time(template: str) -> None:
     pattern = path_pattern(template)
-    with cpu_bound(template):
-        for path in ("/" + "a" * 60_000, "/" + "aX" * 30_000 + "/", "/a/" * 20_000):
-            pattern.match(path)
+    for path in ("/" + "a" * 60_000, "/" + "aX" * 30_000 + "/", "/a/" * 20_000):
+        cpu_bound(template, partial(pattern.match, path))
 
 
 prefer = st.lists(
@@ -932,8 +958,7 @@ prefer = st.lists(
 @example("code=" + "\u0664\u0660\u0663")  # Arabic-Indic digits
 @example("code=delay=" * 6_000)
 def test_prefer_headers(header: str) -> None:
-    with cpu_bound(header):
-        action = preferred(header)
+    action = cpu_bound(header, lambda: preferred(header))
     if action is not None:
         assert action.status is None or 200 <= action.status <= 599
         assert 0 <= action.delay_ms <= 600_000
@@ -971,16 +996,20 @@ def run_scenario(suffix: str, content: bytes) -> None:
     path.write_bytes(content)
     try:
         for book in BOOKS:
-            with cpu_bound(content):
-                try:
-                    rules = load_scenario(path, book)
-                except ScenarioError as error:
-                    assert names_the_file(str(error), path)  # noqa: PT017
-                    continue
-                for given in rules:  # as each new session adds them
-                    use_rule(given, book.check(given))
+            cpu_bound(content, partial(scenario_once, path, book))
     finally:
         path.unlink()
+
+
+def scenario_once(path: Path, book: RuleBook) -> None:
+    """A scenario file loaded, then its rules added as each new session adds them."""
+    try:
+        rules = load_scenario(path, book)
+    except ScenarioError as error:
+        assert names_the_file(str(error), path)  # noqa: PT017
+        return
+    for rule in rules:
+        use_rule(rule, book.check(rule))
 
 
 @st.composite
@@ -1036,21 +1065,21 @@ def _scenario_directory() -> Iterator[None]:
 def test_cpu_bound_sees_a_slow_block() -> None:
     """The CPU measure can see a slow input (a check of `cpu_bound` itself)."""
     slow: Callable[[], int] = lambda: sum(range(10_000_000))  # noqa: E731
-    with pytest.raises(AssertionError, match="ms of CPU time"), cpu_bound("a busy loop"):
-        slow()
+    with pytest.raises(AssertionError, match="ms of CPU time"):
+        cpu_bound("a busy loop", slow)
 
 
 # ================================================================ what the fuzzers found
 
 
 def test_an_expression_longer_than_a_request_line_is_refused_unread() -> None:
-    with cpu_bound(BIG_IN), pytest.raises(RQLError, match="longer than 65536 characters"):
-        parse(BIG_IN)
+    with pytest.raises(RQLError, match="longer than 65536 characters"):
+        cpu_bound(BIG_IN, lambda: parse(BIG_IN))
 
 
 def test_more_filter_parts_than_operators_allowed_are_refused_unread() -> None:
-    with cpu_bound(TOO_MANY), pytest.raises(Problem) as refusal:
-        filtering(decode(TOO_MANY), KNOWN)
+    with pytest.raises(Problem) as refusal:
+        cpu_bound(TOO_MANY, lambda: filtering(decode(TOO_MANY), KNOWN))
     assert refusal.value.errors == {"eq(event,a)": ["The filter has more than 100 expressions."]}
 
 
@@ -1069,8 +1098,7 @@ def test_a_list_of_bare_values_reads_as_the_item_by_item_reading_did() -> None:
 def test_a_rule_path_cannot_make_matching_backtrack() -> None:
     """`/{a}{b}…!` as a regex took seconds (exponential) on every request it was tried on."""
     pattern = path_pattern("/" + "{x}" * 30 + "!")
-    with cpu_bound("a path with 30 placeholders"):
-        assert not pattern.match("/" + "a" * 60)
+    assert not cpu_bound("a path with 30 placeholders", lambda: pattern.match("/" + "a" * 60))
     assert pattern.match("/" + "a" * 30 + "!/")
     assert path_pattern("/files/{name}.{ext}").match("/FILES/a.b.json")
     assert not path_pattern("/files/{name}.{ext}").match("/files/.json")
@@ -1166,8 +1194,8 @@ def test_a_scenario_file_that_is_not_json_values_is_refused_by_name(
     path = SCENARIOS / f"refused{suffix}"
     path.write_bytes(content)
     try:
-        with cpu_bound(content), pytest.raises(ScenarioError) as refusal:
-            load_scenario(path, BOOKS[0])
+        with pytest.raises(ScenarioError) as refusal:
+            cpu_bound(content, lambda: load_scenario(path, BOOKS[0]))
     finally:
         path.unlink()
     assert names_the_file(str(refusal.value), path)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 import sys
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 from urllib.parse import unquote
 
@@ -36,9 +37,10 @@ class Selection:
     def parse(cls, text: str | None) -> Selection:
         if not text:
             return cls()
-        parts = (p.strip() for p in text.split(","))
-        left_out = (tuple(p[1:].split(".")) for p in parts if p.startswith("-") and len(p) > 1)
-        return cls(tuple(dict.fromkeys(left_out)))  # each once, in the order given
+        parts = dict.fromkeys(p.strip() for p in text.split(","))  # each once, in the order given
+        return cls(
+            tuple(tuple(p[1:].split(".")) for p in parts if p.startswith("-") and len(p) > 1)
+        )
 
     @property
     def omitted(self) -> list[str]:
@@ -73,7 +75,7 @@ class Query:
     filters: list[str] = field(default_factory=list)
     render: bool = False
 
-    @property
+    @cached_property
     def selection(self) -> Selection:
         return Selection.parse(self.params.get("select"))
 
