@@ -78,7 +78,8 @@ def _fields(environ: Environ) -> int:
 def _head_bytes(environ: Environ) -> int:
     """The header fields' bytes, as a client writes them (`Name: value` and CRLF): uWSGI keeps
     a value without its leading spaces, and one of a field sent twice joined with a comma."""
-    size = sum([len(key) + len(value) - 1 for key, value in environ.items() if key[:5] == "HTTP_"])
+    fields = [key for key in environ if key[:5] == "HTTP_"]
+    size = len("".join(fields)) + len("".join(map(environ.__getitem__, fields))) - len(fields)
     for key in _CONTENT:  # the name (5 shorter than the key), ": " and CRLF; these two in full
         if key in environ:
             size += len(key) + 4 + len(environ[key])

@@ -103,9 +103,46 @@ def _last_read(get: Read) -> Read:
 
 
 def getter(path: str) -> Read:
-    """Read a dotted path; through arrays it yields the list of values found in the elements."""
-    parts = path.split(".")
-    rests: dict[int, Read] = {}  # the getter of what follows an array, made once
+    """Read a dotted path; through arrays it yields the list of values found in the elements.
+
+    A path of up to `SHORT` parts is read by closures made for it, one per part (what a read
+    costs a store's indexes on every insert); a longer one by walking its parts."""
+    parts = tuple(path.split("."))
+    return _reader(parts) if len(parts) <= SHORT else _walker(parts)
+
+
+SHORT = 8  # parts: a call per part when read (a longer path is walked, with no call per part)
+
+
+def _reader(parts: tuple[str, ...]) -> Read:
+    """`parts` read by nested closures: a dict gives its member to the next part's reader, a
+    list gives the values its elements hold (those that hold one), anything else MISSING."""
+    head = parts[0]
+    if len(parts) == 1:
+
+        def last(value: Any) -> Any:
+            if isinstance(value, dict):
+                return value.get(head, MISSING)
+            if isinstance(value, list):
+                return [v for v in map(last, value) if v is not MISSING]
+            return MISSING
+
+        return last
+    rest = _reader(parts[1:])
+
+    def read(value: Any) -> Any:
+        if isinstance(value, dict):
+            return rest(value.get(head, MISSING))
+        if isinstance(value, list):
+            return [v for v in map(read, value) if v is not MISSING]
+        return MISSING
+
+    return read
+
+
+def _walker(parts: tuple[str, ...]) -> Read:
+    """`parts` read by one loop; the reader of what follows an array is made once."""
+    rests: dict[int, Read] = {}
 
     def through(index: int, values: list[Any]) -> list[Any]:
         inner = rests.get(index)

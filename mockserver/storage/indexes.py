@@ -105,6 +105,7 @@ class Index:
 def _strings(values: list[Any], item_id: str, others: Ids) -> list[str]:
     """The distinct strings of a list, in order; the item goes to `others` when the list holds
     anything else (which only a scan can compare)."""
-    if not all(isinstance(value, str) for value in values):
+    strings = [value for value in values if isinstance(value, str)]
+    if len(strings) < len(values):
         others[item_id] = None
-    return list(dict.fromkeys(value for value in values if isinstance(value, str)))
+    return strings if len(strings) < 2 else list(dict.fromkeys(strings))
