@@ -6,12 +6,15 @@ import time
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
+import hypothesis
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from mockserver.codec import MISSING
 from mockserver.query.expression import parse_when
 from mockserver.query.patterns import glob
-from mockserver.query.predicates import compile_filter, getter
+from mockserver.query.predicates import SHORT, _reader, _walker, compile_filter, getter
 from mockserver.query.rql import MAX_NESTING, Call, Group, RQLError, Value, parse
 
 # ---------------------------------------------------------------- parse()
@@ -645,3 +648,27 @@ def test_getter_on_a_non_object() -> None:
     assert getter("a")("text") is MISSING
     assert getter("a")(None) is MISSING
     assert getter("a")([{"a": 1}, {"b": 2}]) == [1]
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.sampled_from(["x", "a"]),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.sampled_from("abc"), inner),
+    max_leaves=12,
+)
+
+
+@hypothesis.settings(max_examples=500, derandomize=True, database=None)
+@given(json_values, st.lists(st.sampled_from("abc"), min_size=1, max_size=SHORT + 2))
+def test_a_short_path_is_read_as_a_long_one_is(value: Any, parts: list[str]) -> None:
+    """The closures made for a path of up to SHORT parts read what the walking reader reads
+    (arrays on the way, nested arrays, a non-object, a missing member)."""
+    path = tuple(parts)
+    assert _reader(path[:SHORT])(value) == _walker(path[:SHORT])(value)
+    assert getter(".".join(path))(value) == _walker(path)(value)
+
+
+def test_a_path_of_many_parts_is_walked() -> None:
+    deep: Any = "end"
+    for _ in range(5_000):
+        deep = {"a": deep}
+    assert getter(".".join(["a"] * 5_000))(deep) == "end"
