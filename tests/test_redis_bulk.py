@@ -75,12 +75,12 @@ def stored(redis_server: RedisServer, redis_prefix: str) -> Backend:
 
 
 def test_new_items_are_written_in_a_transaction_without_a_script(stored: Backend) -> None:
-    """Each batch (1 000 items): its check (`WATCH`, `HMGET`, `ZCARD`), then its writes in
-    one `MULTI`/`EXEC`; the insertion numbers reserved twice for three batches (1 000,
-    then 2 000)."""
+    """Each batch (2 000 items): its check (`WATCH`, `HMGET`, `ZCARD`), then its writes in
+    one `MULTI`/`EXEC`; the insertion numbers reserved twice for three batches (2 000,
+    then 4 000)."""
     sent = recorded(stored)
-    items = records(2500, seed=3)
-    assert stored.open(RECORDS).insert_many(items) == 2500
+    items = records(4500, seed=3)
+    assert stored.open(RECORDS).insert_many(items) == 4500
     names = [name for name, _ in sent]  # two threads: the builder's, the sender's
     assert {name: names.count(name) for name in names} == {"INCRBY": 2, "WATCH": 3, "MULTI": 3}
     assert ("MULTI", False) in sent
@@ -145,16 +145,17 @@ def test_a_batch_past_the_bound_goes_by_the_script_which_evicts(
     redis_server: RedisServer, redis_prefix: str
 ) -> None:
     """Under the bound a batch goes in a transaction; the batch that would pass it goes by
-    the script, which evicts the oldest in the same step (reported in order)."""
+    the script, which evicts the oldest in the same step (reported in order); a whole batch
+    (2 000 items) too."""
     evicted: dict[str, list[str]] = {"memory": [], "redis": []}
     stored = make_backend(
-        redis_server.url, 1800, lambda _, i: evicted["redis"].append(i), redis_prefix
+        redis_server.url, 2500, lambda _, i: evicted["redis"].append(i), redis_prefix
     )
-    memory = make_backend("memory", 1800, lambda _, i: evicted["memory"].append(i))
+    memory = make_backend("memory", 2500, lambda _, i: evicted["memory"].append(i))
     stored.describe(RECORDS, SHAPE)
     memory.describe(RECORDS, SHAPE)
     sent = recorded(stored)
-    items = records(2500, seed=13)
+    items = records(4500, seed=13)
     for backend in (memory, stored):
         backend.open(RECORDS).insert_many(items)
     assert [name for name, _ in sent if name in ("MULTI", "EVALSHA")] == [
@@ -162,8 +163,8 @@ def test_a_batch_past_the_bound_goes_by_the_script_which_evicts(
         "EVALSHA",
         "EVALSHA",
     ]
-    assert evicted["redis"] == evicted["memory"] == [item["id"] for item in items[:700]]
-    assert list(map(json.loads, stored.open(RECORDS))) == items[700:]
+    assert evicted["redis"] == evicted["memory"] == [item["id"] for item in items[:2000]]
+    assert list(map(json.loads, stored.open(RECORDS))) == items[2000:]
 
 
 def test_numbers_are_reserved_ahead_in_growing_blocks(
@@ -217,3 +218,52 @@ def test_what_an_index_takes_of_a_value_is_what_the_getter_gives(item: dict[str,
         return value if isinstance(value, str) else "other"
 
     assert kind(indexed("a.b")(item)) == kind(getter("a.b")(item))
+
+
+# A meta as it was made before it kept the escaped value alone: each value's whole member.
+OLD_META = r"""
+for _, item in ipairs(redis.call('HKEYS', KEYS[1])) do
+  local meta = cmsgpack.unpack(redis.call('HGET', KEYS[1], item))
+  local tag = string.format('%016x', meta[1])
+  for i = 2, #meta do
+    if type(meta[i]) == 'string' then meta[i] = meta[i] .. '\0' .. tag .. '\0' .. item end
+  end
+  redis.call('HSET', KEYS[1], item, cmsgpack.pack(meta))
+end
+"""
+
+
+@pytest.mark.parametrize("made", ["now", "before"])
+def test_items_are_changed_and_evicted_exactly_whichever_meta_they_hold(
+    redis_server: RedisServer, redis_prefix: str, made: str
+) -> None:
+    """A meta holds each indexed value (escaped); one made before held its whole index
+    member: either way a replace, a remove and an eviction take out exactly the item's
+    index entries."""
+    stored = make_backend(redis_server.url, 2300, None, redis_prefix)
+    memory = make_backend("memory", 2300)
+    items = records(2100, seed=17)
+    items[4]["event"] = ""  # an empty value: its member starts with the NUL
+    for backend in (memory, stored):
+        backend.describe(RECORDS, SHAPE)
+        backend.open(RECORDS).insert_many(items)
+    assert isinstance(stored, RedisBackend)
+    client: Any = stored.link.client
+    keys = stored.open(RECORDS).keys
+    if made == "before":
+        client.eval(OLD_META, 1, keys.meta)
+    for backend in (memory, stored):
+        collection = backend.open(RECORDS)
+        for item in items[:40:3]:
+            collection.replace({**item, "event": "renamed", "object": {"id": "ORD-9"}})
+        for item in items[1:60:4]:
+            assert collection.remove(item["id"])
+        collection.insert_many(records(2400, seed=19)[2100:])  # 300 more: 85 evicted
+    assert client.zcard(keys.index("event")) == client.zcard(keys.index("object.id")) == 2300
+    [mine, theirs] = [list(map(json.loads, b.open(RECORDS))) for b in (memory, stored)]
+    assert theirs == mine
+    for query in [*QUERIES, "eq(event,renamed)", "eq(object.id,ORD-9)"]:
+        search = Search(expression([parse(query)], bool), (("timestamp", True),), 0, 3000)
+        here, there = [b.open(RECORDS).search(search) for b in (memory, stored)]
+        assert there.total == here.total
+        assert list(map(json.loads, there.items)) == list(map(json.loads, here.items))

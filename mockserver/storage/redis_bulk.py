@@ -10,9 +10,9 @@ half again the time of the same commands sent plainly: it turns every argument i
 string and back into a Redis one (measured: 4.5 against 2.9 s of Redis's CPU for 100 000
 records).
 
-A meta is MessagePack: `[number, entry per index]`, an entry being the index member (a
-string), 1 (an id in the index's `others`) or 0 (`scripts.CHANGE` reads it back to change or
-evict the item).
+A meta is MessagePack: `[number, entry per index]`, an entry being the escaped value (a
+string: its member is `value NUL number NUL id`), 1 (an id in the index's `others`) or 0
+(`scripts.CHANGE` reads it back to change or evict the item).
 """
 
 from __future__ import annotations
@@ -149,9 +149,9 @@ def build(
         for get, listed, other in indexes:
             value = get(item)
             if isinstance(value, str):
-                member = escaped(value) + tail
-                listed += (0, member)
-                meta += (b"\xdb", len(member).to_bytes(4, "big"), member)
+                kept = escaped(value)
+                listed += (0, kept + tail)
+                meta += (b"\xdb", len(kept).to_bytes(4, "big"), kept)
             elif value is MISSING or value is None:
                 meta.append(b"\x00")
             else:
