@@ -8,7 +8,8 @@
   checkout and by a baseline's (a git worktree under bench/.tools, `gate.worktree`), in
   turn, each in a process of its own: seconds, the CPU seconds of the inserting process and
   of Redis (`INFO cpu`: less sensitive to a busy machine than seconds), the commands Redis
-  ran (`INFO commandstats`) and bytes per record (`INFO used_memory`); medians of the rounds.
+  ran (`INFO commandstats`) and bytes per record (`INFO used_memory`, and `MEMORY USAGE` of
+  the collection's keys); medians of the rounds.
 
     .venv/bin/python bench/redis_path.py requests [--requests 2000]
     .venv/bin/python bench/redis_path.py seeding [--records 100000] [--rounds 3] [--baseline REV]
@@ -153,7 +154,8 @@ def seed_once(url: str, source: Path, records: Path, count: int) -> dict[str, An
     """One seeding of the records by the checkout at `source`, on an emptied Redis: seconds,
     the inserting process's CPU seconds, Redis's CPU seconds (`INFO cpu`, its main thread),
     the commands it ran with their time (`INFO commandstats`: a script's or a transaction's
-    commands are counted twice, in it and by themselves) and bytes per record."""
+    commands are counted twice, in it and by themselves) and bytes per record (`INFO
+    used_memory`; `MEMORY USAGE` of the collection's keys)."""
     client = redis.Redis.from_url(url)
     client.flushall()
     client.config_resetstat()
@@ -164,11 +166,14 @@ def seed_once(url: str, source: Path, records: Path, count: int) -> dict[str, An
     done = subprocess.run(command, cwd=source, env=env, capture_output=True, text=True, check=True)
     timed = json.loads(done.stdout.strip().splitlines()[-1])
     stats = client.info("commandstats")
+    keys = list(client.scan_iter(f"seed:{{base.*}}:c:{RECORDS}:*"))
+    usage = sum(int(client.memory_usage(key, samples=0) or 0) for key in keys)
     return {
         "seconds": timed["seconds"],
         "python_cpu_seconds": timed["cpu"],
         "redis_cpu_seconds": _redis_cpu(client) - redis_cpu,
         "bytes_per_record": (int(client.info("memory")["used_memory"]) - used) / count,
+        "memory_usage_per_record": usage / count,  # MEMORY USAGE of the collection's keys
         "commands": {
             name.removeprefix("cmdstat_"): {"calls": s["calls"], "seconds": s["usec"] / 1e6}
             for name, s in stats.items()
@@ -202,7 +207,13 @@ def seeding(url: str, count: int, rounds: int, baseline: str) -> dict[str, Any]:
     summary = {
         name: {
             key: statistics.median(run[key] for run in runs)
-            for key in ("seconds", "python_cpu_seconds", "redis_cpu_seconds", "bytes_per_record")
+            for key in (
+                "seconds",
+                "python_cpu_seconds",
+                "redis_cpu_seconds",
+                "bytes_per_record",
+                "memory_usage_per_record",
+            )
         }
         for name, runs in found.items()
     }
