@@ -3,7 +3,9 @@ server on the same store and prefix.
 
 Each collection is a hash of JSON bytes by id, a sorted set of ids by insertion number, and
 one sorted set per indexed field (`storage.redis_keys` has the layout); every change is one
-Lua script (`storage.redis_scripts`), atomic across processes. A search is answered inside
+Lua script (`storage.redis_scripts`), atomic across processes, but for a batch of new items
+(`insert_many`), which the server makes whole and Redis stores in one transaction
+(`storage.redis_bulk`). A search is answered inside
 Redis when it can be: no filter (a range of the insertion order), an equality on an indexed
 field (a range of its index), or an order by an ordered field (`timestamp`: a range of its
 index). Any other filter is evaluated in Python (`storage.evaluate`'s predicates) over the
