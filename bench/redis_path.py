@@ -4,12 +4,15 @@
   each, on the memory store and on Redis: CPU and wall µs per request, the commands Redis ran
   per request (`INFO commandstats`) and the round trips of the request path
   (`storage.redis_connection`'s reads of answers).
-- `seeding`: N generated records inserted (`insert_many`), the batches made by the server
-  (`built`, the path in use) against the script's own bulk path (`lua`, the one before),
-  back to back: seconds, Redis's own seconds (commandstats) and bytes per record.
+- `seeding`: N generated records inserted (`insert_many`) into an emptied Redis by this
+  checkout and by a baseline's (a git worktree under bench/.tools, `gate.worktree`), in
+  turn, each in a process of its own: seconds, the CPU seconds of the inserting process and
+  of Redis (`INFO cpu`: less sensitive to a busy machine than seconds), the commands Redis
+  ran (`INFO commandstats`) and bytes per record (`INFO used_memory`, and `MEMORY USAGE` of
+  the collection's keys); medians of the rounds.
 
     .venv/bin/python bench/redis_path.py requests [--requests 2000]
-    .venv/bin/python bench/redis_path.py seeding [--records 100000] [--rounds 2]
+    .venv/bin/python bench/redis_path.py seeding [--records 100000] [--rounds 3] [--baseline REV]
 
 Progress goes to stderr, the figures to stdout (JSON).
 """
@@ -19,7 +22,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import pickle
 import shutil
+import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -34,14 +40,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import payload
 import targets as tg
-from redis_store import RECORDS, log, shape, start_redis
+from gate import worktree
+from redis_store import RECORDS, log, start_redis
 
 from mockserver.app import create_app
 from mockserver.resources.seeding import Seeder
 from mockserver.settings import Settings
-from mockserver.storage import make_backend, redis_connection
-from mockserver.storage.redis import RedisCollection
+from mockserver.storage import redis_connection
 
+BASELINE = "c65d05b"  # the last commit before seeding was cut (plain commands, numbers ahead)
 AUTH = [("Authorization", "Bearer idt:TKN-1234-5678:secret")]
 
 
@@ -121,35 +128,96 @@ def requests(url: str, count: int, valid: bytes) -> dict[str, Any]:
     return found
 
 
-def seeding(url: str, count: int, rounds: int) -> dict[str, Any]:
-    records = list(Seeder(1).records(count))
+# One seeding, run by `python -c` in the checkout under test (this one or the baseline's): the
+# records (a pickle) inserted into a fresh backend on Redis; prints the seconds.
+SEED_ONE = """
+import json, pickle, sys, time
+from mockserver.resources.records import RecordBehaviour
+from mockserver.storage import make_backend
+from mockserver.storage.backend import Shape
+from mockserver.storage.encoding import Layout
+url, path, records = sys.argv[1], sys.argv[2], pickle.load(open(sys.argv[3], 'rb'))
+backend = make_backend(url, 10**9, None, 'seed')
+backend.describe(path, Shape(Layout(), RecordBehaviour.indexed, RecordBehaviour.ordered))
+started, cpu = time.perf_counter(), time.process_time()
+backend.open(path).insert_many(records)
+print(json.dumps({'seconds': time.perf_counter() - started, 'cpu': time.process_time() - cpu}))
+"""
+
+
+def _redis_cpu(client: Any) -> float:
+    found = client.info("cpu")
+    return float(found["used_cpu_sys_main_thread"] + found["used_cpu_user_main_thread"])
+
+
+def seed_once(url: str, source: Path, records: Path, count: int) -> dict[str, Any]:
+    """One seeding of the records by the checkout at `source`, on an emptied Redis: seconds,
+    the inserting process's CPU seconds, Redis's CPU seconds (`INFO cpu`, its main thread),
+    the commands it ran with their time (`INFO commandstats`: a script's or a transaction's
+    commands are counted twice, in it and by themselves) and bytes per record (`INFO
+    used_memory`; `MEMORY USAGE` of the collection's keys)."""
     client = redis.Redis.from_url(url)
-    built = RedisCollection._built
-    lua: Callable[..., Any] = lambda self, pairs: None  # noqa: E731 (the script's own bulk path)
-    found: dict[str, list[dict[str, Any]]] = {}
-    for _ in range(rounds):
-        for name, path in (("lua", lua), ("built", built)):
-            RedisCollection._built = path  # type: ignore[method-assign]
-            client.flushall()
-            client.config_resetstat()
-            backend = make_backend(url, 10**9, None, "seed")
-            backend.describe(RECORDS, shape())
-            used = int(client.info("memory")["used_memory"])
-            load = os.getloadavg()[0]
-            started = time.perf_counter()
-            backend.open(RECORDS).insert_many(records)
-            seconds = time.perf_counter() - started
-            own = sum(s["usec"] for s in client.info("commandstats").values()) / 1e6
-            per_record = (int(client.info("memory")["used_memory"]) - used) / count
-            run = {"seconds": seconds, "redis_seconds": own, "bytes_per_record": per_record}
-            found.setdefault(name, []).append(run | {"loadavg_before": load})
-            log(
-                f"{name:<5} {count} records: {seconds:.2f} s (Redis's own {own:.2f} s, "
-                f"{per_record:.0f} B per record; load {load:.1f})"
-            )
-    RedisCollection._built = built  # type: ignore[method-assign]
     client.flushall()
-    return found
+    client.config_resetstat()
+    used, redis_cpu = int(client.info("memory")["used_memory"]), _redis_cpu(client)
+    load = os.getloadavg()[0]
+    command = [sys.executable, "-c", SEED_ONE, url, RECORDS, str(records)]
+    env = {**os.environ, "PYTHONPATH": str(source)}
+    done = subprocess.run(command, cwd=source, env=env, capture_output=True, text=True, check=True)
+    timed = json.loads(done.stdout.strip().splitlines()[-1])
+    stats = client.info("commandstats")
+    keys = list(client.scan_iter(f"seed:{{base.*}}:c:{RECORDS}:*"))
+    usage = sum(int(client.memory_usage(key, samples=0) or 0) for key in keys)
+    return {
+        "seconds": timed["seconds"],
+        "python_cpu_seconds": timed["cpu"],
+        "redis_cpu_seconds": _redis_cpu(client) - redis_cpu,
+        "bytes_per_record": (int(client.info("memory")["used_memory"]) - used) / count,
+        "memory_usage_per_record": usage / count,  # MEMORY USAGE of the collection's keys
+        "commands": {
+            name.removeprefix("cmdstat_"): {"calls": s["calls"], "seconds": s["usec"] / 1e6}
+            for name, s in stats.items()
+            if s["usec"] >= 1000
+        },
+        "loadavg_before": load,
+    }
+
+
+def seeding(url: str, count: int, rounds: int, baseline: str) -> dict[str, Any]:
+    """`count` generated records seeded by the baseline's checkout and by this one, in turn,
+    `rounds` times (the order flips every round)."""
+    sources = {"before": worktree(baseline), "after": tg.ROOT}
+    records = Path(tempfile.mkdtemp(prefix="redis-seed-")) / "records.pickle"
+    records.write_bytes(pickle.dumps(list(Seeder(1).records(count))))
+    found: dict[str, list[dict[str, Any]]] = {}
+    try:
+        for number in range(rounds):
+            order = list(sources) if number % 2 == 0 else list(reversed(sources))
+            for name in order:
+                run = seed_once(url, sources[name], records, count)
+                found.setdefault(name, []).append(run)
+                log(
+                    f"{name:<6} {count} records: {run['seconds']:.2f} s (Python's CPU "
+                    f"{run['python_cpu_seconds']:.2f} s, Redis's CPU {run['redis_cpu_seconds']:.2f}"
+                    f" s, {run['bytes_per_record']:.0f} B per record; load "
+                    f"{run['loadavg_before']:.1f})"
+                )
+    finally:
+        shutil.rmtree(records.parent, ignore_errors=True)
+    summary = {
+        name: {
+            key: statistics.median(run[key] for run in runs)
+            for key in (
+                "seconds",
+                "python_cpu_seconds",
+                "redis_cpu_seconds",
+                "bytes_per_record",
+                "memory_usage_per_record",
+            )
+        }
+        for name, runs in found.items()
+    }
+    return {"baseline": baseline, "median": summary, "runs": found}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -157,7 +225,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("what", choices=("requests", "seeding"))
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--records", type=int, default=100_000)
-    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument(
+        "--baseline", default=BASELINE, help="the revision seeding is compared with"
+    )
     args = parser.parse_args(argv)
     work = Path(tempfile.mkdtemp(prefix="redis-path-"))
     processes = tg.Processes()
@@ -169,7 +240,7 @@ def main(argv: list[str] | None = None) -> int:
             valid = (work / "valid.json").read_bytes()
             results["requests"] = requests(url, args.requests, valid)
         else:
-            results["seeding"] = seeding(url, args.records, args.rounds)
+            results["seeding"] = seeding(url, args.records, args.rounds, args.baseline)
     finally:
         processes.stop_all()
         shutil.rmtree(work, ignore_errors=True)

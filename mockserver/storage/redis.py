@@ -3,7 +3,9 @@ server on the same store and prefix.
 
 Each collection is a hash of JSON bytes by id, a sorted set of ids by insertion number, and
 one sorted set per indexed field (`storage.redis_keys` has the layout); every change is one
-Lua script (`storage.redis_scripts`), atomic across processes. A search is answered inside
+Lua script (`storage.redis_scripts`), atomic across processes, but for a batch of new items
+(`insert_many`), which the server makes whole and Redis stores in one transaction
+(`storage.redis_bulk`). A search is answered inside
 Redis when it can be: no filter (a range of the insertion order), an equality on an indexed
 field (a range of its index), or an order by an ordered field (`timestamp`: a range of its
 index). Any other filter is evaluated in Python (`storage.evaluate`'s predicates) over the
@@ -20,7 +22,9 @@ import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any, overload
+from typing import Any, Literal, overload
+
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from mockserver import log
 from mockserver.codec import MISSING
@@ -38,7 +42,8 @@ from mockserver.storage.backend import (
 )
 from mockserver.storage.encoding import Reader
 from mockserver.storage.evaluate import evaluate
-from mockserver.storage.redis_connection import Link
+from mockserver.storage.redis_bulk import Batch, Numbers, build, indexed
+from mockserver.storage.redis_connection import Command, Link
 from mockserver.storage.redis_keys import (
     CollectionKeys,
     Namespace,
@@ -48,6 +53,9 @@ from mockserver.storage.redis_keys import (
 )
 
 BATCH = 1000  # items read from Redis at once by a scan, a stream or a dump
+# items of an insert sent at once: fewer round trips than 1 000 (100 000 records: ~1 s less
+# on 2 cores); the script's fallback unpacks 2 values an item, Lua unpacks at most ~8 000
+INSERTS = 2000
 LAST = 2**53  # a rank past any collection's end (Redis takes 64-bit ranks; no overflow)
 Pairs = list[tuple[str, bytes]]  # (id, bytes) of a page of items
 
@@ -86,9 +94,15 @@ class RedisCollection:
             name, tuple(dict.fromkeys((*shape.indexed, *shape.ordered)))
         )
         self._getters = [getter(field) for field in self.keys.indexed]
+        self._indexed = [indexed(field) for field in self.keys.indexed]  # (`redis_bulk`)
         namespace = backend.namespace
         self._change_keys = [*self.keys.all(), namespace.collections, namespace.keys]
         self._suffixes = self.keys.suffixes()
+        self._bound = min(self.max_items, 2**53)
+        self._registration: list[Command] = [  # the first insert's (`scripts.CHANGE`'s too)
+            ("HSET", namespace.collections, name, template),
+            ("SADD", namespace.keys, "collections", *self._suffixes),
+        ]
         self._link = backend.link
         self._client: Any = backend.link.client  # redis-py's answers are loosely typed
         self._scripts = backend.scripts
@@ -103,76 +117,61 @@ class RedisCollection:
         return raw
 
     def insert_many(self, items: Iterable[Item]) -> int:
-        """The inserts sent `BATCH` at a time (one script call each) by one thread while
-        this one makes the next batch; evictions reported in order after each batch. A batch
-        of new items is made here whole (`_built`: Redis only stores it); one holding an id
-        twice, or an id Redis holds, goes item by item (`scripts.CHANGE`'s insert)."""
+        """The inserts sent `INSERTS` at a time by one thread while this one makes the next
+        batch; evictions reported in order after each batch. A batch of new items is made
+        here whole (`redis_bulk`: Redis only stores it); one holding an id twice, or an id
+        Redis holds, goes item by item (`scripts.CHANGE`'s insert)."""
         count = 0
         pending: deque[Future[int]] = deque()
+        numbers = Numbers(self._link, self.keys.seq, INSERTS)
         with ThreadPoolExecutor(1, thread_name_prefix="redis-insert") as sender:
-            for batch in _batches(items, BATCH):
+            for batch in _batches(items, INSERTS):
                 pairs = [(item, self.layout.encode(item)) for item in batch]
-                built = self._built(pairs)
+                built = build(pairs, self._indexed, numbers)
                 if built is None:
                     pending.append(
                         sender.submit(self._sent, self._args("insert", pairs), len(pairs))
                     )
                 else:
-                    pending.append(sender.submit(self._sent_built, built, pairs))
+                    pending.append(sender.submit(self._sent_built, built))
                 if len(pending) > 1:  # one batch on the way, one being made: no more
                     count += pending.popleft().result()
             return count + sum(future.result() for future in pending)
 
-    def _built(self, pairs: list[tuple[Item, bytes]]) -> list[bytes | str | int] | None:
-        """A batch of new items as `scripts.CHANGE`'s `built` mode stores it: their insertion
-        numbers reserved now (INCRBY), their index members and metas made here; None when
-        an id comes twice (or the indexes are too many for a short MessagePack array)."""
-        ids = [item["id"] for item, _ in pairs]
-        if len(set(ids)) < len(ids) or len(self._getters) > 14:
-            return None
-        size = len(pairs)
-        with self._link.calling():
-            base = int(self._link.call("INCRBY", self.keys.seq, size)) - size
-        suffixes = self._suffixes
-        args: list[bytes | str | int] = ["built", min(self.max_items, 2**53), size]
-        args += [self.name, self.template, len(suffixes), *suffixes, *ids]
-        order: list[bytes | str | int] = []
-        metas: list[bytes | str | int] = []
-        members: list[list[bytes | str | int]] = [[] for _ in self._getters]
-        others: list[list[bytes | str | int]] = [[] for _ in self._getters]
-        head = bytes([0x90 | (1 + len(self._getters))])  # a MessagePack array
-        for number, (item, raw) in enumerate(pairs, base + 1):
-            item_id = item["id"]
-            args += [item_id, raw]
-            order += [number, item_id]
-            tail = b"\x00" + b"%016x" % number + b"\x00" + item_id.encode()
-            meta = [head, b"\xcf", number.to_bytes(8, "big")]  # [number, entry per index]
-            for at, get in enumerate(self._getters):
-                value = get(item)
-                if value is MISSING or value is None:
-                    meta.append(b"\x00")
-                elif isinstance(value, str):
-                    member = escaped(value) + tail
-                    members[at] += [0, member]
-                    meta += [b"\xdb", len(member).to_bytes(4, "big"), member]
-                else:
-                    others[at] += [number, item_id]
-                    meta.append(b"\x01")
-            metas += [item_id, b"".join(meta)]
-        args += order
-        for listed, other in zip(members, others, strict=True):
-            args += [len(listed) // 2, *listed, len(other) // 2, *other]
-        return args + metas
-
-    def _sent_built(self, args: list[bytes | str | int], pairs: list[tuple[Item, bytes]]) -> int:
+    def _sent_built(self, batch: Batch) -> int:
+        """A batch of new items stored: in a transaction when nothing stands in the way
+        (`_stored`), else by the script, which evicts past the bound; item by item when an
+        id is held."""
         with self._link.calling(), self._lock:  # off the turn, then in line
-            answer = self._link.run(self._scripts.change, self._change_keys, args)
-            if answer == [-1]:  # an id held: item by item
+            way = self._stored(batch)
+            answer: Any = []
+            if way == "script":
+                head: list[bytes | str | int] = ["built", self._bound, len(batch.ids)]
+                head += [self.name, self.template, len(self._suffixes), *self._suffixes]
+                answer = self._link.run(
+                    self._scripts.change, self._change_keys, batch.script_args(head)
+                )
+            if way == "held" or answer == [-1]:  # an id held: item by item
                 answer = self._scripts.change(
-                    keys=self._change_keys, args=self._args("insert", pairs)
+                    keys=self._change_keys, args=self._args("insert", batch.pairs)
                 )
             self._evicted(answer)
-        return len(pairs)
+        return len(batch.pairs)
+
+    def _stored(self, batch: Batch) -> Literal["stored", "held", "script"]:
+        """The batch written by plain commands in one transaction ("stored"), unless an id
+        of it is held ("held") or the script must write it ("script": an eviction due, the
+        collection changed meanwhile, or the connection lost on the way; it checks again)."""
+        link = self._link
+        _, held, size = link.calls(batch.guard(self.keys))
+        if any(held) or size + len(batch.ids) > self._bound:
+            link.call("UNWATCH")
+            return "held" if any(held) else "script"
+        try:
+            done = link.calls(batch.commands(self.keys, self._registration), again=False)
+        except RedisConnectionError:
+            return "script"
+        return "stored" if done[-1] is not None else "script"
 
     def add(self, item: Item) -> bytes | None:
         raw = self.layout.encode(item)
@@ -211,7 +210,7 @@ class RedisCollection:
         suffixes = self._suffixes
         args: list[bytes | str | int] = [
             mode,
-            min(self.max_items, 2**53),
+            self._bound,
             len(batch),
             self.name,
             self.template,

@@ -62,11 +62,12 @@ class Link:
             raise BadStore(f"not a Redis URL ({exc})") from None
         self._own = threading.local()  # each thread's connection (`calls`), and its process
 
-    def calls(self, commands: Sequence[Command]) -> list[Any]:
+    def calls(self, commands: Sequence[Command], again: bool = True) -> list[Any]:
         """Commands sent at once on this thread's connection, their answers in order (an
         error answer raised once every answer is read); a connection Redis closed (a restart)
-        is opened again once, as redis-py's client does. Redis lost: its errors (`calling`
-        turns them into StoreUnavailable)."""
+        is opened again once, as redis-py's client does (`again`; not for a transaction
+        whose `WATCH` went with the connection). Redis lost: its errors (`calling` turns them
+        into StoreUnavailable)."""
         own = self._own
         guard = getattr(own, "guard", None)
         if guard is not None:  # the rules' version, read with the first commands of a read
@@ -84,6 +85,8 @@ class Link:
             return _answers(connection, packed, len(commands))
         except RedisConnectionError:
             connection.disconnect()
+            if not again:
+                raise
             return _answers(connection, packed, len(commands))
 
     def guard(self, key: str, version: bytes) -> None:

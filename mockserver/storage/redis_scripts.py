@@ -2,9 +2,10 @@
 each fork is one script, so it is atomic across threads, processes and servers.
 
 The key layout they work on is `storage.redis_keys`'. `CHANGE` keeps an item's index entries
-in its meta (MessagePack: `{number, entry per index}`, an entry being the index member, 1 for
-an id in the index's `others`, or 0), so a change or an eviction removes exactly what an item
-added without reading its JSON.
+in its meta (MessagePack: `{number, entry per index}`, an entry being the escaped value, whose
+member is `value NUL number NUL id`, 1 for an id in the index's `others`, or 0; a meta made
+before held the whole member, which holds a NUL, and is read as well), so a change or an
+eviction removes exactly what an item added without reading its JSON.
 """
 
 from __future__ import annotations
@@ -27,11 +28,16 @@ local step = 2 + fields
 
 local function unindex(item, packed)
   local meta = cmsgpack.unpack(packed)
+  local tag = string.format('%016x', meta[1])
   for i = 1, fields do
     local entry = meta[i + 1]
     if entry == 1 then
       redis.call('ZREM', KEYS[4 + 2 * i], item)
     elseif type(entry) == 'string' then
+      -- the escaped value (a whole member, holding NUL, in a meta made before)
+      if not string.find(entry, '\0', 1, true) then
+        entry = entry .. '\0' .. tag .. '\0' .. item
+      end
       redis.call('ZREM', KEYS[3 + 2 * i], entry)
     end
   end
@@ -45,9 +51,9 @@ local function index(item, seq, at)
     local given = ARGV[at + 1 + i]
     local kind = string.sub(given, 1, 1)
     if kind == 's' then
-      local member = string.sub(given, 2) .. '\0' .. tag .. '\0' .. item
-      redis.call('ZADD', KEYS[3 + 2 * i], 0, member)
-      meta[i + 1] = member
+      local value = string.sub(given, 2)
+      redis.call('ZADD', KEYS[3 + 2 * i], 0, value .. '\0' .. tag .. '\0' .. item)
+      meta[i + 1] = value
     elseif kind == 'o' then
       redis.call('ZADD', KEYS[4 + 2 * i], seq, item)
       meta[i + 1] = 1
@@ -104,11 +110,11 @@ local function insert_new()
       local given = ARGV[at + 1 + i]
       local kind = string.sub(given, 1, 1)
       if kind == 's' then
-        local member = string.sub(given, 2) .. '\0' .. tag .. '\0' .. id
+        local value = string.sub(given, 2)
         local list = members[i]
         list[#list + 1] = 0
-        list[#list + 1] = member
-        meta[i + 1] = member
+        list[#list + 1] = value .. '\0' .. tag .. '\0' .. id
+        meta[i + 1] = value
       elseif kind == 'o' then
         local list = others[i]
         list[#list + 1] = seq
