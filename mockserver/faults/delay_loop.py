@@ -32,7 +32,7 @@ from mockserver.faults import waiting
 
 LIMIT = 4096  # delayed requests held at once by a process
 BYTES = 64 * 1024 * 1024  # bytes of their bodies, together
-POOL = 4  # threads answering the requests whose delay is over
+POOL = 8  # threads answering the requests whose delay is over
 _GONE = select.EPOLLRDHUP | select.EPOLLHUP | select.EPOLLERR
 
 
