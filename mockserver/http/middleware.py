@@ -6,7 +6,8 @@ decides what fault rules (or `Prefer: code=/delay=`) do, and counts the answer f
 Being WSGI middleware, it can also answer with no HTTP at all (a reset or closed connection),
 which a Flask view cannot; with no rules, it adds a few microseconds. API requests take turns
 at this work in arrival order (`http.fair_queue`); what a rule makes wait (a delay, a held or
-cut connection) is served after the turn (`faults.apply`). Control requests go straight to
+cut connection) is served after the turn (`faults.apply`); under uWSGI a delayed request is
+handed over (`http.delayed`) and its thread goes back at once. Control requests go straight to
 Flask.
 """
 
