@@ -7,7 +7,10 @@ checked out under bench/.tools as bench/gate.py does) is measured twice: once wi
 attackers ("clean"), then with them open ("attacked"): `--slowloris` connections (default
 200) sending their headers one byte a second, never ending them, and `--uploaders` (default
 8) POSTs declaring a 100 000-byte body and sending it one byte a second (and with
-`--delayed N`, N requests with `Prefer: delay=120000` whose clients leave after 1 s). Each time
+`--delayed N`, N requests with `Prefer: delay=120000` whose clients leave after 1 s; with
+`--held N`, N requests with `Prefer: delay=120000` whose clients stay, held for the whole
+attacked phase: against the server's `--threads` 512, 2 000 of them held every thread before
+a delay held none). Each time
 `/_mock/health` is probed every 50 ms on a new connection, first alone for half the duration,
 then while 8 normal clients run (wrk, `GET /public/v1/audit/records/{id}`, 8 connections).
 Prints per server the health latency p50/p99 while attacked, alone and under the normal
@@ -22,9 +25,11 @@ import argparse
 import contextlib
 import socket
 import statistics
+import subprocess
 import sys
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -42,7 +47,9 @@ RECORDS = "/public/v1/audit/records"
 class Attackers:
     """Slowloris connections and slow uploaders, each fed one byte a second by one thread."""
 
-    def __init__(self, port: int, slowloris: int, uploaders: int, delayed: int = 0) -> None:
+    def __init__(
+        self, port: int, slowloris: int, uploaders: int, delayed: int = 0, held: int = 0
+    ) -> None:
         self.port = port
         self.sockets: list[tuple[socket.socket, bytes]] = []
         self.refused = 0
@@ -53,6 +60,8 @@ class Attackers:
             "Prefer: delay=120000\r\n\r\n"
         ).encode()
         self._leaving = []  # delayed requests whose clients leave after a second
+        self.held = _opened(port, delay, held)  # delayed requests whose clients stay
+        self.refused += held - len(self.held)
         for _ in range(delayed):
             with contextlib.suppress(OSError):
                 self._leaving.append(socket.create_connection((HOST, port), timeout=5))
@@ -98,6 +107,39 @@ class Attackers:
         self._thread.join()
         for connection, _ in self.sockets:
             connection.close()
+        for connection in self.held:
+            connection.close()
+
+
+def _answered(connections: list[socket.socket]) -> int:
+    """How many of the connections have an answer (or an end) to read."""
+    answered = 0
+    for connection in connections:
+        connection.setblocking(False)
+        try:
+            connection.recv(1, socket.MSG_PEEK)
+            answered += 1
+        except BlockingIOError:
+            pass
+        except OSError:
+            answered += 1
+    return answered
+
+
+def _opened(port: int, request: bytes, count: int) -> list[socket.socket]:
+    """`count` connections that sent `request`, opened 32 at a time (a server whose threads
+    are all taken leaves new ones in its listen queue, or refuses them)."""
+
+    def one(_: int) -> socket.socket | None:
+        try:
+            connection = socket.create_connection((HOST, port), timeout=5)
+            connection.sendall(request)
+            return connection
+        except OSError:
+            return None
+
+    with ThreadPoolExecutor(32) as pool:
+        return [c for c in pool.map(one, range(count)) if c is not None]
 
 
 @dataclass
@@ -153,9 +195,13 @@ def measure(port: int, url: str, wrk_bin: str, duration: float) -> Phase:
     alone_p50, alone_p99, alone_timeouts = prober.stop()
     prober = Prober(port)
     load = wrk.Load(url, "get.lua", None, connections=8, threads=2, duration=duration, timeout=4)
-    result = wrk.run(wrk_bin, load)
+    try:
+        rps = wrk.run(wrk_bin, load).rps
+    except subprocess.TimeoutExpired:  # wrk never got a connection: nothing was answered
+        log("  wrk got no connection (every thread of the server held)")
+        rps = 0.0
     p50, p99, timeouts = prober.stop()
-    return Phase(result.rps, p50, p99, timeouts + alone_timeouts, alone_p50, alone_p99)
+    return Phase(rps, p50, p99, timeouts + alone_timeouts, alone_p50, alone_p99)
 
 
 def one_server(target: tg.Target, args: argparse.Namespace, wrk_bin: str) -> tuple[Phase, Phase]:
@@ -163,10 +209,13 @@ def one_server(target: tg.Target, args: argparse.Namespace, wrk_bin: str) -> tup
     url = f"{target.base}{RECORDS}/{first_id(target)}"
     wrk.run(wrk_bin, wrk.Load(url, "get.lua", None, connections=8, duration=1))  # warm-up
     clean = measure(port, url, wrk_bin, args.duration)
-    attackers = Attackers(port, args.slowloris, args.uploaders, args.delayed)
+    attackers = Attackers(port, args.slowloris, args.uploaders, args.delayed, args.held)
     try:
         time.sleep(2)  # every attacker connected and sending
         attacked = measure(port, url, wrk_bin, args.duration)
+        if attackers.held:
+            held = attackers.held
+            log(f"  held {len(held)} delayed requests, {_answered(held)} answered meanwhile")
     finally:
         attackers.close()
     if attackers.refused or attackers.dropped:
@@ -186,6 +235,12 @@ def main() -> int:
         type=int,
         default=0,
         help="requests delayed 120 s whose clients leave after 1 s",
+    )
+    parser.add_argument(
+        "--held",
+        type=int,
+        default=0,
+        help="requests delayed 120 s whose clients stay, for the whole attacked phase",
     )
     args = parser.parse_args()
     wrk_bin = tg.ensure_wrk()
@@ -211,7 +266,7 @@ def main() -> int:
             )
     print(
         f"{args.slowloris} slowloris + {args.uploaders} slow uploaders + {args.delayed} "
-        "delayed requests whose clients left; medians of "
+        f"delayed requests whose clients left + {args.held} held; medians of "
         f"{args.rounds} rounds, {args.duration:.0f} s each"
     )
     print("health while attacked: alone (no normal clients), then under the normal clients")

@@ -269,7 +269,7 @@ OPTIONS: tuple[Option, ...] = (
     Option(
         "--threads",
         "connections served at once: a kept-alive connection holds a thread while it is "
-        "open, a delayed request too",
+        "open (a delayed request holds none)",
         whole(1),
         "N",
     ),

@@ -28,12 +28,30 @@ def serve(
     declared: Declared,
     hung_up: connection.HungUp = None,
 ) -> Iterable[bytes]:
-    """The request served as the action says: after its delay, a connection fault, the rule's
-    own answer, or the app's (which `answered` then gives the rule's status)."""
+    """The request served as the action says: after its delay (waited in this thread), what
+    `act` does."""
     if action.delay_ms and not waiting.delay(action.delay_ms / 1000, environ):
-        connection.detach(connection.descriptor(environ))  # its client left: nothing to send
-        start_response(GONE, [])
-        return []
+        return gone(environ, start_response)
+    return act(action, environ, start_response, app, declared, hung_up)
+
+
+def gone(environ: Environ, start_response: StartResponse) -> list[bytes]:
+    """A delayed request whose client left: nothing is sent (GONE is what is logged)."""
+    connection.detach(connection.descriptor(environ))
+    start_response(GONE, [])
+    return []
+
+
+def act(
+    action: Action,
+    environ: Environ,
+    start_response: StartResponse,
+    app: WSGIApp,
+    declared: Declared,
+    hung_up: connection.HungUp = None,
+) -> Iterable[bytes]:
+    """The request served as the action says once its delay is over: a connection fault, the
+    rule's own answer, or the app's (which `answered` then gives the rule's status)."""
     if action.fault:
         break_connection(action.fault, environ, hung_up)
         start_response(status_line(500), [])  # an answer for the server to write: to /dev/null

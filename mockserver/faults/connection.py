@@ -23,6 +23,7 @@ from typing import Any
 HANG_LIMIT = 600.0  # seconds a `timeout` fault waits at most for the client to give up
 GARBAGE = b"\x00\x17\x03\xffNOT-HTTP garbage from the audit-api mock\r\n\r\n"
 HungUp = Callable[[], None] | None  # called when the client of a held connection gives up
+OWN = "mockserver.connection"  # in the environ: the connection, once taken for a delay
 
 
 class NoSocket(Exception):
@@ -36,8 +37,9 @@ def take(environ: dict[str, Any]) -> tuple[int, socket.socket]:
 
 
 def descriptor(environ: dict[str, Any]) -> int:
-    """The file descriptor of the request's connection, as the WSGI server holds it."""
-    given = environ.get("werkzeug.socket") or environ.get("gunicorn.socket")
+    """The file descriptor of the request's connection, as the WSGI server holds it (or, for
+    a delayed request handed over, `http.delayed`: as we hold it)."""
+    given = environ.get(OWN) or environ.get("werkzeug.socket") or environ.get("gunicorn.socket")
     if given is not None:
         return int(given.fileno())
     try:

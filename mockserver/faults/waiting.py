@@ -1,5 +1,7 @@
 """A delay (a rule's `delay_ms`, `Prefer: delay=`) that ends when its client hangs up or the
-server stops.
+server stops, waited in the request's thread: on a server that gives each connection a thread
+of its own (werkzeug's, in-process tests). Under uWSGI the delay is handed over instead and
+holds no thread (`http.delayed`, `faults.delay_loop`, which shares STOPPING and SLICE).
 
 The request's thread waits on its client's connection (`poll` for the peer's FIN or a reset,
 not for data: a pipelined request does not end the wait) in slices of `SLICE`, so a client

@@ -6,12 +6,14 @@ decides what fault rules (or `Prefer: code=/delay=`) do, and counts the answer f
 Being WSGI middleware, it can also answer with no HTTP at all (a reset or closed connection),
 which a Flask view cannot; with no rules, it adds a few microseconds. API requests take turns
 at this work in arrival order (`http.fair_queue`); what a rule makes wait (a delay, a held or
-cut connection) is served after the turn (`faults.apply`). Control requests go straight to
+cut connection) is served after the turn (`faults.apply`); under uWSGI a delayed request is
+handed over (`http.delayed`) and its thread goes back at once. Control requests go straight to
 Flask.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import operator
 import re
 import time
@@ -22,11 +24,11 @@ from mockserver import codec, log, storage
 from mockserver.auth.identity import required_right
 from mockserver.codec import MISSING
 from mockserver.contract.router import Operation
-from mockserver.faults import apply
+from mockserver.faults import apply, delay_loop
 from mockserver.faults.matching import Seen
 from mockserver.faults.redis_rules import RedisFaults
 from mockserver.faults.rules import Action, preferred
-from mockserver.http import lane, wire
+from mockserver.http import delayed, lane, wire
 from mockserver.http.answers import media_type
 from mockserver.http.fair_queue import Turns
 from mockserver.http.request_body import read_body
@@ -101,7 +103,35 @@ class Front:
         # a rule or `Prefer` applies: served after the turn, as it may wait (a delay, a fault)
         action = request.action
         assert action is not None
+        if action.delay_ms and delayed.offloaded(environ):
+            return self._hand_over(environ, start_response, request, action)
+        result = self._served(
+            environ,
+            start_response,
+            request,
+            action,
+            lambda given: apply.serve(
+                action,
+                environ,
+                given,
+                self._lane,
+                self._declared(environ),
+                lambda: _hung_up(request),
+            ),
+        )
+        _log_line(environ, request)
+        return result
 
+    def _served(
+        self,
+        environ: Environ,
+        start_response: StartResponse,
+        request: RequestState,
+        action: Action,
+        serve: Callable[[StartResponse], Iterable[bytes]],
+    ) -> Iterable[bytes]:
+        """A rule's action served (`serve`: the app's answer or the rule's own, after the
+        delay), and what the journal and coverage keep of it; the log line is the caller's."""
         sent: list[tuple[str, str]] = []
 
         def capture(line: str, headers: list[tuple[str, str]], *rest: Any) -> Any:
@@ -109,21 +139,68 @@ class Front:
             sent[:] = headers
             return start_response(line, headers, *rest)
 
-        result = apply.serve(
-            action,
-            environ,
-            capture,
-            self._lane,
-            lambda status: media_type(self.state, self._operation(environ), status, None),
-            lambda: _hung_up(request),
-        )
+        result = serve(capture)
         if request.trail.answer is None and not action.fault:  # the rule's own answer
             whole = b"".join(result) if isinstance(result, list) else None
             request.trail.answer = kept(sent, whole)
         self._acted(environ, request, action)
         self._count(request)
-        _log_line(environ, request)
         return result
+
+    def _hand_over(
+        self,
+        environ: Environ,
+        start_response: StartResponse,
+        request: RequestState,
+        action: Action,
+    ) -> Iterable[bytes]:
+        """A delayed request handed over (`http.delayed`): its thread goes back to the server
+        at once. It is served when the delay is over, or ends (499) when its client hangs up
+        first; its log line is written once its answer is (with the delay in its time). It
+        keeps a copy of the environ: uWSGI empties its own once the thread is back."""
+        environ = dict(environ)
+
+        def due(given: StartResponse) -> Iterable[bytes]:
+            declared, hung_up = self._declared(environ), lambda: _hung_up(request)
+            return self._served(
+                environ,
+                given,
+                request,
+                action,
+                lambda sent: apply.act(action, environ, sent, self._lane, declared, hung_up),
+            )
+
+        def gone(given: StartResponse) -> Iterable[bytes]:
+            return self._served(
+                environ, given, request, action, lambda sent: apply.gone(environ, sent)
+            )
+
+        try:
+            return delayed.hand_over(
+                environ,
+                start_response,
+                action.delay_ms / 1000,
+                request.body or b"",
+                due,
+                gone,
+                lambda: _log_line(environ, request),
+            )
+        except delay_loop.Full as full:  # too many held: refused, visibly, with the limit
+            problem = Problem(503, str(full), headers={"Retry-After": "1"})
+            request.trail.extras["error"] = problem.detail
+            result = self._served(
+                environ,
+                start_response,
+                request,
+                dataclasses.replace(action, delay_ms=0.0, fault=None),
+                lambda sent: respond_problem(environ, sent, problem),
+            )
+            _log_line(environ, request)
+            return result
+
+    def _declared(self, environ: Environ) -> Callable[[int], str | None]:
+        """The media type the spec declares for a status of this request's operation."""
+        return lambda status: media_type(self.state, self._operation(environ), status, None)
 
     def _enter(
         self,

@@ -4,7 +4,8 @@ exit status that says whether the `--state-file` was saved.
 On SIGTERM uWSGI's master sends its worker SIGINT (`kill_them_all`, `serving.uwsgi`'s hook) and
 waits for it to end. Here the worker handles that SIGINT itself (`install`, run in the worker
 as it loads the app): every delay ends at once (`faults.waiting.STOPPING`: delayed requests are
-answered), the requests in flight (`InFlight`) get the rest of the grace, then the exit handlers
+answered), the requests in flight (`InFlight`, and the delayed ones `faults.delay_loop` holds)
+get the rest of the grace, then the exit handlers
 run (the `--state-file` is written, the logs flushed) and the worker exits, cutting what is
 still open (slow clients, a stream); the master then exits too. `docker stop` (SIGTERM, SIGKILL
 10 s later) thus finds the state file written.
@@ -25,7 +26,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from mockserver import log
-from mockserver.faults import waiting
+from mockserver.faults import delay_loop, waiting
 from mockserver.state import State
 
 SHUTDOWN_GRACE = 5  # seconds in-flight requests get to finish after SIGTERM
@@ -109,17 +110,23 @@ def _wait_for_signal(read: int) -> None:
     stop()
 
 
+def _open() -> int:
+    """Requests not yet answered: in the server's threads, and delayed ones handed over
+    (`faults.delay_loop`: their delays end at STOPPING, then they are answered)."""
+    return (_in_flight.count if _in_flight is not None else 0) + delay_loop.busy()
+
+
 def stop() -> None:
     """End the delays, give the requests in flight the grace, run the exit handlers, exit
     (with `FAILED` when the state file could not be saved)."""
     waiting.STOPPING.set()
     deadline = time.monotonic() + SHUTDOWN_GRACE
-    while _in_flight is not None and _in_flight.count > 0 and time.monotonic() < deadline:
+    while _open() > 0 and time.monotonic() < deadline:
         time.sleep(0.01)
-    if _in_flight is not None and _in_flight.count > 0:
+    if _open() > 0:
         log.logger.warning(
             "stopping: %d requests still in flight after the %d s grace are cut",
-            _in_flight.count,
+            _open(),
             SHUTDOWN_GRACE,
         )
     atexit._run_exitfuncs()
