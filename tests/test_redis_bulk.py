@@ -15,14 +15,12 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis_server import RedisServer
 from test_redis_store import RECORDS, SHAPE, records
 
-from mockserver.codec import MISSING
 from mockserver.query.expression import expression
-from mockserver.query.predicates import getter
 from mockserver.query.rql import parse
 from mockserver.storage import make_backend
 from mockserver.storage.backend import Backend, Search
 from mockserver.storage.redis import RedisBackend
-from mockserver.storage.redis_bulk import Numbers, indexed
+from mockserver.storage.redis_bulk import Numbers
 from mockserver.storage.redis_connection import Link
 
 Sent = list[tuple[str, bool]]  # the first command of each `calls`, and `again`
@@ -192,32 +190,6 @@ def test_numbers_are_reserved_ahead_in_growing_blocks(
     assert len(set(taken)) == 60
     assert taken == sorted(taken)
     assert reserved == [3, 10, 20, 10, 40, 80, 160, 160, 160]  # 1 + 4 + 8 + 3 x 16 takes
-
-
-@pytest.mark.parametrize(
-    "item",
-    [
-        {"a": {"b": "x"}},
-        {"a": {"b": None}},
-        {"a": {"b": 7}},
-        {"a": {"c": "x"}},
-        {"a": None},
-        {"a": "text"},
-        {"a": [{"b": "x"}, {"b": "y"}]},
-        {"a": []},
-        {},
-    ],
-)
-def test_what_an_index_takes_of_a_value_is_what_the_getter_gives(item: dict[str, Any]) -> None:
-    """`indexed` answers as `query.predicates.getter` for what an index keeps: the string,
-    nothing (null or missing), or another kind."""
-
-    def kind(value: Any) -> Any:
-        if value is MISSING or value is None:
-            return None
-        return value if isinstance(value, str) else "other"
-
-    assert kind(indexed("a.b")(item)) == kind(getter("a.b")(item))
 
 
 # A meta as it was made before it kept the escaped value alone: each value's whole member.

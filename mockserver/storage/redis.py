@@ -42,7 +42,7 @@ from mockserver.storage.backend import (
 )
 from mockserver.storage.encoding import Reader
 from mockserver.storage.evaluate import evaluate
-from mockserver.storage.redis_bulk import Batch, Numbers, build, indexed
+from mockserver.storage.redis_bulk import Batch, Numbers, build
 from mockserver.storage.redis_connection import Command, Link
 from mockserver.storage.redis_keys import (
     CollectionKeys,
@@ -94,7 +94,6 @@ class RedisCollection:
             name, tuple(dict.fromkeys((*shape.indexed, *shape.ordered)))
         )
         self._getters = [getter(field) for field in self.keys.indexed]
-        self._indexed = [indexed(field) for field in self.keys.indexed]  # (`redis_bulk`)
         namespace = backend.namespace
         self._change_keys = [*self.keys.all(), namespace.collections, namespace.keys]
         self._suffixes = self.keys.suffixes()
@@ -127,7 +126,7 @@ class RedisCollection:
         with ThreadPoolExecutor(1, thread_name_prefix="redis-insert") as sender:
             for batch in _batches(items, INSERTS):
                 pairs = [(item, self.layout.encode(item)) for item in batch]
-                built = build(pairs, self._indexed, numbers)
+                built = build(pairs, self._getters, numbers)
                 if built is None:
                     pending.append(
                         sender.submit(self._sent, self._args("insert", pairs), len(pairs))

@@ -104,28 +104,6 @@ class Batch:
         return args + self.metas
 
 
-def indexed(path: str) -> Callable[[Any], Any]:
-    """What an index takes of an item's value at a dotted path, quicker than
-    `query.predicates.getter`: the value when the path goes through objects only; None or
-    MISSING when it is null or missing (or a scalar stands on the way); an array met on the
-    way is answered itself (the getter gives a list of what the elements hold: not a string
-    either, so an index's `others` too)."""
-    parts = path.split(".")
-
-    def get(item: Any) -> Any:
-        value = item
-        try:
-            for part in parts:
-                value = value[part]
-        except KeyError:
-            return MISSING
-        except TypeError:
-            return value if isinstance(value, list) else MISSING
-        return value
-
-    return get
-
-
 def build(
     pairs: list[tuple[Item, bytes]], getters: Sequence[Callable[[Any], Any]], numbers: Numbers
 ) -> Batch | None:
