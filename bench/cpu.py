@@ -1,10 +1,11 @@
 """The server's CPU time per request: this checkout against an earlier revision, measured so
 that other load on the machine does not count.
 
-    .venv/bin/python bench/cpu.py [--baseline REV] [--rounds N] [--duration S]
+    .venv/bin/python bench/cpu.py [--baseline REV] [--rounds N] [--duration S] [--scenario NAME]
 
 Each round starts both servers afresh (as `bench/gate.py` does, the baseline checked out under
-bench/.tools), loads each with wrk (GET by id, 8 connections; the order flips every round),
+bench/.tools), loads each with wrk (GET by id, or `--scenario post-valid` / `post-invalid`, 8
+connections; the order flips every round),
 and reads the CPU time (user and system) its uWSGI worker spent meanwhile from /proc: divided
 by the requests wrk counted, that is what one request costs the server whatever else the
 cores were doing, where req/s on a shared machine say more about the neighbours. Prints each
@@ -22,7 +23,10 @@ from pathlib import Path
 import targets as tg
 import wrk
 from gate import RECORDS, SEED, first_id, start, worktree
+from payload import write_bodies
 from targets import log
+
+SCENARIOS = ("get-by-id", "post-valid", "post-invalid")
 
 TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -41,13 +45,18 @@ def worker(target: tg.Target) -> int:
     return int(found.stdout.split()[0])
 
 
-def measure(target: tg.Target, wrk_bin: str, duration: float) -> float:
-    """Microseconds of the worker's CPU time per GET by id."""
-    url = f"{target.base}{RECORDS}/{first_id(target)}"
-    wrk.run(wrk_bin, wrk.Load(url, "get.lua", connections=8, duration=1))  # warm-up
+def measure(target: tg.Target, wrk_bin: str, duration: float, scenario: str) -> float:
+    """Microseconds of the worker's CPU time per request of the scenario."""
+    if scenario == "get-by-id":
+        url, script, body = f"{target.base}{RECORDS}/{first_id(target)}", "get.lua", None
+    else:
+        bodies = write_bodies(tg.BENCH / "results")
+        url, script = f"{target.base}{RECORDS}", "post.lua"
+        body = Path(bodies["valid" if scenario == "post-valid" else "invalid"])
+    wrk.run(wrk_bin, wrk.Load(url, script, body, connections=8, duration=1))  # warm-up
     pid = worker(target)
     before = cpu_seconds(pid)
-    result = wrk.run(wrk_bin, wrk.Load(url, "get.lua", connections=8, duration=duration))
+    result = wrk.run(wrk_bin, wrk.Load(url, script, body, connections=8, duration=duration))
     return (cpu_seconds(pid) - before) / max(1, result.requests) * 1e6
 
 
@@ -56,6 +65,7 @@ def main() -> int:
     parser.add_argument("--baseline", default="HEAD~1")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--duration", type=float, default=5.0)
+    parser.add_argument("--scenario", choices=SCENARIOS, default="get-by-id")
     args = parser.parse_args()
     wrk_bin = tg.ensure_wrk()
     results = tg.BENCH / "results"
@@ -68,7 +78,7 @@ def main() -> int:
             processes = tg.Processes()
             try:
                 target = start(processes, results, name, sources[name], SEED)
-                spent[name].append(measure(target, wrk_bin, args.duration))
+                spent[name].append(measure(target, wrk_bin, args.duration, args.scenario))
             finally:
                 processes.stop_all()
             log(f"round {number} {name}: {spent[name][-1]:.0f} µs of CPU per request")

@@ -36,6 +36,7 @@ MEDIA = "is not supported; send one of: application/json, text/json, application
 AND_6000 = "and(" * 6000 + "eq(event,a)" + ")" * 6000
 AND_10000 = "and(" * 10_000 + "eq(event,a)" + ")" * 10_000
 LONG_EQ = f"eq(details,'{'a' * 40_000}')"
+IN_100000 = "in(event,(" + ",".join(["a"] * 100_000) + "))"
 LONG_CONTROL = "/_mock/records?limit=1&x=" + "a" * 40_000
 OR_101 = "or(" + ",".join(["eq(event,a)"] * 101) + ")"
 
@@ -70,6 +71,11 @@ class Outcome:
     body: bytes
     seconds: float
     ended: str = ""  # no answer: "closed", "reset" or "timeout"
+
+
+def unreadable(reason: str) -> str:
+    """The 400 detail for a request llhttp cannot read (`serving.front`)."""
+    return f"The request cannot be read as HTTP/1.1: {reason}."
 
 
 def too_long(target: str) -> str:
@@ -331,17 +337,27 @@ CASES: list[Case] = [
         413,
         detail="The request body is larger than the limit of 1048576 bytes.",
     ),
-    Case("request-line-garbage", None, raw=b"HELLO\x00\xff\r\n\r\n", half_close=True),
+    Case(
+        "request-line-garbage",
+        400,
+        raw=b"HELLO\x00\xff\r\n\r\n",
+        half_close=True,
+        detail=unreadable("Invalid method encountered"),
+    ),
     Case(
         "request-line-lf-only",
-        None,
+        400,
         raw=b"GET /_mock/health HTTP/1.1\nHost: x\n\n",
         half_close=True,
+        detail=unreadable("Expected CRLF after version"),
+        note="a bare LF ends header lines (RFC 9112 2.2 allows it), not the request line",
     ),
     Case(
         "header-64KB",
-        None,
+        431,
         raw=b"GET /_mock/health HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 65_536 + b"\r\n\r\n",
+        detail="The request's header fields take 65554 bytes, more than the limit of 32768 bytes "
+        "(32 KiB).",
     ),
     # ------------------------------------------------------------ record ids
     Case(
@@ -354,8 +370,9 @@ CASES: list[Case] = [
     raw_get(
         "id-cr-raw",
         RECORDS.encode() + b"/AUD-1\rX",
-        404,
-        detail="Audit record AUD-1\rX not found.",
+        400,
+        detail=unreadable("Expected CRLF"),
+        note="a bare CR in the request line is not HTTP/1.1 (RFC 9112 2.2): never a header split",
     ),
     raw_get(
         "id-dotdot-raw",
@@ -379,8 +396,8 @@ CASES: list[Case] = [
     raw_get(
         "id-nul-raw",
         RECORDS.encode() + b"/AUD-\x00",
-        404,
-        detail="Audit record AUD-\x00 not found.",
+        400,
+        detail=unreadable("Invalid char in url path"),
     ),
     Case(
         "id-5000-chars",
@@ -398,7 +415,13 @@ CASES: list[Case] = [
         detail="Audit event type \x00 not found.",
     ),
     # ------------------------------------------------------------ query strings and RQL
-    query("query-64KB", "a" * 65_536, None, note="over uWSGI's 64 KiB buffer: reset"),
+    query(
+        "query-64KB",
+        "a" * 65_536,
+        414,
+        detail=too_long(f"{RECORDS}?{'a' * 65_536}"),
+        note="past 64 KiB too (uWSGI's buffer, which reset it before `serving.front`)",
+    ),
     query(
         "query-40KB",
         LONG_EQ,
@@ -415,9 +438,10 @@ CASES: list[Case] = [
     ),
     query(
         "rql-in-100000-items",
-        "in(event,(" + ",".join(["a"] * 100_000) + "))",
-        None,
-        note="200 KB: over uWSGI's 64 KiB buffer",
+        IN_100000,
+        414,
+        detail=too_long(f"{RECORDS}?{IN_100000}"),
+        note="200 KB: read whole, answered 414",
     ),
     query(
         "rql-in-15000-items-unindexed",

@@ -60,8 +60,6 @@ class Front:
         refusal = wire.refusal(environ)
         if refusal is not None:
             return self._refused_on_the_wire(environ, start_response, request, refusal)
-        if wire.READ_AHEAD in environ:  # a pipelined request follows: uWSGI drops it, we say so
-            start_response = wire.closing(start_response)
         if not environ.get("PATH_INFO", "").startswith(CONTROL_PREFIX):
             return self._api(environ, start_response, request)
         result = self.inner(environ, start_response)

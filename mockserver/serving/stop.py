@@ -83,6 +83,7 @@ class _Closing:
 
 _in_flight: InFlight | None = None
 _state: State | None = None
+RECEIVING: set[int] = set()  # connections whose request's body is arriving (`serving.front`)
 
 
 def watch(in_flight: InFlight, state: State) -> None:
@@ -111,9 +112,11 @@ def _wait_for_signal(read: int) -> None:
 
 
 def _open() -> int:
-    """Requests not yet answered: in the server's threads, and delayed ones handed over
-    (`faults.delay_loop`: their delays end at STOPPING, then they are answered)."""
-    return (_in_flight.count if _in_flight is not None else 0) + delay_loop.busy()
+    """Requests not yet answered: in the server's threads, those whose body is still arriving,
+    and delayed ones handed over (`faults.delay_loop`: their delays end at STOPPING, then they
+    are answered)."""
+    held = _in_flight.count if _in_flight is not None else 0
+    return held + len(RECEIVING) + delay_loop.busy()
 
 
 def stop() -> None:

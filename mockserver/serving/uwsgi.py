@@ -4,9 +4,9 @@
 One worker process keeps the in-memory store shared by every request; its threads serve
 requests concurrently (delays and slow clients do not block others). On a Redis store, N
 workers forked from the process that built the app share what Redis holds (settings refuse
-N > 1 on the memory store). uWSGI parses HTTP in C,
-which makes it several times faster than the pure-Python servers, and hands the app the raw
-connection (`uwsgi.connection_fd()`) that connection faults need.
+N > 1 on the memory store). uWSGI accepts the connections on its raw socket and hands each to
+`serving.front`, which speaks HTTP/1.1 on it (llhttp parses, in C) and calls the app; the
+connection (`uwsgi.connection_fd()`) is the one connection faults act on.
 
 The app is built before uWSGI starts, so a bad spec or tokens file stops the command with a
 clear message; uWSGI then serves that very app object (`mockserver.wsgi:application`).
@@ -18,6 +18,7 @@ import errno
 import gc
 import shlex
 import socket
+from pathlib import Path
 
 from flask import Flask
 
@@ -29,6 +30,7 @@ from mockserver.serving.stop import SHUTDOWN_GRACE
 from mockserver.sessions.tally import exit_command
 from mockserver.settings import Settings
 
+RAW_ENTRY = Path(__file__).with_name("raw_entry.py")  # its `application`: `front.serve_connection`
 # when uWSGI's master kills a worker still stopping: after its grace and a minute to save
 STOP_MERCY = SHUTDOWN_GRACE + 60
 
@@ -76,8 +78,10 @@ def exposure_warning(settings: Settings) -> list[str]:
 def uwsgi_options(settings: Settings) -> list[str]:
     """uWSGI's command line for these settings."""
     options = [
-        "--http11-socket",  # HTTP/1.1 with keep-alive (--http-socket closes every connection)
+        "--raw-socket",  # uWSGI accepts, `serving.front` speaks HTTP/1.1 on each connection
         bind_address(settings.host, settings.port),
+        "--python-raw",
+        str(RAW_ENTRY),
         "--module",
         "mockserver.wsgi:application",
         "--master",
@@ -97,10 +101,6 @@ def uwsgi_options(settings: Settings) -> list[str]:
         "--hook-accepting-once",  # Python's handler (set as the app loads) replaces uWSGI's
         f"unix_signal:{int(stop.STOP_SIGNAL)} PyErr_SetInterruptEx",
         "--disable-logging",  # the app logs one line per request itself
-        "--buffer-size",
-        "65535",  # request line and headers up to 64 KiB
-        "--max-vars",
-        "1024",  # room for the header fields `http.wire` refuses (431) past its limit
         "--reload-mercy",
         "10",
         "--worker-reload-mercy",
