@@ -43,6 +43,17 @@ class BadStore(Exception):
     """The URL cannot be used (not a Redis URL, or Redis cannot be reached at start-up)."""
 
 
+class RulesChanged(BaseException):  # a signal to the front, as GeneratorExit is
+    """A change refused, nothing written: the session's fault rules changed since the request
+    was decided on (`Link.guard`). The front decides again and serves the request anew (or
+    the rule that applies now). A signal to the front, not an error: it passes the lane's
+    `except Exception` (no answer is made of it, none is checked or logged)."""
+
+
+# What `Link.guarded` says of the rules' version a request was decided with.
+FRESH, CHANGED, REFUSED, UNKNOWN = "fresh", "changed", "refused", "unknown"
+
+
 class Link:
     """One client (thread-safe, pooled) and the URL it was made from, masked."""
 
@@ -91,16 +102,47 @@ class Link:
 
     def guard(self, key: str, version: bytes) -> None:
         """The next commands of this thread read the field `version` of `key` too (in the same
-        round trip): `guarded` then says whether it still held `version`."""
-        self._own.guard, self._own.fresh = (key, version), None
+        round trip), or a change's script checks it first (`guard_change`): `guarded` then
+        says whether it still held `version`."""
+        own = self._own
+        own.guard, own.fresh, own.refused = (key, version), None, False
 
-    def guarded(self) -> bool | None:
-        """Whether the version `guard` asked for was still held (None: no command read it);
-        the guard ends."""
+    def guard_change(self) -> tuple[str, bytes] | None:
+        """For a change of this thread: the (key, version) its script checks before writing
+        anything (the guard not read yet; it ends here), or None when none is pending.
+        RulesChanged, nothing sent, when a read of the request found the version changed."""
+        own = self._own
+        guard: tuple[str, bytes] | None = getattr(own, "guard", None)
+        if guard is not None:
+            own.guard = None
+            return guard
+        if getattr(own, "fresh", None) is False:
+            own.refused = True
+            raise RulesChanged()
+        return None
+
+    def change_guarded(self, held: bool) -> None:
+        """What a guarded change's script found: the version `held` (written), or not
+        (refused: RulesChanged raised)."""
+        own = self._own
+        own.fresh = held
+        if not held:
+            own.refused = True
+            raise RulesChanged()
+
+    def guarded(self) -> str:
+        """What became of the version `guard` asked for; the guard ends. FRESH: still held
+        when the request's first commands read it; CHANGED: it moved (what was read stands,
+        nothing was refused); REFUSED: it moved and a change was refused, nothing written
+        (the request is to be served again); UNKNOWN: no command read it."""
         own = self._own
         fresh: bool | None = getattr(own, "fresh", None)
+        refused = getattr(own, "refused", False)
         own.guard = own.fresh = None
-        return fresh
+        own.refused = False
+        if refused:
+            return REFUSED
+        return UNKNOWN if fresh is None else FRESH if fresh else CHANGED
 
     def call(self, *command: bytes | str | int | float) -> Any:
         """One command on this thread's connection (`calls`)."""
