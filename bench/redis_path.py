@@ -3,7 +3,8 @@
 - `requests`: GET by id and validated POST through the app's WSGI callable (no HTTP), N of
   each, on the memory store and on Redis: CPU and wall µs per request, the commands Redis ran
   per request (`INFO commandstats`) and the round trips of the request path
-  (`storage.redis_connection`'s reads of answers).
+  (`storage.redis_connection`'s reads of answers). `--profile K`: then the same requests on
+  Redis again under cProfile, its K costliest functions (own time) to stderr.
 - `seeding`: N generated records inserted (`insert_many`) into an emptied Redis by this
   checkout and by a baseline's (a git worktree under bench/.tools, `gate.worktree`), in
   turn, each in a process of its own: seconds, the CPU seconds of the inserting process and
@@ -11,7 +12,7 @@
   ran (`INFO commandstats`) and bytes per record (`INFO used_memory`, and `MEMORY USAGE` of
   the collection's keys); medians of the rounds.
 
-    .venv/bin/python bench/redis_path.py requests [--requests 2000]
+    .venv/bin/python bench/redis_path.py requests [--requests 2000] [--profile 25]
     .venv/bin/python bench/redis_path.py seeding [--records 100000] [--rounds 3] [--baseline REV]
 
 Progress goes to stderr, the figures to stdout (JSON).
@@ -20,9 +21,11 @@ Progress goes to stderr, the figures to stdout (JSON).
 from __future__ import annotations
 
 import argparse
+import cProfile
 import json
 import os
 import pickle
+import pstats
 import shutil
 import statistics
 import subprocess
@@ -72,7 +75,7 @@ def _commands(client: Any) -> dict[str, int]:
     return {name.removeprefix("cmdstat_"): int(found["calls"]) for name, found in stats.items()}
 
 
-def requests(url: str, count: int, valid: bytes) -> dict[str, Any]:
+def requests(url: str, count: int, valid: bytes, profile: int = 0) -> dict[str, Any]:
     trips = [0]
     answers = getattr(redis_connection, "_answers", None)  # None: a version before it
 
@@ -124,8 +127,28 @@ def requests(url: str, count: int, valid: bytes) -> dict[str, Any]:
                 f"{name:<10} {store:<6} cpu {result['cpu_us']:6.0f} us  wall "
                 f"{result['wall_us']:6.0f} us  round trips {result['round_trips']}"
             )
+            if profile and store == "redis":
+                _profiled(name, [make() for _ in range(count)], call, profile)
     client.flushall()
     return found
+
+
+def _profiled(
+    name: str, environs: list[dict[str, Any]], call: Callable[..., Any], top: int
+) -> None:
+    """The requests run under cProfile: the `top` functions by own time, µs per request."""
+    profiler = cProfile.Profile()
+    profiler.enable()
+    for environ in environs:
+        call(environ)
+    profiler.disable()
+    stats = pstats.Stats(profiler)
+    rows = sorted(stats.stats.items(), key=lambda row: -row[1][2])[:top]  # type: ignore[attr-defined]
+    log(f"{name} on Redis under cProfile, per request (own, cumulative us; calls):")
+    for (file, line, function), (_, calls, own, cumulative, _) in rows:
+        where = f"{Path(file).name}:{line}({function})"
+        per = 1e6 / len(environs)
+        log(f"  {own * per:7.1f} {cumulative * per:8.1f}  {calls / len(environs):5.1f}  {where}")
 
 
 # One seeding, run by `python -c` in the checkout under test (this one or the baseline's): the
@@ -224,6 +247,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("what", choices=("requests", "seeding"))
     parser.add_argument("--requests", type=int, default=2000)
+    parser.add_argument("--profile", type=int, default=0, help="cProfile's K costliest")
     parser.add_argument("--records", type=int, default=100_000)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument(
@@ -238,7 +262,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.what == "requests":
             payload.write_bodies(work)
             valid = (work / "valid.json").read_bytes()
-            results["requests"] = requests(url, args.requests, valid)
+            results["requests"] = requests(url, args.requests, valid, args.profile)
         else:
             results["seeding"] = seeding(url, args.records, args.rounds, args.baseline)
     finally:

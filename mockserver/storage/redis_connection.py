@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
 import hiredis
@@ -175,15 +175,32 @@ class Link:
         except (*LOST, redis.exceptions.RedisError):
             return False
 
-    @contextmanager
-    def calling(self) -> Iterator[None]:
+    def calling(self) -> _Calling:
         """Redis lost → StoreUnavailable naming the store (a 503, not a traceback); the wait
         spent outside the request's turn (`aside`)."""
-        with self.aside():
-            try:
-                yield
-            except LOST as exc:
-                raise StoreUnavailable(f"Redis at {self.shown}", _reason(exc)) from None
+        return _Calling(self)
+
+
+class _Calling:
+    """`Link.calling` (a class: a generator's context manager costs a request ~10 µs more,
+    entered four times or more)."""
+
+    __slots__ = ("_aside", "_link")
+
+    def __init__(self, link: Link) -> None:
+        self._link = link
+        self._aside = link.aside()
+
+    def __enter__(self) -> None:
+        self._aside.__enter__()
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, _: Any) -> None:
+        try:
+            if isinstance(exc, LOST):
+                link = self._link
+                raise StoreUnavailable(f"Redis at {link.shown}", _reason(exc)) from None
+        finally:
+            self._aside.__exit__(None, None, None)
 
 
 def _answers(connection: Any, packed: bytes, count: int) -> list[Any]:
