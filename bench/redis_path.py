@@ -4,7 +4,8 @@
   each, on the memory store and on Redis: CPU and wall µs per request, the commands Redis ran
   per request (`INFO commandstats`) and the round trips of the request path
   (`storage.redis_connection`'s reads of answers). `--profile K`: then the same requests on
-  Redis again under cProfile, its K costliest functions (own time) to stderr.
+  Redis again under cProfile, its K costliest functions (own time) to stderr. `--unix`: Redis
+  on a Unix socket (`unix://`), not loopback TCP.
 - `seeding`: N generated records inserted (`insert_many`) into an emptied Redis by this
   checkout and by a baseline's (a git worktree under bench/.tools, `gate.worktree`), in
   turn, each in a process of its own: seconds, the CPU seconds of the inserting process and
@@ -12,7 +13,7 @@
   ran (`INFO commandstats`) and bytes per record (`INFO used_memory`, and `MEMORY USAGE` of
   the collection's keys); medians of the rounds.
 
-    .venv/bin/python bench/redis_path.py requests [--requests 2000] [--profile 25]
+    .venv/bin/python bench/redis_path.py requests [--requests 2000] [--profile 25] [--unix]
     .venv/bin/python bench/redis_path.py seeding [--records 100000] [--rounds 3] [--baseline REV]
 
 Progress goes to stderr, the figures to stdout (JSON).
@@ -248,6 +249,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("what", choices=("requests", "seeding"))
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--profile", type=int, default=0, help="cProfile's K costliest")
+    parser.add_argument("--unix", action="store_true", help="Redis on a Unix socket, not TCP")
     parser.add_argument("--records", type=int, default=100_000)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument(
@@ -258,7 +260,8 @@ def main(argv: list[str] | None = None) -> int:
     processes = tg.Processes()
     results: dict[str, Any] = {"loadavg_start": os.getloadavg()}
     try:
-        url = start_redis(processes, work)
+        url = start_redis(processes, work, args.unix)
+        results["store"] = url
         if args.what == "requests":
             payload.write_bodies(work)
             valid = (work / "valid.json").read_bytes()
