@@ -3,7 +3,15 @@
 - `requests`: GET by id and validated POST through the app's WSGI callable (no HTTP), N of
   each, on the memory store and on Redis: CPU and wall µs per request, the commands Redis ran
   per request (`INFO commandstats`) and the round trips of the request path
-  (`storage.redis_connection`'s reads of answers).
+  (`storage.redis_connection`'s reads of answers). `--profile K`: then the same requests on
+  Redis again under cProfile, its K costliest functions (own time) to stderr. `--unix`: Redis
+  on a Unix socket (`unix://`), not loopback TCP.
+- `instructions`: what a GET by id and a validated POST on Redis cost the server in CPU
+  instructions (valgrind's cachegrind, user space only: the kernel's share of a round trip
+  is not counted), this checkout against a baseline revision (`git archive` into a temporary
+  directory): each tree's app on the bench's Redis, warmed up, then N and 3N requests in a
+  fresh interpreter; a request's count is the difference divided by 2N. A wall clock on this
+  shared machine moves with the other work on it; an instruction count does not.
 - `seeding`: N generated records inserted (`insert_many`) into an emptied Redis by this
   checkout and by a baseline's (a git worktree under bench/.tools, `gate.worktree`), in
   turn, each in a process of its own: seconds, the CPU seconds of the inserting process and
@@ -11,7 +19,8 @@
   ran (`INFO commandstats`) and bytes per record (`INFO used_memory`, and `MEMORY USAGE` of
   the collection's keys); medians of the rounds.
 
-    .venv/bin/python bench/redis_path.py requests [--requests 2000]
+    .venv/bin/python bench/redis_path.py requests [--requests 2000] [--profile 25] [--unix]
+    .venv/bin/python bench/redis_path.py instructions [--requests 200] [--baseline REV]
     .venv/bin/python bench/redis_path.py seeding [--records 100000] [--rounds 3] [--baseline REV]
 
 Progress goes to stderr, the figures to stdout (JSON).
@@ -20,9 +29,12 @@ Progress goes to stderr, the figures to stdout (JSON).
 from __future__ import annotations
 
 import argparse
+import cProfile
 import json
 import os
 import pickle
+import pstats
+import re
 import shutil
 import statistics
 import subprocess
@@ -49,6 +61,7 @@ from mockserver.settings import Settings
 from mockserver.storage import redis_connection
 
 BASELINE = "c65d05b"  # the last commit before seeding was cut (plain commands, numbers ahead)
+REQUEST_PATH_BASELINE = "975d2bf"  # the last commit before a POST's version rode in its insert
 AUTH = [("Authorization", "Bearer idt:TKN-1234-5678:secret")]
 
 
@@ -72,7 +85,7 @@ def _commands(client: Any) -> dict[str, int]:
     return {name.removeprefix("cmdstat_"): int(found["calls"]) for name, found in stats.items()}
 
 
-def requests(url: str, count: int, valid: bytes) -> dict[str, Any]:
+def requests(url: str, count: int, valid: bytes, profile: int = 0) -> dict[str, Any]:
     trips = [0]
     answers = getattr(redis_connection, "_answers", None)  # None: a version before it
 
@@ -124,8 +137,28 @@ def requests(url: str, count: int, valid: bytes) -> dict[str, Any]:
                 f"{name:<10} {store:<6} cpu {result['cpu_us']:6.0f} us  wall "
                 f"{result['wall_us']:6.0f} us  round trips {result['round_trips']}"
             )
+            if profile and store == "redis":
+                _profiled(name, [make() for _ in range(count)], call, profile)
     client.flushall()
     return found
+
+
+def _profiled(
+    name: str, environs: list[dict[str, Any]], call: Callable[..., Any], top: int
+) -> None:
+    """The requests run under cProfile: the `top` functions by own time, µs per request."""
+    profiler = cProfile.Profile()
+    profiler.enable()
+    for environ in environs:
+        call(environ)
+    profiler.disable()
+    stats = pstats.Stats(profiler)
+    rows = sorted(stats.stats.items(), key=lambda row: -row[1][2])[:top]  # type: ignore[attr-defined]
+    log(f"{name} on Redis under cProfile, per request (own, cumulative us; calls):")
+    for (file, line, function), (_, calls, own, cumulative, _) in rows:
+        where = f"{Path(file).name}:{line}({function})"
+        per = 1e6 / len(environs)
+        log(f"  {own * per:7.1f} {cumulative * per:8.1f}  {calls / len(environs):5.1f}  {where}")
 
 
 # One seeding, run by `python -c` in the checkout under test (this one or the baseline's): the
@@ -143,6 +176,66 @@ started, cpu = time.perf_counter(), time.process_time()
 backend.open(path).insert_many(records)
 print(json.dumps({'seconds': time.perf_counter() - started, 'cpu': time.process_time() - cpu}))
 """
+
+
+# One count, run by `python -c` under cachegrind in the tree under test: its app on Redis,
+# warmed up, then `count` requests of one kind through WSGI.
+COUNT_ONE = """
+import sys
+from werkzeug.test import EnvironBuilder
+from mockserver.app import create_app
+from mockserver.settings import Settings
+url, kind, count, body = sys.argv[1], sys.argv[2], int(sys.argv[3]), open(sys.argv[4], 'rb').read()
+app = create_app(Settings(seed_records=20, faker_seed=1, store=url, store_prefix=kind)).wsgi_app
+auth = [('Authorization', 'Bearer idt:TKN-1234-5678:secret')]
+def environ(method, path, data=None):
+    made = EnvironBuilder(method=method, path=path, base_url='http://127.0.0.1:8080', data=data,
+                          content_type='application/json' if data else None, headers=auth)
+    return dict(made.get_environ())
+def call(env):
+    b''.join(app(env, lambda *args: None))
+listed = b''.join(app(environ('GET', RECORDS + '?limit=1'), lambda *args: None))
+record = listed.split(b'"id":"', 1)[1].split(b'"', 1)[0].decode()
+make = ((lambda: environ('GET', RECORDS + '/' + record)) if kind == 'get-by-id'
+        else (lambda: environ('POST', RECORDS, body)))
+for _ in range(50):
+    call(make())
+environs = [make() for _ in range(count)]
+for env in environs:
+    call(env)
+"""
+
+
+def instructions(url: str, count: int, body: Path, baseline: str) -> dict[str, Any]:
+    """Instructions per request, on Redis, of this checkout and of `baseline`'s."""
+    base = Path(tempfile.mkdtemp(prefix="redis-baseline-"))
+    archive = subprocess.run(
+        ["git", "archive", baseline], cwd=tg.ROOT, capture_output=True, check=True
+    ).stdout
+    subprocess.run(["tar", "-x", "-C", str(base)], input=archive, check=True)
+    found: dict[str, dict[str, float]] = {}
+    try:
+        for name, source in (("before", base), ("after", tg.ROOT)):
+            for kind in ("get-by-id", "post-valid"):
+                refs = [_refs(source, url, kind, n, body) for n in (count, 3 * count)]
+                found.setdefault(kind, {})[name] = (refs[1] - refs[0]) / (2 * count)
+                log(f"{kind:<10} {name:<6} {found[kind][name]:9.0f} instructions a request")
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+    return {"baseline": baseline, "per_request": found}
+
+
+def _refs(source: Path, url: str, kind: str, count: int, body: Path) -> int:
+    script = f"RECORDS = {RECORDS!r}\n" + COUNT_ONE
+    command = ["valgrind", "--tool=cachegrind", "--cache-sim=no"]
+    command += ["--cachegrind-out-file=/dev/null", sys.executable, "-c", script]
+    command += [url, kind, str(count), str(body)]
+    env = {**os.environ, "PYTHONPATH": str(source), "PYTHONHASHSEED": "0"}
+    done = subprocess.run(command, cwd=source, env=env, capture_output=True, text=True)
+    found = re.search(r"I\s+refs:\s+([\d,]+)", done.stderr)
+    if done.returncode != 0 or found is None:
+        raise RuntimeError(f"cachegrind failed: {done.stderr[-2000:]}")
+    return int(found.group(1).replace(",", ""))
 
 
 def _redis_cpu(client: Any) -> float:
@@ -222,25 +315,32 @@ def seeding(url: str, count: int, rounds: int, baseline: str) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("what", choices=("requests", "seeding"))
+    parser.add_argument("what", choices=("requests", "instructions", "seeding"))
     parser.add_argument("--requests", type=int, default=2000)
+    parser.add_argument("--profile", type=int, default=0, help="cProfile's K costliest")
+    parser.add_argument("--unix", action="store_true", help="Redis on a Unix socket, not TCP")
     parser.add_argument("--records", type=int, default=100_000)
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument(
-        "--baseline", default=BASELINE, help="the revision seeding is compared with"
-    )
+    parser.add_argument("--baseline", default=None, help="the revision compared with")
     args = parser.parse_args(argv)
     work = Path(tempfile.mkdtemp(prefix="redis-path-"))
     processes = tg.Processes()
     results: dict[str, Any] = {"loadavg_start": os.getloadavg()}
     try:
-        url = start_redis(processes, work)
+        url = start_redis(processes, work, args.unix)
+        results["store"] = url
         if args.what == "requests":
             payload.write_bodies(work)
             valid = (work / "valid.json").read_bytes()
-            results["requests"] = requests(url, args.requests, valid)
+            results["requests"] = requests(url, args.requests, valid, args.profile)
+        elif args.what == "instructions":
+            payload.write_bodies(work)
+            count = min(args.requests, 500)
+            results["instructions"] = instructions(
+                url, count, work / "valid.json", args.baseline or REQUEST_PATH_BASELINE
+            )
         else:
-            results["seeding"] = seeding(url, args.records, args.rounds, args.baseline)
+            results["seeding"] = seeding(url, args.records, args.rounds, args.baseline or BASELINE)
     finally:
         processes.stop_all()
         shutil.rmtree(work, ignore_errors=True)

@@ -11,6 +11,7 @@
 
     .venv/bin/python bench/redis_scale.py               # 3 rounds of 10 s (~6 min)
     .venv/bin/python bench/redis_scale.py --quick       # 1 round of 3 s, 20 000 records
+    .venv/bin/python bench/redis_scale.py --unix        # Redis on a Unix socket, not TCP
 
 Progress goes to stderr, the figures to stdout and to bench/results/redis-scale-<time>.json.
 """
@@ -178,6 +179,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--duration", type=float, default=10.0)
     parser.add_argument("--records", type=int, default=100_000, help="seeded for the seeding")
     parser.add_argument("--served", type=int, default=1000, help="records each server seeds")
+    parser.add_argument("--unix", action="store_true", help="Redis on a Unix socket, not TCP")
     args = parser.parse_args(argv)
     if args.quick:
         args.rounds, args.duration, args.records = 1, 3.0, 20_000
@@ -187,7 +189,8 @@ def main(argv: list[str] | None = None) -> int:
     processes = tg.Processes()
     results: dict[str, Any] = {"args": vars(args), "loadavg_start": os.getloadavg()}
     try:
-        url = start_redis(processes, work)
+        url = start_redis(processes, work, args.unix)
+        results["store"] = url
         results["seeding"] = seeding(url, args.records)
         payload.write_bodies(work)
         n = args.served

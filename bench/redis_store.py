@@ -54,13 +54,18 @@ def log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def start_redis(processes: tg.Processes, directory: Path) -> str:
+def start_redis(processes: tg.Processes, directory: Path, unix: bool = False) -> str:
+    """A redis-server of the bench's own, without persistence; its URL (`unix`: its Unix
+    socket's, `unix:///...?db=0`, else loopback TCP)."""
     port = tg.free_port()
     command = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", ""]
     command += ["--appendonly", "no", "--dir", str(directory)]
+    socket = directory / "redis.sock"
+    if unix:
+        command += ["--unixsocket", str(socket), "--unixsocketperm", "700"]
     with (directory / "redis.log").open("ab") as output:
         processes.spawn(command, output)
-    url = f"redis://127.0.0.1:{port}/0"
+    url = f"unix://{socket}?db=0" if unix else f"redis://127.0.0.1:{port}/0"
     client = redis.Redis.from_url(url)
     for _ in range(500):
         try:

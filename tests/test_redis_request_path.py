@@ -153,6 +153,23 @@ def test_the_thread_s_connection_answers_in_order_and_survives_errors_and_restar
     assert others[0] != link.call("CLIENT", "ID")  # each thread its own connection
 
 
+def test_answers_larger_than_a_read_and_a_connection_redis_closed(own_redis: RedisServer) -> None:
+    """The answers are read from the socket in pieces (redis-py's 64 KB buffer) into hiredis's
+    reader; a connection Redis closed (`CLIENT KILL`) is opened again once."""
+    link = Link(own_redis.url)
+    big = bytes(range(256)) * 4096  # 1 MB: sixteen reads or more
+    assert link.calls([("SET", "big", big), ("GET", "big"), ("STRLEN", "big")]) == [
+        b"OK",
+        big,
+        len(big),
+    ]
+    killer = own_redis.client()
+    mine = link.call("CLIENT", "ID")
+    killer.client_kill_filter(_id=mine)
+    assert link.calls([("GET", "big"), ("PING",)]) == [big, b"PONG"]  # opened again, once
+    assert link.call("CLIENT", "ID") != mine
+
+
 def test_requests_done_together_are_written_together_and_each_returns_once_written(
     own_redis: RedisServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:

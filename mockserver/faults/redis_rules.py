@@ -11,12 +11,13 @@ The rules live under the session's namespace (`PREFIX:{session.NAME}:faults:...`
     ...:faults:counts    hash: m:ID and f:ID (matched and fired), draws (the random draws made)
 
 A server keeps the rules it last read with their version. A request reads the version (one
-HGET, `rules`); when a rule may match (method, path and conditions are matched here, as in
-memory) the decision script is handed that version and the candidates' `times`, `after` and
-`probability`: it answers "stale" when the rules changed meanwhile (they are read again and
-the decision retried), else moves the counters and names the rule that fired. A probability
-draws from a seeded sequence in Redis (SHA-1 of the seed and the draw's number), so a seed
-gives the same run whichever server draws.
+HGET, `rules`; with none held, it goes with the request's first command, or its change's
+script checks it: `defer`); when a rule may match (method, path and conditions are matched
+here, as in memory) the decision script is handed that version and the candidates' `times`,
+`after` and `probability`: it answers "stale" when the rules changed meanwhile (they are read
+again and the decision retried), else moves the counters and names the rule that fired. A
+probability draws from a seeded sequence in Redis (SHA-1 of the seed and the draw's number),
+so a seed gives the same run whichever server draws.
 """
 
 from __future__ import annotations
@@ -175,18 +176,20 @@ class RedisFaults:
         return self._rules
 
     def defer(self) -> bool:
-        """For a read (GET, HEAD) when the rules last read hold none, so none can match: the
-        version is read with the request's first command to Redis (`Link.guard`), not before
-        it; `deferred` then says whether the rules are still those. False: decide as usual."""
+        """For a request when the rules last read hold none, so none can match: the version
+        is read with the request's first command to Redis, or checked by its change's script
+        (`Link.guard`), not before; `deferred` then says whether the rules are still those.
+        False: decide as usual."""
         if self._rules or not self._version:
             return False
         self._link.guard(self._keys[2], self._version)
         return True
 
-    def deferred(self) -> bool:
-        """Whether the rules were still those when the read went to Redis (False: unknown, or
-        changed; then `rules` and `decide` again)."""
-        return self._link.guarded() is True
+    def deferred(self) -> str:
+        """Whether the rules were still those when the request went to Redis: `FRESH`, or
+        `CHANGED` (what was read stands), `REFUSED` (a change refused, nothing written) or
+        `UNKNOWN` (nothing went); but for `FRESH`, `rules` and `decide` again."""
+        return self._link.guarded()
 
     def states(self) -> list[dict[str, Any]]:
         """Each rule's `Rule.state()`, with its counters as Redis holds them."""

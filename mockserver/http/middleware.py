@@ -43,6 +43,7 @@ from mockserver.sessions.journal import Headers
 from mockserver.sessions.session import DEFAULT, HEADER, NAME_RULE, Session
 from mockserver.settings import CONTROL_PREFIX
 from mockserver.state import State
+from mockserver.storage.redis_connection import FRESH, REFUSED, RulesChanged
 
 _SESSION = re.compile(r"^(?!\.\.?$)[A-Za-z0-9._-]{1,64}$")  # `.`, `..`: dot segments of a URL
 
@@ -257,10 +258,12 @@ class Front:
         session: Session,
         body: bytes,
     ) -> Iterable[bytes] | None:
-        """A read on Redis whose rules' version went with its first command (one round trip
-        fewer: `RedisFaults.defer`). The answer is held until the version is known to be the
-        one decided on; rules changed meanwhile are read, and decide again: a rule that
-        applies now is served instead (None), as it would have been before the read."""
+        """A request on Redis whose rules' version went with its first command, or whose change
+        checked it in its script (one round trip fewer: `RedisFaults.defer`). The answer is
+        held until the version is known to be the one decided on; rules changed meanwhile are
+        read, and decide again: a rule that applies now is served instead (None), as it would
+        have been before the request; a change refused by its script (nothing written) is
+        served again, on the rules now read."""
         said: list[Any] = []
 
         def hold(*args: Any) -> Callable[[bytes], None]:
@@ -269,27 +272,30 @@ class Front:
 
         faults = session.faults
         assert isinstance(faults, RedisFaults)
+        result: Iterable[bytes] = []
         try:
             result = self._lane(environ, hold)
+        except RulesChanged:  # nothing written: served again below
+            pass
         finally:
-            fresh = faults.deferred()
-        if not fresh:
+            known = faults.deferred()
+        if known != FRESH:
             try:
                 action = _decide(environ, session, environ.get("PATH_INFO", ""), body)
             except Problem as problem:
                 _close(result)
                 request.trail.ended = time.perf_counter()
                 return self._refused(environ, start_response, request, problem)
-            if action is not None:
+            if action is not None or known == REFUSED:
                 _close(result)
-                trail = request.trail
-                trail.answer, trail.status = None, 0
-                for made in ("record", "warnings", "streamed"):  # by the answer not given
-                    trail.extras.pop(made, None)
+                _forget_answer(request)
+            if action is not None:
                 request.action = action
                 assert request.entry is not None
                 request.entry.fault = action.rule
                 return None
+            if known == REFUSED:  # nothing was written: served now, on the rules read
+                result = self._lane(environ, hold)
         start_response(*said)
         self._count(request)
         return result
@@ -368,18 +374,19 @@ def _hung_up(request: RequestState) -> None:
 
 
 def _deferred(environ: Environ, session: Session) -> bool:
-    """A read of a session whose rules are on Redis, none held (`RedisFaults.defer`), and
-    no `Prefer` of its own: its rules' version is read with its first command to Redis."""
+    """A request of a session whose rules are on Redis, none held (`RedisFaults.defer`), and
+    no `Prefer` of its own: its rules' version is read with its first command to Redis, or
+    checked by the script of its change."""
     faults = session.faults
-    return (
-        isinstance(faults, RedisFaults)
-        and environ["REQUEST_METHOD"] in _READS
-        and "HTTP_PREFER" not in environ
-        and faults.defer()
-    )
+    return isinstance(faults, RedisFaults) and "HTTP_PREFER" not in environ and faults.defer()
 
 
-_READS = ("GET", "HEAD")
+def _forget_answer(request: RequestState) -> None:
+    """What the trail kept of an answer that is not given."""
+    trail = request.trail
+    trail.answer, trail.status = None, 0
+    for made in ("record", "warnings", "streamed", "error"):
+        trail.extras.pop(made, None)
 
 
 def _no_write(data: bytes) -> None:

@@ -202,8 +202,18 @@ class RedisCollection:
             return bool(self._change("remove", [({"id": item_id}, b"")]))
 
     def _change(self, mode: str, batch: list[tuple[Item, bytes]]) -> Any:
-        """One script call for a batch of items (`scripts.CHANGE`)."""
-        return self._link.run(self._scripts.change, self._change_keys, self._args(mode, batch))
+        """One script call for a batch of items (`scripts.CHANGE`); for a request whose
+        rules' version is not read yet (`Link.guard`), the script checks it first and writes
+        nothing when it moved (RulesChanged)."""
+        link, args = self._link, self._args(mode, batch)
+        guard = link.guard_change()
+        if guard is None:
+            return link.run(self._scripts.change, self._change_keys, args)
+        key, version = guard
+        args[0] = "g" + mode
+        answer = link.run(self._scripts.change, [*self._change_keys, key], [*args, version])
+        link.change_guarded(answer != scripts.STALE)
+        return answer
 
     def _args(self, mode: str, batch: list[tuple[Item, bytes]]) -> list[bytes | str | int]:
         suffixes = self._suffixes

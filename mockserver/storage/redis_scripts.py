@@ -19,9 +19,17 @@ from __future__ import annotations
 # `built`: a batch of new items made by the server (`insert_built` says how).
 # insert, built: the ids evicted, oldest first. add (an insert of items whose ids are not held):
 # how many were added, then the ids evicted. replace, remove: how many items were there.
+# Guarded (a mode `g` + mode, for a request decided on the fault rules it last read): one more
+# key, the session's faults meta, and one more argument, the rules' version it was decided
+# with; when the meta holds another version, nothing is written and the answer is `STALE`.
 CHANGE = r"""
 local mode, bound, count = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
-local fields = (#KEYS - 6) / 2
+local last = #KEYS
+if string.sub(mode, 1, 1) == 'g' then
+  if (redis.call('HGET', KEYS[last], 'version') or '0') ~= ARGV[#ARGV] then return 'stale' end
+  mode, last = string.sub(mode, 2), last - 1
+end
+local fields = (last - 6) / 2
 local suffixes = tonumber(ARGV[6])
 local first = 7 + suffixes
 local step = 2 + fields
@@ -93,8 +101,8 @@ local function insert_new()
   end
   local base = redis.call('INCRBY', KEYS[4], count) - count
   if base == 0 then
-    redis.call('HSET', KEYS[#KEYS - 1], ARGV[4], ARGV[5])
-    redis.call('SADD', KEYS[#KEYS], 'collections', unpack(ARGV, 7, 6 + suffixes))
+    redis.call('HSET', KEYS[last - 1], ARGV[4], ARGV[5])
+    redis.call('SADD', KEYS[last], 'collections', unpack(ARGV, 7, 6 + suffixes))
   end
   local items, order, metas, members, others = {}, {}, {}, {}, {}
   for i = 1, fields do members[i], others[i] = {}, {} end
@@ -154,8 +162,8 @@ local function insert_built()
     if held then return {-1} end
   end
   if tonumber(ARGV[first + count + 2 * count]) == 1 then
-    redis.call('HSET', KEYS[#KEYS - 1], ARGV[4], ARGV[5])
-    redis.call('SADD', KEYS[#KEYS], 'collections', unpack(ARGV, 7, 6 + suffixes))
+    redis.call('HSET', KEYS[last - 1], ARGV[4], ARGV[5])
+    redis.call('SADD', KEYS[last], 'collections', unpack(ARGV, 7, 6 + suffixes))
   end
   redis.call('HSET', KEYS[1], unpack(ARGV, block(2 * count)))
   redis.call('ZADD', KEYS[3], unpack(ARGV, block(2 * count)))
@@ -206,8 +214,8 @@ for n = 0, count - 1 do
     if held then unindex(id, held) end
     local seq = redis.call('INCR', KEYS[4])
     if seq == 1 then
-      redis.call('HSET', KEYS[#KEYS - 1], ARGV[4], ARGV[5])
-      redis.call('SADD', KEYS[#KEYS], 'collections', unpack(ARGV, 7, 6 + suffixes))
+      redis.call('HSET', KEYS[last - 1], ARGV[4], ARGV[5])
+      redis.call('SADD', KEYS[last], 'collections', unpack(ARGV, 7, 6 + suffixes))
     end
     redis.call('HSET', KEYS[1], id, raw)
     redis.call('ZADD', KEYS[3], seq, id)
@@ -222,6 +230,7 @@ if mode == 'add' then
 end
 return changed
 """
+STALE = b"stale"  # CHANGE's answer to a guarded change whose rules' version moved
 
 # KEYS: order, items. ARGV: the number after which to start (exclusive), how many.
 # {last number, id, bytes, id, bytes...}, oldest first; {} past the end.
