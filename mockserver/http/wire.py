@@ -19,10 +19,12 @@ before it on the connection: any left over were read ahead, so the answer says
 from __future__ import annotations
 
 import fcntl
+import operator
 import os
 import socket
 import struct
 import termios
+from collections.abc import Callable
 from contextlib import suppress
 from http import HTTPStatus
 from typing import Any
@@ -52,9 +54,10 @@ def refusal(environ: Environ) -> Problem | None:
             f"The request is too large for the server to read whole (a URL of {len(target)} "
             "bytes): keep the URL under about 32 KiB.",
         )
-    if len(environ) > MAX_FIELDS and _fields(environ) > MAX_FIELDS:  # counted only then
+    fields = _fields(environ)
+    if fields.count > MAX_FIELDS:
         return Problem(431, f"The request has more than {MAX_FIELDS} header fields.")
-    head = _head_bytes(environ)
+    head = fields.size(environ)
     if head > MAX_HEADER_BYTES:
         return Problem(
             431,
@@ -70,22 +73,44 @@ def refusal(environ: Environ) -> Problem | None:
     return None
 
 
-def _fields(environ: Environ) -> int:
-    """The request's header fields (Content-Type and Content-Length are not HTTP_ keys)."""
-    return sum(1 for key in environ if key[:5] == "HTTP_" or key[:8] == "CONTENT_")
+class _Fields:
+    """The header fields of one environ key layout: their count and what their names take of
+    the head's bytes, and a getter of their values. A client's requests have the same keys in
+    the same order, so this is worked out once per layout (`_fields`), not per request."""
+
+    __slots__ = ("count", "names", "values")
+
+    def __init__(self, layout: tuple[str, ...]) -> None:
+        http = [key for key in layout if key[:5] == "HTTP_"]
+        content = [key for key in _CONTENT if key in layout]
+        self.count = len(http) + sum(1 for key in layout if key[:8] == "CONTENT_")
+        # as a client writes them (`Name: value` and CRLF): an HTTP_ key is 5 longer than its
+        # name, uWSGI keeps a value without its leading spaces, and one of a field sent twice
+        # joined with a comma; the CONTENT_ keys are their names' length
+        self.names = sum(len(key) - 1 for key in http) + sum(len(key) + 4 for key in content)
+        keys = [*http, *content]
+        self.values: Callable[[Environ], Any] | None = operator.itemgetter(*keys) if keys else None
+        if len(keys) == 1:
+            self.values = lambda environ, key=keys[0]: (environ[key],)
+
+    def size(self, environ: Environ) -> int:
+        """The header fields' bytes in this request."""
+        if self.values is None:
+            return self.names
+        return self.names + sum(map(len, self.values(environ)))
 
 
-def _head_bytes(environ: Environ) -> int:
-    """The header fields' bytes, as a client writes them (`Name: value` and CRLF): uWSGI keeps
-    a value without its leading spaces, and one of a field sent twice joined with a comma."""
-    fields = [key for key in environ if key[:5] == "HTTP_"]
-    size = len("".join(fields)) + len("".join(map(environ.__getitem__, fields))) - len(fields)
-    for key in _CONTENT:  # the name (5 shorter than the key), ": " and CRLF; these two in full
-        if key in environ:
-            size += len(key) + 4 + len(environ[key])
-    return size
+def _fields(environ: Environ) -> _Fields:
+    layout = tuple(environ)
+    found = _LAYOUTS.get(layout)
+    if found is None:
+        if len(_LAYOUTS) > 256:  # a client that varies its headers: worked out each time
+            _LAYOUTS.clear()
+        found = _LAYOUTS[layout] = _Fields(layout)
+    return found
 
 
+_LAYOUTS: dict[tuple[str, ...], _Fields] = {}
 _CONTENT = ("CONTENT_TYPE", "CONTENT_LENGTH")
 _TCP_INFO = struct.Struct("=128xQ64xQ")  # struct tcp_info: tcpi_bytes_received, tcpi_bytes_sent
 _COUNT = struct.Struct("i")
