@@ -46,25 +46,30 @@ class _BatchHandler(logging.StreamHandler):  # type: ignore[type-arg]
 
     def __init__(self, stream: Any) -> None:
         super().__init__(stream)
-        self._pending: collections.deque[logging.LogRecord] = collections.deque()
-        self._writer_pid = 0
-        self._writer: threading.Thread | None = None
+        self._pending: collections.deque[logging.LogRecord | RequestRecord] = collections.deque()
+        self._writer: threading.Thread | None = None  # None: the next record starts one
+        self._writer_pid = 0  # the process it runs in
         self._stopping = threading.Event()
         self._flushing = threading.Lock()  # the exit flush waits for a batch being written
         self._lock_pid = os.getpid()
         atexit.register(self.flush)
+        os.register_at_fork(after_in_child=self._forked)  # uWSGI's fork: `before_fork`
 
-    def handle(self, record: logging.LogRecord) -> bool:
+    def handle(self, record: logging.LogRecord | RequestRecord) -> bool:
         self._pending.append(record)
-        if self._writer_pid != os.getpid():  # first record in this process (uWSGI forks)
-            self._writer_pid = os.getpid()
+        if self._writer is None:  # first record in this process (or since `stop_writer`)
             try:
+                self._writer_pid = os.getpid()
                 self._writer = threading.Thread(target=self._write_forever, name="log-writer")
                 self._writer.daemon = True
                 self._writer.start()
             except RuntimeError:  # the interpreter is exiting: the exit flush writes it
                 pass
         return True
+
+    def _forked(self) -> None:
+        """In a child forked by Python: the parent's writer thread is not in it."""
+        self._writer = None
 
     def stop_writer(self) -> None:
         """Write what is pending and end the writer thread; the next record starts one."""
@@ -85,7 +90,7 @@ class _BatchHandler(logging.StreamHandler):  # type: ignore[type-arg]
         with self._flushing:
             lines = []
             while self._pending:
-                lines.append(self.format(self._pending.popleft()) + "\n")
+                lines.append(self.format(self._pending.popleft()) + "\n")  # type: ignore[arg-type]
             if lines:
                 self.stream.write("".join(lines))
             self.stream.flush()
@@ -163,30 +168,55 @@ def before_fork() -> None:
             handler.flush()
 
 
+class RequestRecord:
+    """A request's log line as the request leaves it: the writer thread makes it text (as it
+    does a `logging.LogRecord`, whose making costs a request several times more: it is made
+    only when a handler other than the server's own is listening)."""
+
+    __slots__ = ("created", "extras", "method", "millis", "status", "target")
+    levelname = "INFO"
+    levelno = logging.INFO
+    exc_info = None
+    exc_text = None
+    stack_info = None
+
+    def __init__(
+        self, method: str, target: str, status: int, millis: float, extras: dict[str, Any]
+    ) -> None:
+        self.created = time.time()
+        self.method, self.target, self.status, self.millis = method, target, status, millis
+        self.extras = extras  # only those with a value
+
+    def getMessage(self) -> str:  # noqa: N802 (logging.LogRecord's name)
+        text = " ".join(f"{k}={_quote(v)}" for k, v in self.extras.items())
+        return (
+            f"{self.method} {self.target} {self.status or '---'} {self.millis:.1f}ms"
+            f"{' ' + text if text else ''}"
+        )
+
+    @property
+    def fields(self) -> dict[str, Any]:
+        return {
+            "method": self.method,
+            "target": self.target,
+            "status": self.status,
+            "ms": round(self.millis, 2),
+            **self.extras,
+        }
+
+
 def request_line(
     method: str, target: str, status: int, millis: float, extras: dict[str, Any]
 ) -> None:
     """`POST /public/v1/audit/records 201 1.2ms record=AUD-… warnings="…"`."""
     if not logger.isEnabledFor(logging.INFO):
         return
-    text = " ".join(f"{k}={_quote(v)}" for k, v in extras.items() if v)
-    logger.info(
-        "%s %s %s %.1fms%s",
-        method,
-        target,
-        status or "---",
-        millis,
-        f" {text}" if text else "",
-        extra={
-            "fields": {
-                "method": method,
-                "target": target,
-                "status": status,
-                "ms": round(millis, 2),
-                **{k: v for k, v in extras.items() if v},
-            }
-        },
-    )
+    record = RequestRecord(method, target, status, millis, {k: v for k, v in extras.items() if v})
+    handlers = logger.handlers
+    if len(handlers) == 1 and isinstance(handlers[0], _BatchHandler) and not logger.propagate:
+        handlers[0].handle(record)  # the server's own handler alone: queued as it is
+        return
+    logger.info(record.getMessage(), extra={"fields": record.fields})
 
 
 def _quote(value: Any) -> str:

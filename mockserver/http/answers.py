@@ -103,7 +103,9 @@ def finish(holder: State, req: Request, response: Response) -> Response:
     if response.status_code in (204, 304) and not response.is_streamed:
         response.set_data(b"")  # no body, and nothing that says what it would be
         del response.headers["Content-Type"]
-    response.status = status_line(response.status_code)
+    line = status_line(response.status_code)
+    if response.status != line:  # one the lane made with its line already is kept as it is
+        response.status = line
     request.trail.status = response.status_code
     checker = holder.checker
     path = environ.get("PATH_INFO", "")

@@ -30,7 +30,7 @@ from mockserver.http.answers import (
     problem_answer,
 )
 from mockserver.http.state import KEY, RequestState, of
-from mockserver.problems import Problem
+from mockserver.problems import Problem, status_line
 from mockserver.query.params import decode
 from mockserver.resources.handlers import Exchange, Reply
 from mockserver.resources.streaming import chunked
@@ -84,7 +84,7 @@ def _sent(response: Response, environ: Environ, start_response: StartResponse) -
 
 
 def handle(holder: State, req: Request) -> Response:
-    environ, headers, method, path = req.environ, req.headers, req.method, req.path
+    environ, method, path = req.environ, req.method, req.path  # headers: the environ's own keys
     request = of(environ)
     if path == SPEC_PATH and method in ("GET", "HEAD"):
         return _spec_document(holder, request)
@@ -94,15 +94,15 @@ def handle(holder: State, req: Request) -> Response:
     identity = request.identity  # found by the front, with the match
     if identity is None:
         right = required_right(operation.method, operation.resource)
-        identity = holder.auth.identify(headers.get("Authorization"), right)
+        identity = holder.auth.identify(environ.get("HTTP_AUTHORIZATION"), right)
     query = decode(wsgi_text(environ.get("QUERY_STRING", "")))
     checked = holder.validator.check(req, match, query.params, request.body)
     session = request.session or holder.sessions.get()
     exchange = Exchange(
         match, query, checked.body, identity, _base_url(environ), checked.warnings, session.storage
     )
-    exchange.prefer = headers.get("Prefer")
-    if headers.get("MPT-Streaming", "").strip().lower() == "true":
+    exchange.prefer = environ.get("HTTP_PREFER")
+    if environ.get("HTTP_MPT_STREAMING", "").strip().lower() == "true":
         _streaming(exchange, request, environ, holder.settings.max_export)
     reply = holder.resources.handle(exchange)
     request.trail.extras.update(record=reply.record_id, warnings=exchange.warnings)
@@ -142,4 +142,4 @@ def _reply(holder: State, reply: Reply, operation: Operation, environ: Environ) 
         return ApiResponse(parts, reply.status, headers, direct_passthrough=True)
     media = media_type(holder, operation, reply.status, JSON)
     body: Any = reply.body if isinstance(reply.body, bytes) else codec.dumps(reply.body)
-    return ApiResponse(body, reply.status, reply.headers, content_type=media)
+    return ApiResponse(body, status_line(reply.status), reply.headers, content_type=media)

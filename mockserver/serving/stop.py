@@ -51,6 +51,8 @@ class InFlight:
         except BaseException:
             self.open.discard(key)
             raise
+        if type(result) is list:  # a whole answer (nearly always): the server iterates it in C
+            return _ClosingList(result, self.open, key)
         return _Closing(result, self.open, key)
 
     @property
@@ -79,6 +81,21 @@ class _Closing:
                 closing()
         finally:
             self.open.discard(self.key)
+
+
+class _ClosingList(list[bytes]):
+    """A whole answer's list of bytes, with the same `close` (no Python-level `__iter__` for
+    the server to call)."""
+
+    __slots__ = ("key", "open")
+
+    def __init__(self, parts: list[bytes], open_: set[int], key: int) -> None:
+        super().__init__(parts)
+        self.open = open_
+        self.key = key
+
+    def close(self) -> None:
+        self.open.discard(self.key)
 
 
 _in_flight: InFlight | None = None
