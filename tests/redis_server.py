@@ -10,6 +10,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import redis
 from support import free_port
@@ -80,3 +81,19 @@ def forget(server: RedisServer, prefix: str) -> None:
     for start in range(0, len(batch), 1000):
         client.delete(*batch[start : start + 1000])
     client.close()
+
+
+def count_round_trips(monkeypatch: Any) -> list[int]:
+    """The round trips of the request path from now on (the answers each read), counted at
+    `storage.redis_connection._answers` until `monkeypatch.undo()`."""
+    from mockserver.storage import redis_connection
+
+    trips: list[int] = []
+    real = redis_connection._answers
+
+    def counted(connection: Any, packed: bytes, count: int) -> list[Any]:
+        trips.append(count)
+        return real(connection, packed, count)
+
+    monkeypatch.setattr(redis_connection, "_answers", counted)
+    return trips

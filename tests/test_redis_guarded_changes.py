@@ -15,10 +15,10 @@ from typing import Any
 
 import pytest
 from flask import Flask
-from redis_server import RedisServer
+from redis_server import RedisServer, count_round_trips
 from support import AUTH, EVENT_TYPES, RECORDS
 
-from mockserver.storage import redis_connection, redis_scripts
+from mockserver.storage import redis_scripts
 from mockserver.storage.redis_connection import Link
 
 MakeApp = Callable[..., Flask]
@@ -74,14 +74,7 @@ def test_a_post_is_two_round_trips_its_insert_checking_the_rules_version(
     make_app: MakeApp, redis_server: RedisServer, redis_prefix: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     one, two = _pair(make_app, redis_server.url, redis_prefix)
-    trips: list[int] = []
-    real = redis_connection._answers
-
-    def counted(connection: Any, packed: bytes, count: int) -> list[Any]:
-        trips.append(count)
-        return real(connection, packed, count)
-
-    monkeypatch.setattr(redis_connection, "_answers", counted)
+    trips = count_round_trips(monkeypatch)
     made = one.post(RECORDS, headers=AUTH, json=RECORD)
     assert made.status_code == 201
     assert trips == [1, 1]  # the insert (with the version), then the journal's script

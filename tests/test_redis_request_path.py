@@ -13,14 +13,13 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from redis_server import RedisServer, forget, unique_prefix
+from redis_server import RedisServer, count_round_trips, forget, unique_prefix
 from support import AUTH, RECORDS
 
 from mockserver.app import create_app
 from mockserver.http.fair_queue import Turns
 from mockserver.sessions import shared as shared_module
 from mockserver.settings import Settings
-from mockserver.storage import redis_connection
 from mockserver.storage.redis_connection import Link
 
 
@@ -238,14 +237,7 @@ def test_a_read_by_id_is_two_round_trips_and_meets_a_rule_another_server_just_ad
     record = api.get(f"{RECORDS}?limit=1", headers=AUTH).get_json()["data"][0]["id"]
     by_id = f"{RECORDS}/{record}"
     assert api.get(by_id, headers=AUTH).status_code == 200  # the rules (none) read
-    trips: list[int] = []
-    real = redis_connection._answers
-
-    def counted(connection: Any, packed: bytes, count: int) -> list[Any]:
-        trips.append(count)
-        return real(connection, packed, count)
-
-    monkeypatch.setattr(redis_connection, "_answers", counted)
+    trips = count_round_trips(monkeypatch)
     assert api.get(by_id, headers=AUTH).status_code == 200
     assert trips == [2, 1]  # (version, item), then the journal's script
     added = other.post("/_mock/faults", json=[{"method": "GET", "path": by_id, "status": 503}])
