@@ -6,6 +6,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import tempfile
+import threading
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -84,15 +85,18 @@ def forget(server: RedisServer, prefix: str) -> None:
 
 
 def count_round_trips(monkeypatch: Any) -> list[int]:
-    """The round trips of the request path from now on (the answers each read), counted at
-    `storage.redis_connection._answers` until `monkeypatch.undo()`."""
+    """The round trips of this thread's requests from now on (the answers each read), counted
+    at `storage.redis_connection._answers` until `monkeypatch.undo()`; the journal's writer
+    thread's are not theirs (`sessions.writer`)."""
     from mockserver.storage import redis_connection
 
     trips: list[int] = []
     real = redis_connection._answers
+    mine = threading.get_ident()
 
     def counted(connection: Any, packed: bytes, count: int) -> list[Any]:
-        trips.append(count)
+        if threading.get_ident() == mine:
+            trips.append(count)
         return real(connection, packed, count)
 
     monkeypatch.setattr(redis_connection, "_answers", counted)

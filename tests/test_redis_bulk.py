@@ -156,11 +156,11 @@ def test_a_batch_past_the_bound_goes_by_the_script_which_evicts(
     items = records(4500, seed=13)
     for backend in (memory, stored):
         backend.open(RECORDS).insert_many(items)
-    assert [name for name, _ in sent if name in ("MULTI", "EVALSHA")] == [
-        "MULTI",
-        "EVALSHA",
-        "EVALSHA",
-    ]
+    names = [name for name, _ in sent]
+    loaded = [at for at, name in enumerate(names) if name == "SCRIPT"]  # Redis lacked it
+    kept = [name for at, name in enumerate(names) if at + 1 not in loaded]  # its first try
+    scripted = [name for name in kept if name in ("MULTI", "EVALSHA")]
+    assert scripted == ["MULTI", "EVALSHA", "EVALSHA"]
     assert evicted["redis"] == evicted["memory"] == [item["id"] for item in items[:2000]]
     assert list(map(json.loads, stored.open(RECORDS))) == items[2000:]
 

@@ -1,8 +1,9 @@
-"""An API request's path on Redis: the commands it sends (the rules' version, the item, one
-script for the journal entry with the coverage count; no SCRIPT EXISTS), the thread's own
-connection they go on (answers in order, an error answer raised once all are read, a restart
-and a flushed script cache survived), and the turn at the server's Python work handed on
-while the request waits on Redis (`http.fair_queue.Turns.aside`)."""
+"""An API request's path on Redis: the commands it sends (the rules' version, the item; the
+journal entry with the coverage count, one script, by the process's writer; no SCRIPT
+EXISTS), the thread's own connection they go on (answers in order, an error answer raised
+once all are read, a restart and a flushed script cache survived), and the turn at the
+server's Python work handed on while the request waits on Redis
+(`http.fair_queue.Turns.aside`)."""
 
 from __future__ import annotations
 
@@ -46,14 +47,17 @@ def test_a_get_by_id_sends_the_version_the_item_and_one_script(own_redis: RedisS
     listed = api.get(f"{RECORDS}?limit=1", headers=AUTH)
     record = listed.get_json()["data"][0]["id"]
     assert api.get(f"{RECORDS}/{record}", headers=AUTH).status_code == 200  # scripts loaded
+    writer = app.extensions["mockserver"].sessions.shared.writer
+    assert writer.flush()
     looking = own_redis.client()
     before = _calls(looking)
     assert api.get(f"{RECORDS}/{record}", headers=AUTH).status_code == 200
+    assert writer.flush()  # the journal entry and the count, written by the process's writer
     sent = _sent(before, _calls(looking))
     sent.pop("info", None)  # this test's own INFO
     sent.pop("hset", None)  # the session's last use, written once a second
     sent.pop("hgetall", None)  # every server's sessions, looked at once a second
-    scripted = {"incr", "xadd", "hincrby", "zadd", "xlen"}  # inside the journal's script
+    scripted = {"incrby", "xadd", "hincrby", "zadd", "xlen"}  # inside the journal's script
     assert {k: v for k, v in sent.items() if k not in scripted} == {"hget": 2, "evalsha": 1}
     journal = api.get("/_mock/requests", headers=AUTH).get_json()
     assert [entry["path"] for entry in journal["data"]][-1] == f"{RECORDS}/{record}"
@@ -169,16 +173,19 @@ def test_answers_larger_than_a_read_and_a_connection_redis_closed(own_redis: Red
     assert link.call("CLIENT", "ID") != mine
 
 
-def test_requests_done_together_are_written_together_and_each_returns_once_written(
+def test_requests_hand_their_entries_over_and_those_done_meanwhile_are_written_together(
     own_redis: RedisServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """While one request's journal write is under way, five more finish: they wait, and the
-    first of them writes all five in one script call; each returns with its entry in Redis."""
+    """A request does not wait for its journal entry: the process's writer writes it. While
+    one write is under way, five more requests are answered; the next write holds all five,
+    in one script call. A read of the journal (here: another server's) waits for them."""
     prefix = unique_prefix()
     app = create_app(Settings(store=own_redis.url, store_prefix=prefix))
+    reader = create_app(Settings(store=own_redis.url, store_prefix=prefix)).test_client()
     api = app.test_client()
     assert api.get(RECORDS, headers=AUTH).status_code == 200  # the session made
     shared = app.extensions["mockserver"].sessions.shared
+    assert shared.writer.flush()
     link = shared.link
     journal_script = shared.add
     first_write = threading.Event()
@@ -196,38 +203,31 @@ def test_requests_done_together_are_written_together_and_each_returns_once_writt
         return real_run(script, keys, args)
 
     monkeypatch.setattr(link, "run", run)
-    statuses: list[int] = []
-
-    def one() -> None:
-        statuses.append(app.test_client().get(RECORDS, headers=AUTH).status_code)
-
-    first = threading.Thread(target=one)
-    first.start()
+    assert api.get(RECORDS, headers=AUTH).status_code == 200  # answered, not waiting
     assert first_write.wait(10)
-    others = [threading.Thread(target=one) for _ in range(5)]
-    for thread in others:
-        thread.start()
-    coverage = app.extensions["mockserver"].sessions.get().coverage
-    deadline = time.monotonic() + 10
-    while sum(coverage._counters.values()) < 5 and time.monotonic() < deadline:
-        time.sleep(0.005)  # the five counted, waiting for the next write
-    assert statuses == []  # none returned before its entry was written
+    statuses = [api.get(RECORDS, headers=AUTH).status_code for _ in range(5)]
+    assert statuses == [200] * 5  # answered while the first write is held
+    read: list[Any] = []
+    reading = threading.Thread(
+        target=lambda: read.append(reader.get("/_mock/requests?limit=100").get_json()["data"])
+    )
+    reading.start()
+    reading.join(0.3)
+    assert read == []  # the read waits for what was answered before it
     let_go.set()
-    for thread in [first, *others]:
-        thread.join(10)
-    assert statuses == [200] * 6
+    reading.join(10)
     assert writes == [1, 5]
-    journal = api.get("/_mock/requests?limit=100").get_json()["data"]
+    [journal] = read
     assert len([entry for entry in journal if entry["path"] == RECORDS]) == 7
     forget(own_redis, prefix)
 
 
-def test_a_read_by_id_is_two_round_trips_and_meets_a_rule_another_server_just_added(
+def test_a_read_by_id_is_one_round_trip_and_meets_a_rule_another_server_just_added(
     own_redis: RedisServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """With no rules held, a GET's rules version goes with its item (one round trip), then
-    its journal entry (a second). A rule added meanwhile on another server is found by that
-    version: the GET is decided again and the rule's answer given."""
+    """With no rules held, a GET's rules version goes with its item (one round trip); its
+    journal entry goes with the process's writer. A rule added meanwhile on another server
+    is found by that version: the GET is decided again and the rule's answer given."""
     prefix = unique_prefix()
     one, two = (
         create_app(Settings(store=own_redis.url, store_prefix=prefix, seed_records=3))
@@ -239,7 +239,7 @@ def test_a_read_by_id_is_two_round_trips_and_meets_a_rule_another_server_just_ad
     assert api.get(by_id, headers=AUTH).status_code == 200  # the rules (none) read
     trips = count_round_trips(monkeypatch)
     assert api.get(by_id, headers=AUTH).status_code == 200
-    assert trips == [2, 1]  # (version, item), then the journal's script
+    assert trips == [2]  # (version, item): the journal's script is the writer's
     added = other.post("/_mock/faults", json=[{"method": "GET", "path": by_id, "status": 503}])
     assert added.status_code == 201
     trips.clear()
@@ -282,6 +282,7 @@ def test_entries_held_while_redis_was_lost_are_written_after_in_bounded_calls(
 
     monkeypatch.setattr(shared.link, "run", run)
     assert api.get(RECORDS, headers=AUTH).status_code == 200
+    assert shared.writer.flush()
     assert calls == [100, 80]  # 180 held: the newest 179 503s (the oldest dropped), this one
     journal = api.get("/_mock/requests?limit=1000").get_json()["data"]
     assert [entry["status"] for entry in journal] == [503] * 179 + [200]

@@ -30,7 +30,6 @@ from typing import Any
 
 import orjson
 
-from mockserver import log
 from mockserver.codec import MISSING
 from mockserver.contract.router import Operation
 from mockserver.faults.matching import Seen
@@ -39,6 +38,7 @@ from mockserver.query.params import decode
 from mockserver.sessions.coverage import Coverage
 from mockserver.sessions.journal import Budget, Entry, Headers, Journal, Trail, cut
 from mockserver.sessions.session import DEFAULT, SWEEP_EVERY, Limits, Session, Sessions
+from mockserver.sessions.writer import Fence, Writer
 from mockserver.storage.backend import Backend, StoreUnavailable
 from mockserver.storage.redis_connection import Link
 
@@ -50,35 +50,50 @@ WRITTEN_AT_ONCE = 100  # journal entries written by one script call (bounds what
 # the session's coverage. ARGV: the session's size bound, the byte bound, the session's name,
 # the stream key's prefix and suffix around a session name, how many coverage counters, each
 # counter's field and increment, then the entries' JSON (without their ids), oldest first.
-# The coverage counted and the entries added in one call (one round trip for a request).
+# The coverage counted and the entries added in one call: the batch's ids, ages and bytes
+# counted once, the session's bound trimmed once (its oldest entries, in one XDEL).
 JOURNAL_ADD = """
 local bound, limit, name = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3]
 local counters = tonumber(ARGV[6])
 for at = 7, 6 + 2 * counters, 2 do
   redis.call('HINCRBY', KEYS[5], ARGV[at], ARGV[at + 1])
 end
-for at = 7 + 2 * counters, #ARGV do
-  local id = redis.call('INCR', KEYS[2])
+local first = 7 + 2 * counters
+local count = #ARGV - first + 1
+if count <= 0 then return 1 end
+local id = redis.call('INCRBY', KEYS[2], count) - count
+local seq = redis.call('HINCRBY', KEYS[4], 'seq', count) - count
+local aged, added = {}, 0
+for at = first, #ARGV do
+  id, seq = id + 1, seq + 1
   local json = '{"id":' .. id .. ',' .. string.sub(ARGV[at], 2)
   local cost = string.len(json) + 64
   local sid = redis.call('XADD', KEYS[1], '*', 'e', json, 'c', cost)
-  local seq = redis.call('HINCRBY', KEYS[4], 'seq', 1)
-  redis.call('ZADD', KEYS[3], seq, name .. ' ' .. sid .. ' ' .. cost)
-  local used = redis.call('HINCRBY', KEYS[4], 'used', cost)
-  while redis.call('XLEN', KEYS[1]) > bound do
-    local oldest = redis.call('XRANGE', KEYS[1], '-', '+', 'COUNT', 1)[1]
-    redis.call('XDEL', KEYS[1], oldest[1])
-    redis.call('ZREM', KEYS[3], name .. ' ' .. oldest[1] .. ' ' .. oldest[2][4])
-    used = redis.call('HINCRBY', KEYS[4], 'used', -tonumber(oldest[2][4]))
+  aged[#aged + 1] = seq
+  aged[#aged + 1] = name .. ' ' .. sid .. ' ' .. cost
+  added = added + cost
+end
+redis.call('ZADD', KEYS[3], unpack(aged))
+local used = redis.call('HINCRBY', KEYS[4], 'used', added)
+local over = redis.call('XLEN', KEYS[1]) - bound
+if over > 0 then
+  local ids, gone, freed = {}, {}, 0
+  for _, oldest in ipairs(redis.call('XRANGE', KEYS[1], '-', '+', 'COUNT', over)) do
+    ids[#ids + 1] = oldest[1]
+    gone[#gone + 1] = name .. ' ' .. oldest[1] .. ' ' .. oldest[2][4]
+    freed = freed + tonumber(oldest[2][4])
   end
-  while used > limit do
-    local first = redis.call('ZRANGE', KEYS[3], 0, 0)[1]
-    if not first then break end
-    local session, entry, size = string.match(first, '^(%S+) (%S+) (%S+)$')
-    redis.call('XDEL', ARGV[4] .. session .. ARGV[5], entry)
-    redis.call('ZREM', KEYS[3], first)
-    used = redis.call('HINCRBY', KEYS[4], 'used', -tonumber(size))
-  end
+  redis.call('XDEL', KEYS[1], unpack(ids))
+  redis.call('ZREM', KEYS[3], unpack(gone))
+  used = redis.call('HINCRBY', KEYS[4], 'used', -freed)
+end
+while used > limit do
+  local first = redis.call('ZRANGE', KEYS[3], 0, 0)[1]
+  if not first then break end
+  local session, entry, size = string.match(first, '^(%S+) (%S+) (%S+)$')
+  redis.call('XDEL', ARGV[4] .. session .. ARGV[5], entry)
+  redis.call('ZREM', KEYS[3], first)
+  used = redis.call('HINCRBY', KEYS[4], 'used', -tonumber(size))
 end
 return 1
 """
@@ -118,6 +133,8 @@ class Shared:
         self.entries = f"{prefix}:journal"
         self.bytes = f"{prefix}:journal:bytes"
         self.journal_bytes = journal_bytes
+        self.writer = Writer()  # this process's journal and coverage writes, off the requests
+        self.fence = Fence(link, prefix, self.writer)  # a read sees every server's writes
         self.rules = RuleScripts(link)
         self.add = link.client.register_script(JOURNAL_ADD)
         self.clear = link.client.register_script(JOURNAL_CLEAR)
@@ -137,6 +154,7 @@ class SharedBudget(Budget):
 
     @property
     def used(self) -> int:
+        self._shared.fence.raise_()
         with self._shared.link.calling():
             return int(self._shared.client.hget(self._shared.bytes, "used") or 0)
 
@@ -197,6 +215,7 @@ class SharedJournal(Journal):
         self.coverage = f"{root}:coverage"
         self._pending: collections.deque[Entry] = collections.deque()
         self._lock = threading.Lock()
+        self.owner: SharedCoverage | None = None  # what the writer writes (its coverage)
 
     def open(
         self,
@@ -217,7 +236,15 @@ class SharedJournal(Journal):
                 if len(self._pending) >= PENDING:  # not written for long: Redis lost
                     self._pending.popleft()
                 self._pending.append(entry)
+            self._shared.fence.listen()  # before its answer: a later read finds it
+            if self.owner is not None:
+                self._shared.writer.hold(self.owner)
         return entry
+
+    @property
+    def holding(self) -> bool:
+        """Entries not written yet (their requests in flight, or done)."""
+        return bool(self._pending)
 
     def done(self) -> list[Entry]:
         """The entries of the requests that are done, taken off the pending ones."""
@@ -238,6 +265,7 @@ class SharedJournal(Journal):
         return found
 
     def _entries_now(self) -> list[SharedEntry]:
+        self._shared.fence.raise_()
         with self._shared.link.calling():
             found = self._shared.client.xrange(self._keys[0])
         return [SharedEntry.parse(fields[b"e"]) for _, fields in found]
@@ -246,16 +274,19 @@ class SharedJournal(Journal):
         return iter(self._entries_now())
 
     def __len__(self) -> int:
+        self._shared.fence.raise_()
         with self._shared.link.calling():
             return int(self._shared.client.xlen(self._keys[0]))
 
     @property
     def bytes(self) -> int:
+        self._shared.fence.raise_()
         with self._shared.link.calling():
             found = self._shared.client.xrange(self._keys[0])
         return sum(int(fields[b"c"]) for _, fields in found)
 
     def clear(self, ids: bool = False) -> None:
+        self._shared.fence.raise_()  # nothing answered before the clear is written after it
         with self._lock:
             self._pending.clear()
         with self._shared.link.calling():
@@ -263,71 +294,53 @@ class SharedJournal(Journal):
 
 
 class SharedCoverage(Coverage):
-    """A session's coverage tally in Redis (a hash of counters); counting an answer also
-    writes the journal's finished entries, in the same script call.
-
-    The writes of requests done at the same time go together (a group commit): the request
-    that finds no write under way writes every count and finished entry there is, in one
-    call; those that come meanwhile wait for the next write, which the first of them makes.
-    Every request returns once its count and its entry are in Redis (what another server
-    reads then holds them), and waits off its turn (`Link.calling`)."""
+    """A session's coverage tally in Redis (a hash of counters); its counts and its journal's
+    finished entries are written together, in one script call, by the process's writer
+    (`sessions.writer`): a request hands them over before its answer goes and does not wait.
+    A read of either first raises the fence, so it holds what every server answered before."""
 
     def __init__(self, operations: list[Operation], shared: Shared, journal: SharedJournal) -> None:
         super().__init__(operations)
         self._shared = shared
         self._journal = journal
+        journal.owner = self
         self._key = journal.coverage
-        self._written = threading.Condition()
+        self._counted = threading.Lock()
         self._counters: collections.Counter[str] = collections.Counter()
-        self._writing = False
-        self._collecting = 1  # the number of the write the counters wait for
-        self._done = 0  # the number of the last write made
 
     def count(self, operation: str | None, status: int, fault: str | None, times: int = 1) -> None:
-        """The answer counted, and the journal's finished entries written (with those of the
-        requests done meanwhile)."""
-        try:
-            with self._shared.link.calling():
-                self._count(operation, status, fault, times)
-        except StoreUnavailable as lost:  # the answer is sent: only its record is lost
-            log.logger.warning("coverage and journal of a request not kept: %s", lost.detail)
-
-    def _count(self, operation: str | None, status: int, fault: str | None, times: int) -> None:
-        written = self._written
-        with written:
+        """The answer counted; the count and the journal's finished entries are written soon
+        (with those of the requests done meanwhile), before any read of them."""
+        with self._counted:
             self._counters[f"a\0{operation or ''}\0{status}"] += times
             if fault:
                 self._counters[f"f\0{fault}"] += times
-            ticket = self._collecting
-            while self._writing and self._done < ticket:
-                written.wait()
-            if self._done >= ticket:
-                return  # written by another request
-            self._writing = True
-            counters, self._counters = self._counters, collections.Counter()
-            self._collecting += 1
-        try:
-            self._write(counters)
-        finally:
-            with written:
-                self._writing = False
-                self._done = ticket
-                written.notify_all()
+        self._shared.writer.add(self)
 
-    def _write(self, counters: collections.Counter[str]) -> None:
+    def idle(self) -> bool:
+        return not self._counters and not self._journal.holding
+
+    def write_pending(self) -> None:
+        """The counts and the finished entries pending, in Redis (the writer's thread)."""
+        with self._counted:
+            counters, self._counters = self._counters, collections.Counter()
         journal, shared = self._journal, self._shared
+        done = journal.done()
+        if not counters and not done:
+            return
         args: list[Any] = [journal.size, shared.journal_bytes, journal._name, *journal._stream_at]
         args.append(len(counters))
         for field, times in counters.items():
             args += [field, times]
-        done = journal.done()
         keys = [*journal._keys, self._key]
-        shared.link.run(shared.add, keys, args + journal.shown(done[:WRITTEN_AT_ONCE]))
-        for start in range(WRITTEN_AT_ONCE, len(done), WRITTEN_AT_ONCE):  # after Redis was lost
-            chunk = journal.shown(done[start : start + WRITTEN_AT_ONCE])
-            shared.link.run(shared.add, keys, [*args[:5], 0, *chunk])
+        with shared.link.calling():
+            shared.link.run(shared.add, keys, args + journal.shown(done[:WRITTEN_AT_ONCE]))
+            for start in range(WRITTEN_AT_ONCE, len(done), WRITTEN_AT_ONCE):
+                chunk = journal.shown(done[start : start + WRITTEN_AT_ONCE])
+                shared.link.run(shared.add, keys, [*args[:5], 0, *chunk])
 
     def report(self) -> dict[str, Any]:
+        self._shared.fence.raise_()
         with self._shared.link.calling():
             counted = self._shared.client.hgetall(self._key)
         answers: collections.Counter[tuple[str | None, int]] = collections.Counter()
@@ -343,6 +356,9 @@ class SharedCoverage(Coverage):
         return super().report()
 
     def clear(self) -> None:
+        self._shared.fence.raise_()  # nothing counted before the clear is written after it
+        with self._counted:
+            self._counters.clear()
         with self._shared.link.calling():
             self._shared.client.delete(self._key)
 

@@ -1,0 +1,241 @@
+"""The journal and coverage of a Redis store written off the request path, and the fence that
+keeps reads of them exact.
+
+A request hands its journal entry and its coverage count to its process's `Writer` before its
+answer is sent, and does not wait: the writer's thread writes what is pending (one script call
+per session that has something), while the next batch collects. Under load a batch holds the
+entries of many requests; a request spends no round trip, and no wait, on its journal.
+
+A read of a journal, a coverage tally or the journal's bytes (on any server) first raises the
+`Fence`: it publishes a token on `PREFIX:journal:flush`; every worker process on the store
+listens on that channel (from its first request on), writes all it holds pending, then pushes
+the token back on `PREFIX:journal:flushed:TOKEN`; the reader waits for as many as the
+publication reached (at most FENCE_WAIT). Whatever any server answered before the read began
+is then in Redis, as when each request wrote its own entry before answering.
+
+A process forked after the app was made (uWSGI's workers) starts its own threads on its first
+request (threads do not survive a fork), and writes what it holds as it stops (at exit).
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import os
+import threading
+import time
+import uuid
+from typing import Any, Protocol
+
+import redis
+
+from mockserver import log
+from mockserver.storage.backend import StoreUnavailable
+from mockserver.storage.redis_connection import LOST, Link
+
+FENCE_WAIT = 2.0  # seconds a read waits for every process to write what it holds
+LISTEN_POLL = 1.0  # seconds between two looks at whether the listener is to stop
+RETRY_AFTER = 0.5  # seconds before the listener subscribes again once Redis was lost
+GIVE_UP = 10  # tries in a row after which the listener ends (the next request starts it again)
+
+
+class Pending(Protocol):
+    """What a writer writes: a session's coverage counts and its journal's finished entries."""
+
+    def write_pending(self) -> None:
+        """Write what is pending (StoreUnavailable: Redis lost, it is dropped)."""
+
+    def idle(self) -> bool:
+        """Nothing is left to write, nor being made (a journal entry of a request in flight)."""
+
+
+class Writer:
+    """One per process: the thread that writes pending journals and counts, in batches."""
+
+    def __init__(self) -> None:
+        self._pid = 0
+        self._cond = threading.Condition()
+        self._pending: dict[int, Pending] = {}
+        self._ready = False
+        self._taken = 0  # passes started
+        self._written = 0  # passes ended
+
+    def hold(self, pending: Pending) -> None:
+        """`pending` will have something to write (a journal entry opened): kept in view."""
+        self._started()
+        with self._cond:
+            self._pending[id(pending)] = pending
+
+    def add(self, pending: Pending) -> None:
+        """`pending` has something to write now (a request done): the writer wakes for it."""
+        self._started()
+        with self._cond:
+            self._pending[id(pending)] = pending
+            if not self._ready:
+                self._ready = True
+                self._cond.notify_all()
+
+    def flush(self, timeout: float = FENCE_WAIT) -> bool:
+        """Wait until everything pending now is written; False when `timeout` passed first."""
+        self._started()
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            goal = self._taken + 1
+            self._ready = True
+            self._cond.notify_all()
+            while self._written < goal:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._cond.wait(left)
+        return True
+
+    def _started(self) -> None:
+        pid = os.getpid()
+        if self._pid != pid:  # made before a fork (uWSGI's workers), or never started
+            with _lock_of(pid):
+                if self._pid != pid:
+                    self._start(pid)
+
+    def _start(self, pid: int) -> None:
+        self._cond = threading.Condition()  # one made before a fork may be held in the child
+        self._pending, self._ready = {}, False
+        self._taken = self._written = 0
+        threading.Thread(target=self._run, name="journal-writer", daemon=True).start()
+        self._pid = pid
+        atexit.register(self._at_exit, pid)  # a stop writes what is pending (`serving.stop`)
+
+    def _at_exit(self, pid: int) -> None:
+        if os.getpid() == pid and not self.flush():
+            log.logger.warning("stopping: journal entries not written within %.0f s", FENCE_WAIT)
+
+    def _run(self) -> None:
+        cond = self._cond
+        while True:
+            with cond:
+                while not self._ready:
+                    cond.wait()
+                self._ready = False
+                self._taken += 1
+                batch = list(self._pending.values())
+            try:
+                self._pass(batch)
+            finally:
+                with cond:
+                    for pending in batch:
+                        if pending.idle():
+                            self._pending.pop(id(pending), None)
+                    self._written += 1
+                    cond.notify_all()
+
+    @staticmethod
+    def _pass(batch: list[Pending]) -> None:
+        for pending in batch:
+            try:
+                pending.write_pending()
+            except StoreUnavailable as lost:  # the answers were sent: only their record is lost
+                log.logger.warning("coverage and journal of requests not kept: %s", lost.detail)
+            except Exception:  # never let the writer die: log it, go on
+                log.logger.exception("journal writer: a write failed")
+
+
+class Fence:
+    """The reads' side: the token published, the acknowledgements awaited; and this process's
+    listener, which writes what it holds when another server reads."""
+
+    def __init__(self, link: Link, prefix: str, writer: Writer) -> None:
+        self._link = link
+        self._client: Any = link.client
+        self._writer = writer
+        self.channel = f"{prefix}:journal:flush"
+        self._acked = f"{prefix}:journal:flushed:"
+        self._pid = 0
+        self._subscribed = threading.Event()
+
+    def listen(self) -> None:
+        """This process listens from now on (returns once subscribed, or Redis is lost)."""
+        pid = os.getpid()
+        if self._pid == pid:
+            return
+        with _lock_of(pid):
+            if self._pid == pid:
+                return
+            self._subscribed = threading.Event()
+            threading.Thread(target=self._listen, name="journal-fence", daemon=True).start()
+            self._pid = pid
+        self._subscribed.wait(FENCE_WAIT)
+
+    def raise_(self) -> None:
+        """Every process on the store has written what it held (or FENCE_WAIT passed)."""
+        self._writer.flush()
+        token = uuid.uuid4().hex
+        key = self._acked + token
+        with self._link.calling():
+            reached = int(self._client.publish(self.channel, token))
+            acked = self._wait(key, reached)
+            self._client.delete(key)
+        if acked < reached:
+            log.logger.warning(
+                "journal read: %d of %d server processes did not write theirs within %.0f s",
+                reached - acked,
+                reached,
+                FENCE_WAIT,
+            )
+
+    def _wait(self, key: str, reached: int) -> int:
+        deadline, acked = time.monotonic() + FENCE_WAIT, 0
+        while acked < reached:
+            left = deadline - time.monotonic()
+            if left <= 0 or self._client.blpop([key], timeout=left) is None:
+                break
+            acked += 1
+        return acked
+
+    def _listen(self) -> None:
+        subscription: Any = None
+        failed = 0
+        while failed < GIVE_UP:
+            try:
+                if subscription is None:
+                    subscription = self._subscribe()
+                    failed = 0
+                message = subscription.get_message(timeout=LISTEN_POLL)
+                if message is not None and message["type"] == "message":
+                    self._answer(message["data"])
+            except (*LOST, redis.exceptions.RedisError):
+                _close(subscription)
+                subscription, failed = None, failed + 1
+                self._subscribed.set()  # nobody waits on a lost Redis
+                time.sleep(RETRY_AFTER)
+        self._pid = 0  # Redis lost for long: the next request of this process listens again
+
+    def _subscribe(self) -> Any:
+        """Subscribed once Redis says so: a publication after that reaches this process."""
+        subscription = self._client.pubsub()
+        subscription.subscribe(self.channel)
+        deadline = time.monotonic() + FENCE_WAIT
+        while time.monotonic() < deadline:
+            message = subscription.get_message(timeout=FENCE_WAIT)
+            if message is not None and message["type"] == "subscribe":
+                self._subscribed.set()
+                return subscription
+        raise redis.exceptions.TimeoutError("no answer to SUBSCRIBE")
+
+    def _answer(self, token: bytes) -> None:
+        self._writer.flush()
+        key = self._acked + token.decode()
+        self._client.rpush(key, 1)
+        self._client.expire(key, int(FENCE_WAIT) * 5)
+
+
+_LOCKS: dict[int, threading.Lock] = {}  # per process: a lock made before a fork may be held
+
+
+def _lock_of(pid: int) -> threading.Lock:
+    return _LOCKS.setdefault(pid, threading.Lock())  # atomic: the first thread's lock wins
+
+
+def _close(subscription: Any) -> None:
+    if subscription is not None:
+        with contextlib.suppress(Exception):  # already gone with its connection
+            subscription.close()
