@@ -5,8 +5,11 @@
   process, Redis x 1 process, Redis x 2 processes (`--processes 2`), and 2 replicas (two
   servers on one Redis and prefix, each loaded by its own wrk with 8 connections: the sum of
   their req/s, the larger of their p99s); whole-machine CPU (/proc/stat, 100 % = one core
-  busy) over each wrk run; medians of rounds, the targets taken in turn within a round so the
-  ratios compare the same moments of a shared machine.
+  busy) over each wrk run, and the share of it of the mock's worker processes and of Redis
+  (/proc/PID/stat), and how wrk's connections were spread over the worker processes (`ss`,
+  once in mid-run: one process holding most of them leaves the other's core idle); medians of
+  rounds, the targets taken in turn within a round so the ratios compare the same moments of
+  a shared machine.
 - seeding 100 000 records into Redis (`insert_many`), seconds, with the machine's load.
 
     .venv/bin/python bench/redis_scale.py               # 3 rounds of 10 s (~6 min)
@@ -21,13 +24,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +58,49 @@ def cpu_busy() -> tuple[float, float]:
     return sum(fields) - idle, sum(fields)
 
 
+def cpu_seconds(pid: int) -> float:
+    """The user and system CPU seconds a process has used (0 once it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def workers(base: str) -> list[int]:
+    """The worker processes of the mock listening at `base`: of the processes holding its
+    socket, those whose parent holds it too (uWSGI's master's children)."""
+    port = base.rsplit(":", 1)[1]
+    found = subprocess.run(
+        ["ss", "-Htlnp", f"( sport = :{port} )"], capture_output=True, text=True, check=False
+    ).stdout
+    holding = {int(pid) for pid in re.findall(r"pid=(\d+)", found)}
+    children = sorted(pid for pid in holding if _parent(pid) in holding)
+    return children or sorted(holding)
+
+
+def _parent(pid: int) -> int:
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    except OSError:
+        return 0
+
+
+def spread(base: str) -> list[int]:
+    """How many established connections each process serving `base` holds, most first."""
+    port = base.rsplit(":", 1)[1]
+    found = subprocess.run(
+        ["ss", "-Htnp", "state", "established", f"( sport = :{port} )"],
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout
+    held: dict[str, int] = {}
+    for pid in re.findall(r"pid=(\d+)", found):
+        held[pid] = held.get(pid, 0) + 1
+    return sorted(held.values(), reverse=True)
+
+
 def start_mock(
     processes: tg.Processes, logs: Path, name: str, flags: list[str], count: int
 ) -> tuple[str, float]:
@@ -67,27 +115,59 @@ def start_mock(
     return base, time.perf_counter() - started
 
 
-def run_wrk(wrk_bin: str, loads: list[wrk.Load]) -> tuple[list[wrk.Result], float]:
-    """The wrk runs at once; whole-machine CPU % over them (200 % = two cores busy)."""
+@dataclass
+class Watched:
+    """What is measured beside wrk: the processes whose CPU is counted, the ports sampled."""
+
+    workers: list[int]
+    redis: int
+    bases: list[str]
+
+
+def run_wrk(
+    wrk_bin: str, loads: list[wrk.Load], watched: Watched | None = None
+) -> tuple[list[wrk.Result], dict[str, Any]]:
+    """The wrk runs at once; whole-machine CPU % over them (200 % = two cores busy), the
+    mock's worker processes' and Redis's, and the connections each worker held in mid-run."""
     results: list[wrk.Result | None] = [None] * len(loads)
+    held: list[list[int]] = []
 
     def one(at: int) -> None:
         results[at] = wrk.run(wrk_bin, loads[at])
 
+    def sample() -> None:
+        time.sleep(min(load.duration for load in loads) / 2)
+        held.extend(spread(base) for base in (watched.bases if watched is not None else []))
+
+    pids = [*watched.workers, watched.redis] if watched is not None else []
+    before = [cpu_seconds(pid) for pid in pids]
     busy0, total0 = cpu_busy()
+    started = time.perf_counter()
     threads = [threading.Thread(target=one, args=(at,)) for at in range(len(loads))]
+    threads.append(threading.Thread(target=sample))
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
     busy1, total1 = cpu_busy()
+    wall = time.perf_counter() - started
     cores = os.cpu_count() or 1
-    cpu = 100 * cores * (busy1 - busy0) / max(total1 - total0, 1)
-    return [r for r in results if r is not None], cpu
+    used = [100 * (cpu_seconds(pid) - was) / wall for pid, was in zip(pids, before, strict=True)]
+    found = {
+        "machine": 100 * cores * (busy1 - busy0) / max(total1 - total0, 1),
+        "workers": used[:-1],
+        "redis": used[-1] if used else 0.0,
+        "connections": held,
+    }
+    return [r for r in results if r is not None], found
 
 
 def load(
-    wrk_bin: str, args: argparse.Namespace, bases: dict[str, list[str]], bodies: Path
+    wrk_bin: str,
+    args: argparse.Namespace,
+    bases: dict[str, list[str]],
+    bodies: Path,
+    redis_pid: int,
 ) -> dict[str, Any]:
     runs: dict[str, dict[str, list[dict[str, Any]]]] = {}
     for round_ in range(1, args.rounds + 1):
@@ -112,26 +192,40 @@ def load(
                     for base in urls
                 ]
                 run_wrk(wrk_bin, [replace(x, duration=1) for x in loads])  # warm up
-                results, cpu = run_wrk(wrk_bin, loads)
+                watched = Watched([w for base in urls for w in workers(base)], redis_pid, urls)
+                results, cpu = run_wrk(wrk_bin, loads, watched)
                 merged = {
                     "rps": sum(r.rps for r in results),
                     "p50_ms": max(r.p50_ms for r in results),
                     "p99_ms": max(r.p99_ms for r in results),
                     "non_2xx": sum(r.non_2xx for r in results),
-                    "cpu_percent": cpu,
+                    "cpu_percent": cpu["machine"],
+                    "mock_cpu_percent": sum(cpu["workers"]),
+                    "redis_cpu_percent": cpu["redis"],
+                    "workers_cpu_percent": cpu["workers"],
+                    "connections": cpu["connections"],
                 }
                 runs.setdefault(key, {}).setdefault(name, []).append(merged)
+                shares = "+".join(f"{share:.0f}" for share in cpu["workers"])
                 log(
                     f"round {round_} {key:<10} {name:<11} {merged['rps']:9.1f} req/s  "
                     f"p50 {merged['p50_ms']:7.2f} ms  p99 {merged['p99_ms']:7.2f} ms  "
-                    f"cpu {cpu:5.0f} %  non-2xx {merged['non_2xx']}"
+                    f"cpu {cpu['machine']:4.0f} % (mock {shares}, redis {cpu['redis']:.0f})  "
+                    f"connections {cpu['connections']}  non-2xx {merged['non_2xx']}"
                 )
     medians: dict[str, Any] = {}
     for key, by_target in runs.items():
         medians[key] = {
             name: {
                 field: statistics.median(r[field] for r in results)
-                for field in ("rps", "p50_ms", "p99_ms", "cpu_percent")
+                for field in (
+                    "rps",
+                    "p50_ms",
+                    "p99_ms",
+                    "cpu_percent",
+                    "mock_cpu_percent",
+                    "redis_cpu_percent",
+                )
             }
             | {"non_2xx": sum(r["non_2xx"] for r in results)}
             for name, results in by_target.items()
@@ -208,7 +302,8 @@ def main(argv: list[str] | None = None) -> int:
                 for i in range(2)
             ],
         }
-        results["load"] = load(wrk_bin, args, bases, work)
+        redis_pid = int(redis.Redis.from_url(url).info("server")["process_id"])
+        results["load"] = load(wrk_bin, args, bases, work, redis_pid)
     finally:
         processes.stop_all()
         shutil.rmtree(work, ignore_errors=True)
