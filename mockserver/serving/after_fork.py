@@ -1,6 +1,7 @@
 """Imported by uWSGI (`--import`) in each worker as it loads the app (`--lazy-apps`): the
 worker draws ids of its own (`resources.ids.reseed`: uWSGI's fork runs no `os.register_at_fork`
-handler), handles the stop itself (`serving.stop.install`), and warms its validators in the
+handler), handles the stop itself (`serving.stop.install`), takes its slot in the table that
+spreads connections over the workers (`serving.balance`), and warms its validators in the
 background (openapi-core, which start-up leaves out, is loaded while the worker already
 answers: the first request that needs it seldom waits for it)."""
 
@@ -10,7 +11,7 @@ import threading
 
 from mockserver import log, wsgi
 from mockserver.resources import ids
-from mockserver.serving import stop
+from mockserver.serving import balance, stop
 from mockserver.state import State
 
 
@@ -22,8 +23,17 @@ def _warm(state: State) -> None:
         log.logger.exception("warming the validators failed")
 
 
+def _join_the_table() -> None:
+    """This worker's slot in the connections' table (`serving.balance`; several workers)."""
+    if balance.TABLE is not None:
+        import uwsgi
+
+        balance.TABLE.join(int(uwsgi.worker_id()) - 1)
+
+
 ids.reseed()
 stop.install()
+_join_the_table()
 if wsgi.application is not None:
     _state: State = wsgi.application.extensions["mockserver"]
     threading.Thread(target=_warm, args=(_state,), name="warm", daemon=True).start()

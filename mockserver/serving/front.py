@@ -41,6 +41,8 @@ from mockserver import codec, log
 from mockserver.http import wire
 from mockserver.problems import Problem, invalid, status_line, trace_id
 from mockserver.respond import PROBLEM_JSON, Environ
+from mockserver.serving import balance
+from mockserver.serving.balance import Place
 from mockserver.serving.stop import RECEIVING
 
 HEAD_LIMIT = 256 * 1024  # bytes of a request line and header fields read at most
@@ -217,9 +219,12 @@ def _expects_continue(headers: list[tuple[bytes, bytes]]) -> bool:
 class Connection:
     """One client connection: its requests read, served and answered in order."""
 
-    def __init__(self, sock: socket.socket, app: App, body_limit: int) -> None:
+    def __init__(
+        self, sock: socket.socket, app: App, body_limit: int, place: Place | None = None
+    ) -> None:
         self.sock = sock
         self.app = app
+        self.place = place  # its place among the workers' connections (`serving.balance`)
         self.reader = _Reader(body_limit)
         self.peer = _peer(sock)
         self.local = _peer(sock, local=True)
@@ -280,7 +285,7 @@ class Connection:
     def _serve(self, request: _Request) -> bool:
         """Answer one request; whether the connection goes on."""
         environ = self._environ(request)
-        answer = _Answer(request)
+        answer = _Answer(request, self.place)
         result = self.app(environ, answer.start)
         try:
             for part in result:
@@ -358,10 +363,11 @@ class Connection:
 class _Answer:
     """The app's `start_response`, and the answer's head written with its first bytes."""
 
-    __slots__ = ("head", "keep_alive", "request", "sent", "status")
+    __slots__ = ("head", "keep_alive", "place", "request", "sent", "status")
 
-    def __init__(self, request: _Request) -> None:
+    def __init__(self, request: _Request, place: Place | None = None) -> None:
         self.request = request
+        self.place = place
         self.status: int | None = None
         self.head = b""
         self.sent = False
@@ -371,7 +377,8 @@ class _Answer:
         if exc_info is not None and self.sent:
             raise exc_info[1].with_traceback(exc_info[2])
         self.status = int(status[:3])
-        self.keep_alive = self._keeps(headers)
+        place = self.place
+        self.keep_alive = self._keeps(headers) and (place is None or not place.let_go())
         lines = [f"HTTP/{self.request.version} {status}"]
         lines += [f"{name}: {value}" for name, value in headers]
         if not self.keep_alive and not any(n.lower() == "connection" for n, _ in headers):
@@ -475,13 +482,16 @@ def serve_connection(fd: int) -> list[bytes]:
     from mockserver import wsgi
 
     sock = socket.socket(fileno=fd)
+    place = balance.TABLE.opened() if balance.TABLE is not None else None
     try:
         sock.settimeout(IDLE_TIMEOUT)
         app = wsgi.application
         assert app is not None  # `serving.uwsgi.serve` set it before uWSGI started
-        Connection(sock, app, _body_limit(app)).run()
+        Connection(sock, app, _body_limit(app), place).run()
     finally:
         sock.detach()
+        if place is not None:
+            place.end()
     return []
 
 

@@ -25,7 +25,7 @@ from flask import Flask
 from mockserver import log, wsgi
 from mockserver.proxy import drift
 from mockserver.proxy.forward import PROXY
-from mockserver.serving import stop
+from mockserver.serving import balance, stop
 from mockserver.serving.stop import SHUTDOWN_GRACE
 from mockserver.sessions.tally import exit_command
 from mockserver.settings import Settings
@@ -127,6 +127,7 @@ def serve(app: Flask, settings: Settings) -> None:
         log.logger.warning(line)
     log.before_fork()  # no pending lines for the worker to write again, no thread in the way
     options = uwsgi_options(settings)
+    balance.share(settings.processes)  # before the fork: the workers' connections, counted
     holder = app.extensions["mockserver"]
     holder.forked = True
     if holder.tally is not None:  # the master writes the coverage report once its worker is gone
