@@ -161,7 +161,7 @@ def _sessions(
         from mockserver.sessions.shared import Shared, SharedSessions
 
         link, prefix = initial.link, initial.namespace.prefix  # type: ignore[attr-defined]
-        shared = Shared(link, prefix, settings.journal_bytes)
+        shared = Shared(link, prefix, settings.journal_bytes, settings.journal_write_behind)
         return SharedSessions(
             initial,
             router.operations,

@@ -52,6 +52,7 @@ class Settings:
     fault_seed: int | None = None
     journal_size: int = 10_000
     journal_bytes: int = 64 * MIB  # every session's journal together
+    journal_write_behind: bool = False  # Redis: a request does not wait for its journal entry
     max_sessions: int = 1000
     session_ttl: int = 3600  # seconds an idle session lives (0: for ever)
     max_rules: int = 1000  # fault rules per session
@@ -307,6 +308,13 @@ OPTIONS: tuple[Option, ...] = (
         "N",
     ),
     Option(
+        "--journal-write-behind",
+        "on a Redis store, answer without waiting for the journal entry to be written (more "
+        "throughput; reads still hold every answer, but two answers of different processes "
+        "within a millisecond may be listed either way)",
+        switch=True,
+    ),
+    Option(
         "--max-sessions",
         "named sessions live at once (besides the default one); one more is refused with 429",
         whole(1),
@@ -472,6 +480,11 @@ def settings_from(args: argparse.Namespace) -> Settings:
         for flag in ("--record", "--drift-report", "--upstream-ca", "--forward-invalid"):
             if given[flag[2:].replace("-", "_")]:
                 raise SettingsError(f"{flag} needs --upstream")
+    if values["journal_write_behind"] and values["store"] == "memory":
+        raise SettingsError(
+            "--journal-write-behind needs a shared store (--store redis://...): the memory "
+            "store's journal is written in the process, before the answer"
+        )
     if values["processes"] > 1 and values["store"] == "memory":
         raise SettingsError(
             f"--processes {values['processes']} needs a store the processes share "

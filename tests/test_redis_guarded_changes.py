@@ -70,14 +70,14 @@ def _pair(make_app: MakeApp, url: str, prefix: str) -> tuple[Any, Any]:
     return one, two
 
 
-def test_a_post_is_one_round_trip_its_insert_checking_the_rules_version(
+def test_a_post_is_two_round_trips_its_insert_checking_the_rules_version(
     make_app: MakeApp, redis_server: RedisServer, redis_prefix: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     one, two = _pair(make_app, redis_server.url, redis_prefix)
     trips = count_round_trips(monkeypatch)
     made = one.post(RECORDS, headers=AUTH, json=RECORD)
     assert made.status_code == 201
-    assert trips == [1]  # the insert, its script checking the version (the journal: its writer)
+    assert trips == [1, 1]  # the insert (with the version), then the journal's script
     monkeypatch.undo()
     assert two.get(f"{RECORDS}/{made.json['id']}", headers=AUTH).json == made.json
 

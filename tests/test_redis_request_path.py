@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 from redis_server import RedisServer, count_round_trips, forget, unique_prefix
-from support import AUTH, RECORDS
+from support import AUTH, RECORDS, new_record
 
 from mockserver.app import create_app
 from mockserver.http.fair_queue import Turns
@@ -173,14 +173,69 @@ def test_answers_larger_than_a_read_and_a_connection_redis_closed(own_redis: Red
     assert link.call("CLIENT", "ID") != mine
 
 
-def test_requests_hand_their_entries_over_and_those_done_meanwhile_are_written_together(
+def test_requests_done_together_are_written_together_and_each_returns_once_written(
     own_redis: RedisServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A request does not wait for its journal entry: the process's writer writes it. While
-    one write is under way, five more requests are answered; the next write holds all five,
-    in one script call. A read of the journal (here: another server's) waits for them."""
+    """While one request's journal write is under way, five more finish: they wait, and the
+    first of them writes all five in one script call; each returns with its entry in Redis."""
     prefix = unique_prefix()
     app = create_app(Settings(store=own_redis.url, store_prefix=prefix))
+    api = app.test_client()
+    assert api.get(RECORDS, headers=AUTH).status_code == 200  # the session made
+    shared = app.extensions["mockserver"].sessions.shared
+    link = shared.link
+    journal_script = shared.add
+    first_write = threading.Event()
+    let_go = threading.Event()
+    writes: list[int] = []
+    real_run = link.run
+
+    def run(script: Any, keys: Any, args: list[Any]) -> Any:
+        if script is journal_script:
+            entries = len(args) - 6 - 2 * int(args[5])
+            writes.append(entries)
+            if len(writes) == 1:
+                first_write.set()
+                let_go.wait(10)
+        return real_run(script, keys, args)
+
+    monkeypatch.setattr(link, "run", run)
+    statuses: list[int] = []
+
+    def one() -> None:
+        statuses.append(app.test_client().get(RECORDS, headers=AUTH).status_code)
+
+    first = threading.Thread(target=one)
+    first.start()
+    assert first_write.wait(10)
+    others = [threading.Thread(target=one) for _ in range(5)]
+    for thread in others:
+        thread.start()
+    coverage = app.extensions["mockserver"].sessions.get().coverage
+    deadline = time.monotonic() + 10
+    while sum(coverage._counters.values()) < 5 and time.monotonic() < deadline:
+        time.sleep(0.005)  # the five counted, waiting for the next write
+    assert statuses == []  # none returned before its entry was written
+    let_go.set()
+    for thread in [first, *others]:
+        thread.join(10)
+    assert statuses == [200] * 6
+    assert writes == [1, 5]
+    journal = api.get("/_mock/requests?limit=100").get_json()["data"]
+    assert len([entry for entry in journal if entry["path"] == RECORDS]) == 7
+    forget(own_redis, prefix)
+
+
+def test_written_behind_requests_hand_their_entries_over_and_are_written_together(
+    own_redis: RedisServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Written behind, a request does not wait for its journal entry: the process's writer
+    writes it. While one write is under way, five more requests are answered; the next write
+    holds all five, in one script call. A read of the journal (here: another server's) waits
+    for them."""
+    prefix = unique_prefix()
+    settings = Settings(store=own_redis.url, store_prefix=prefix, journal_write_behind=True)
+    app = create_app(settings)
     reader = create_app(Settings(store=own_redis.url, store_prefix=prefix)).test_client()
     api = app.test_client()
     assert api.get(RECORDS, headers=AUTH).status_code == 200  # the session made
@@ -222,12 +277,13 @@ def test_requests_hand_their_entries_over_and_those_done_meanwhile_are_written_t
     forget(own_redis, prefix)
 
 
-def test_a_read_by_id_is_one_round_trip_and_meets_a_rule_another_server_just_added(
+def test_a_read_by_id_is_two_round_trips_and_meets_a_rule_another_server_just_added(
     own_redis: RedisServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """With no rules held, a GET's rules version goes with its item (one round trip); its
-    journal entry goes with the process's writer. A rule added meanwhile on another server
-    is found by that version: the GET is decided again and the rule's answer given."""
+    """With no rules held, a GET's rules version goes with its item (one round trip), then
+    its journal entry (a second; written behind, the writer's). A rule added meanwhile on
+    another server is found by that version: the GET is decided again and the rule's answer
+    given."""
     prefix = unique_prefix()
     one, two = (
         create_app(Settings(store=own_redis.url, store_prefix=prefix, seed_records=3))
@@ -239,7 +295,7 @@ def test_a_read_by_id_is_one_round_trip_and_meets_a_rule_another_server_just_add
     assert api.get(by_id, headers=AUTH).status_code == 200  # the rules (none) read
     trips = count_round_trips(monkeypatch)
     assert api.get(by_id, headers=AUTH).status_code == 200
-    assert trips == [2]  # (version, item): the journal's script is the writer's
+    assert trips == [2, 1]  # (version, item), then the journal's script
     added = other.post("/_mock/faults", json=[{"method": "GET", "path": by_id, "status": 503}])
     assert added.status_code == 201
     trips.clear()
@@ -306,3 +362,24 @@ def test_a_forked_worker_opens_a_connection_of_its_own(own_redis: RedisServer) -
     os.close(reading)
     assert theirs != mine
     assert link.call("CLIENT", "ID") == mine  # the parent's connection untouched
+
+
+def test_written_behind_a_read_by_id_and_a_post_are_one_round_trip_each(
+    own_redis: RedisServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    prefix = unique_prefix()
+    settings = Settings(
+        store=own_redis.url, store_prefix=prefix, seed_records=3, journal_write_behind=True
+    )
+    api = create_app(settings).test_client()
+    record = api.get(f"{RECORDS}?limit=1", headers=AUTH).get_json()["data"][0]["id"]
+    assert api.get(f"{RECORDS}/{record}", headers=AUTH).status_code == 200  # rules (none) read
+    assert api.post(RECORDS, headers=AUTH, json=new_record()).status_code == 201  # ids reserved
+    trips = count_round_trips(monkeypatch)
+    assert api.get(f"{RECORDS}/{record}", headers=AUTH).status_code == 200
+    assert api.post(RECORDS, headers=AUTH, json=new_record()).status_code == 201
+    assert trips == [2, 1]  # (version, item); the insert checking the version
+    monkeypatch.undo()
+    journal = api.get("/_mock/requests").get_json()["data"]
+    assert [entry["method"] for entry in journal][-2:] == ["GET", "POST"]
+    forget(own_redis, prefix)

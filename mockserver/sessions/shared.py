@@ -125,7 +125,9 @@ return 1
 class Shared:
     """The link, the keys every session shares, and the scripts."""
 
-    def __init__(self, link: Link, prefix: str, journal_bytes: int) -> None:
+    def __init__(
+        self, link: Link, prefix: str, journal_bytes: int, write_behind: bool = False
+    ) -> None:
         self.link = link
         self.client: Any = link.client  # redis-py's answers are loosely typed
         self.prefix = prefix
@@ -133,7 +135,7 @@ class Shared:
         self.entries = f"{prefix}:journal"
         self.bytes = f"{prefix}:journal:bytes"
         self.journal_bytes = journal_bytes
-        self.writer = Writer()  # this process's journal and coverage writes, off the requests
+        self.writer = Writer(write_behind)  # this process's journal and coverage writes
         self.fence = Fence(link, prefix, self.writer)  # a read sees every server's writes
         self.rules = RuleScripts(link)
         self.add = link.client.register_script(JOURNAL_ADD)
@@ -246,6 +248,11 @@ class SharedJournal(Journal):
         """Entries not written yet (their requests in flight, or done)."""
         return bool(self._pending)
 
+    @property
+    def in_flight(self) -> bool:
+        """Entries of requests not done yet."""
+        return any(not entry.trail.ended for entry in self._pending)
+
     def done(self) -> list[Entry]:
         """The entries of the requests that are done, taken off the pending ones."""
         with self._lock:
@@ -296,8 +303,10 @@ class SharedJournal(Journal):
 class SharedCoverage(Coverage):
     """A session's coverage tally in Redis (a hash of counters); its counts and its journal's
     finished entries are written together, in one script call, by the process's writer
-    (`sessions.writer`): a request hands them over before its answer goes and does not wait.
-    A read of either first raises the fence, so it holds what every server answered before."""
+    (`sessions.writer`): a request hands them over before its answer goes, and waits for the
+    write that holds them (the requests done meanwhile share it), unless the journal is written
+    behind (`--journal-write-behind`). A read of either first raises the fence, so it holds
+    what every server answered before."""
 
     def __init__(self, operations: list[Operation], shared: Shared, journal: SharedJournal) -> None:
         super().__init__(operations)
@@ -309,16 +318,24 @@ class SharedCoverage(Coverage):
         self._counters: collections.Counter[str] = collections.Counter()
 
     def count(self, operation: str | None, status: int, fault: str | None, times: int = 1) -> None:
-        """The answer counted; the count and the journal's finished entries are written soon
-        (with those of the requests done meanwhile), before any read of them."""
+        """The answer counted; the count and the journal's finished entries written, with
+        those of the requests done meanwhile, before this returns (written behind: soon, and
+        before any read of them)."""
         with self._counted:
             self._counters[f"a\0{operation or ''}\0{status}"] += times
             if fault:
                 self._counters[f"f\0{fault}"] += times
-        self._shared.writer.add(self)
+        shared = self._shared
+        ticket = shared.writer.add(self)
+        if not shared.writer.behind:  # written before the answer: in order everywhere
+            with shared.link.calling():  # off the turn while it is written
+                shared.writer.wait(ticket)
 
     def idle(self) -> bool:
         return not self._counters and not self._journal.holding
+
+    def in_flight(self) -> bool:
+        return self._journal.in_flight
 
     def write_pending(self) -> None:
         """The counts and the finished entries pending, in Redis (the writer's thread)."""

@@ -2,9 +2,14 @@
 keeps reads of them exact.
 
 A request hands its journal entry and its coverage count to its process's `Writer` before its
-answer is sent, and does not wait: the writer's thread writes what is pending (one script call
-per session that has something), while the next batch collects. Under load a batch holds the
-entries of many requests; a request spends no round trip, and no wait, on its journal.
+answer is sent, and does not wait: the writer's thread, once woken, writes what is pending
+(one script call per session that has something), while the next batch collects; when other
+requests are in flight it first lets the batch gather for LINGER. A batch holds the entries of
+many requests; a request spends no round trip, and no wait, on its journal. With nothing else
+in flight the entry is written at once: it is in Redis about when its client reads the
+answer, so the journal keeps the order of a client's requests across processes and servers
+(its next request, to whichever process, is written after). Under concurrent load, two
+answers given by different processes within about a millisecond may be listed either way.
 
 A read of a journal, a coverage tally or the journal's bytes (on any server) first raises the
 `Fence`: it publishes a token on `PREFIX:journal:flush`; every worker process on the store
@@ -34,6 +39,8 @@ from mockserver.storage.backend import StoreUnavailable
 from mockserver.storage.redis_connection import LOST, Link
 
 FENCE_WAIT = 2.0  # seconds a read waits for every process to write what it holds
+LINGER = 0.001  # seconds a batch gathers while requests are in flight (a read's fence: none)
+WRITE_WAIT = 12.0  # seconds a request waits for its entry's write (Redis's own timeout is 10)
 LISTEN_POLL = 1.0  # seconds between two looks at whether the listener is to stop
 RETRY_AFTER = 0.5  # seconds before the listener subscribes again once Redis was lost
 GIVE_UP = 10  # tries in a row after which the listener ends (the next request starts it again)
@@ -48,47 +55,94 @@ class Pending(Protocol):
     def idle(self) -> bool:
         """Nothing is left to write, nor being made (a journal entry of a request in flight)."""
 
+    def in_flight(self) -> bool:
+        """A request has an entry here that is not done yet (it will be, soon)."""
+
 
 class Writer:
-    """One per process: the thread that writes pending journals and counts, in batches."""
+    """One per process: what its requests leave to write, written in passes. A pass takes
+    everything pending as it starts, and is made by whichever thread finds none under way:
+    a request waiting for its entry (the requests done meanwhile wait for the next pass, which
+    the first of them makes: a group commit), a read's fence, or, written behind, the writer's
+    own thread. `add` says which pass will hold a request's entry."""
 
-    def __init__(self) -> None:
+    def __init__(self, behind: bool = False) -> None:
+        self.behind = behind  # the writer's own thread writes; requests do not wait
         self._pid = 0
-        self._cond = threading.Condition()
+        self._made()
+
+    def _made(self) -> None:
+        lock = threading.Lock()  # one made before a fork may be held in the child: made anew
+        self._lock = lock
+        self._wake = threading.Condition(lock)  # the writer's own thread waits on it
+        self._done = threading.Condition(lock)  # those waiting for a pass to end
         self._pending: dict[int, Pending] = {}
-        self._ready = False
+        self._ready = False  # something was added since the last pass began
+        self._hurry = False  # someone waits: no lingering
+        self._writing = False  # a pass is under way
         self._taken = 0  # passes started
         self._written = 0  # passes ended
 
     def hold(self, pending: Pending) -> None:
         """`pending` will have something to write (a journal entry opened): kept in view."""
         self._started()
-        with self._cond:
+        with self._lock:
             self._pending[id(pending)] = pending
 
-    def add(self, pending: Pending) -> None:
-        """`pending` has something to write now (a request done): the writer wakes for it."""
+    def add(self, pending: Pending) -> int:
+        """`pending` has something to write now (a request done); written behind, the
+        writer's thread wakes for it. The number of the pass that will write it (`wait`)."""
         self._started()
-        with self._cond:
+        with self._lock:
             self._pending[id(pending)] = pending
             if not self._ready:
                 self._ready = True
-                self._cond.notify_all()
+                if self.behind:
+                    self._wake.notify()
+            return self._taken + 1
+
+    def wait(self, ticket: int, timeout: float = WRITE_WAIT) -> bool:
+        """Until pass `ticket` has written (or failed to), made here when none is under way;
+        False when `timeout` passed first."""
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            while self._written < ticket:
+                if not self._writing:
+                    self._make_pass()
+                    continue
+                self._hurry = True
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._done.wait(left)
+        return True
 
     def flush(self, timeout: float = FENCE_WAIT) -> bool:
         """Wait until everything pending now is written; False when `timeout` passed first."""
         self._started()
-        deadline = time.monotonic() + timeout
-        with self._cond:
-            goal = self._taken + 1
+        with self._lock:
             self._ready = True
-            self._cond.notify_all()
-            while self._written < goal:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return False
-                self._cond.wait(left)
-        return True
+            ticket = self._taken + 1
+        return self.wait(ticket, timeout)
+
+    def _make_pass(self) -> None:
+        """One pass, the lock held as it starts and as it ends, not while it writes."""
+        self._writing, self._ready, self._hurry = True, False, False
+        self._taken += 1
+        batch = list(self._pending.values())
+        self._lock.release()
+        try:
+            _write(batch)
+        finally:
+            self._lock.acquire()
+            for pending in batch:
+                if pending.idle():
+                    self._pending.pop(id(pending), None)
+            self._written += 1
+            self._writing = False
+            self._done.notify_all()
+            if self._ready and self.behind:
+                self._wake.notify()  # more came meanwhile
 
     def _started(self) -> None:
         pid = os.getpid()
@@ -98,10 +152,9 @@ class Writer:
                     self._start(pid)
 
     def _start(self, pid: int) -> None:
-        self._cond = threading.Condition()  # one made before a fork may be held in the child
-        self._pending, self._ready = {}, False
-        self._taken = self._written = 0
-        threading.Thread(target=self._run, name="journal-writer", daemon=True).start()
+        self._made()
+        if self.behind:
+            threading.Thread(target=self._run, name="journal-writer", daemon=True).start()
         self._pid = pid
         atexit.register(self._at_exit, pid)  # a stop writes what is pending (`serving.stop`)
 
@@ -110,33 +163,29 @@ class Writer:
             log.logger.warning("stopping: journal entries not written within %.0f s", FENCE_WAIT)
 
     def _run(self) -> None:
-        cond = self._cond
-        while True:
-            with cond:
-                while not self._ready:
-                    cond.wait()
-                self._ready = False
-                self._taken += 1
-                batch = list(self._pending.values())
-            try:
-                self._pass(batch)
-            finally:
-                with cond:
-                    for pending in batch:
-                        if pending.idle():
-                            self._pending.pop(id(pending), None)
-                    self._written += 1
-                    cond.notify_all()
+        with self._lock:
+            while True:
+                while not self._ready or self._writing:
+                    self._wake.wait()
+                if not self._hurry and self._busy():  # those in flight join this batch
+                    self._wake.wait(LINGER)
+                    if self._writing:  # a reader's fence made it meanwhile
+                        continue
+                self._make_pass()
 
-    @staticmethod
-    def _pass(batch: list[Pending]) -> None:
-        for pending in batch:
-            try:
-                pending.write_pending()
-            except StoreUnavailable as lost:  # the answers were sent: only their record is lost
-                log.logger.warning("coverage and journal of requests not kept: %s", lost.detail)
-            except Exception:  # never let the writer die: log it, go on
-                log.logger.exception("journal writer: a write failed")
+    def _busy(self) -> bool:
+        """Other requests are in flight: a batch is worth waiting for. (None: the entries
+        are written at once, before the client can ask another process for more.)"""
+        return any(pending.in_flight() for pending in self._pending.values())
+
+def _write(batch: list[Pending]) -> None:
+    for pending in batch:
+        try:
+            pending.write_pending()
+        except StoreUnavailable as lost:  # the answers were sent: only their record is lost
+            log.logger.warning("coverage and journal of requests not kept: %s", lost.detail)
+        except Exception:  # never let a pass fail its callers: log it, go on
+            log.logger.exception("journal writer: a write failed")
 
 
 class Fence:
