@@ -10,11 +10,13 @@
   once in mid-run: one process holding most of them leaves the other's core idle); medians of
   rounds, the targets taken in turn within a round so the ratios compare the same moments of
   a shared machine.
+- `--write-behind`: a fifth target, Redis x 2 processes with `--journal-write-behind`.
 - seeding 100 000 records into Redis (`insert_many`), seconds, with the machine's load.
 
     .venv/bin/python bench/redis_scale.py               # 3 rounds of 10 s (~6 min)
     .venv/bin/python bench/redis_scale.py --quick       # 1 round of 3 s, 20 000 records
     .venv/bin/python bench/redis_scale.py --unix        # Redis on a Unix socket, not TCP
+    .venv/bin/python bench/redis_scale.py --write-behind  # and Redis x 2 written behind
 
 Progress goes to stderr, the figures to stdout and to bench/results/redis-scale-<time>.json.
 """
@@ -274,6 +276,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--records", type=int, default=100_000, help="seeded for the seeding")
     parser.add_argument("--served", type=int, default=1000, help="records each server seeds")
     parser.add_argument("--unix", action="store_true", help="Redis on a Unix socket, not TCP")
+    parser.add_argument(
+        "--write-behind", action="store_true", help="also Redis x 2 with --journal-write-behind"
+    )
     args = parser.parse_args(argv)
     if args.quick:
         args.rounds, args.duration, args.records = 1, 3.0, 20_000
@@ -302,6 +307,9 @@ def main(argv: list[str] | None = None) -> int:
                 for i in range(2)
             ],
         }
+        if args.write_behind:
+            behind = [*store, "--store-prefix", "rb", "--processes", "2", "--journal-write-behind"]
+            bases["redis-x2-behind"] = [start_mock(processes, work, "rb", behind, n)[0]]
         redis_pid = int(redis.Redis.from_url(url).info("server")["process_id"])
         results["load"] = load(wrk_bin, args, bases, work, redis_pid)
     finally:
