@@ -244,18 +244,16 @@ class RedisCollection:
 
     def _item_args(self, mode: str, item: Item, raw: bytes) -> list[Arg]:
         """An item's arguments of `scripts.CHANGE`: its id, its bytes, its index entries."""
+        args: list[Arg] = [item["id"], raw]
         if mode == "remove":
-            return [item["id"], raw, *[b"n"] * len(self._getters)]
-        return [item["id"], raw, *[self._entry(g(item)) for g in self._getters]]
-
-    @staticmethod
-    def _entry(value: Any) -> bytes:
-        """What an index holds of a value: a string (escaped), another kind, or nothing."""
-        if value is MISSING or value is None:
-            return b"n"
-        if isinstance(value, str):
-            return b"s" + escaped(value)
-        return b"o"
+            return args + [b"n"] * len(self._getters)
+        for get in self._getters:  # what an index holds: a string (escaped), another kind, or none
+            value = get(item)
+            if isinstance(value, str):
+                args.append(b"s" + escaped(value))
+            else:
+                args.append(b"n" if value is MISSING or value is None else b"o")
+        return args
 
     def clear(self) -> None:
         with self._link.calling():

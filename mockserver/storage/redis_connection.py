@@ -128,7 +128,7 @@ class Link:
             )
         except (ValueError, TypeError) as exc:
             raise BadStore(f"not a Redis URL ({exc})") from None
-        self._own = threading.local()  # each thread's connection (`calls`), and its process
+        self._own = _Own()  # each thread's connection (`calls`), its process, its guard
         self._versions: dict[str, bytes] = {}  # `HGET key version`, packed, by key (`calls`)
 
     def calls(self, commands: Sequence[Command], again: bool = True) -> list[Any]:
@@ -144,7 +144,7 @@ class Link:
                 for command in commands
             ]
         )
-        guard = getattr(own, "guard", None)
+        guard = own.guard
         if guard is None:
             return self._sent(packed, len(commands), again)
         own.guard = None  # the rules' version, read with the first commands of a read
@@ -165,7 +165,7 @@ class Link:
         """Packed commands sent on this thread's connection (made for it, in this process),
         their `count` answers read back."""
         own = self._own
-        connection = getattr(own, "connection", None)
+        connection = own.connection
         if connection is None or own.pid != os.getpid():  # a forked worker opens its own
             pool = self.client.connection_pool
             connection = own.connection = pool.connection_class(**pool.connection_kwargs)
@@ -190,11 +190,11 @@ class Link:
         anything (the guard not read yet; it ends here), or None when none is pending.
         RulesChanged, nothing sent, when a read of the request found the version changed."""
         own = self._own
-        guard: tuple[str, bytes] | None = getattr(own, "guard", None)
+        guard = own.guard
         if guard is not None:
             own.guard = None
             return guard
-        if getattr(own, "fresh", None) is False:
+        if own.fresh is False:
             own.refused = True
             raise RulesChanged()
         return None
@@ -214,8 +214,7 @@ class Link:
         nothing was refused); REFUSED: it moved and a change was refused, nothing written
         (the request is to be served again); UNKNOWN: no command read it."""
         own = self._own
-        fresh: bool | None = getattr(own, "fresh", None)
-        refused = getattr(own, "refused", False)
+        fresh, refused = own.fresh, own.refused
         own.guard = own.fresh = None
         own.refused = False
         if refused:
@@ -260,6 +259,17 @@ class Link:
         """Redis lost → StoreUnavailable naming the store (a 503, not a traceback); the wait
         spent outside the request's turn (`aside`)."""
         return _Calling(self)
+
+
+class _Own(threading.local):
+    """A thread's own: its connection (made in process `pid`), and the guard of its request
+    (`Link.guard`); the class's values until the thread sets its own."""
+
+    connection: Any = None
+    pid = 0
+    guard: tuple[str, bytes] | None = None
+    fresh: bool | None = None
+    refused = False
 
 
 class _Calling:
