@@ -43,7 +43,7 @@ from mockserver.storage.backend import (
 from mockserver.storage.encoding import Reader
 from mockserver.storage.evaluate import evaluate
 from mockserver.storage.redis_bulk import Batch, Numbers, build
-from mockserver.storage.redis_connection import Command, Link
+from mockserver.storage.redis_connection import Arg, Command, Link, Packed
 from mockserver.storage.redis_keys import (
     CollectionKeys,
     Namespace,
@@ -105,6 +105,8 @@ class RedisCollection:
         self._link = backend.link
         self._client: Any = backend.link.client  # redis-py's answers are loosely typed
         self._scripts = backend.scripts
+        self._get_head = Packed("HGET", self.keys.items)  # `get`: the item's id follows
+        self._heads: dict[tuple[str, str | None], Packed] = {}  # `_change`'s, by mode and guard
         self._on_evict = backend.on_evict
         self._lock = threading.Lock()  # a batch's evictions reported before the next batch's
 
@@ -175,7 +177,7 @@ class RedisCollection:
     def add(self, item: Item) -> bytes | None:
         raw = self.layout.encode(item)
         with self._link.calling():  # no lock held across the call: inserts go at once
-            added, *evicted = self._change("add", [(item, raw)])
+            added, *evicted = self._change("add", item, raw)
         self._evicted(evicted)
         return raw if added else None
 
@@ -195,51 +197,63 @@ class RedisCollection:
     def replace(self, item: Item) -> bytes | None:
         raw = self.layout.encode(item)
         with self._link.calling():
-            return raw if self._change("replace", [(item, raw)]) else None
+            return raw if self._change("replace", item, raw) else None
 
     def remove(self, item_id: str) -> bool:
         with self._link.calling():
-            return bool(self._change("remove", [({"id": item_id}, b"")]))
+            return bool(self._change("remove", {"id": item_id}, b""))
 
-    def _change(self, mode: str, batch: list[tuple[Item, bytes]]) -> Any:
-        """One script call for a batch of items (`scripts.CHANGE`); for a request whose
-        rules' version is not read yet (`Link.guard`), the script checks it first and writes
-        nothing when it moved (RulesChanged)."""
-        link, args = self._link, self._args(mode, batch)
+    def _change(self, mode: str, item: Item, raw: bytes) -> Any:
+        """One script call for one item (`scripts.CHANGE`), what is the same for every item
+        packed once (`_head`); for a request whose rules' version is not read yet
+        (`Link.guard`), the script checks it first and writes nothing when it moved
+        (RulesChanged)."""
+        link, tail = self._link, self._item_args(mode, item, raw)
         guard = link.guard_change()
         if guard is None:
-            return link.run(self._scripts.change, self._change_keys, args)
+            return link.run_ready(self._scripts.change, self._head(mode, None).with_(tail))
         key, version = guard
-        args[0] = "g" + mode
-        answer = link.run(self._scripts.change, [*self._change_keys, key], [*args, version])
+        tail.append(version)
+        answer = link.run_ready(self._scripts.change, self._head(mode, key).with_(tail))
         link.change_guarded(answer != scripts.STALE)
         return answer
 
+    def _head(self, mode: str, guard: str | None) -> Packed:
+        """The EVALSHA of a change of one item, up to the item's own arguments: the keys (and
+        the rules' meta key of a guarded change, whose mode is `g` + mode), then `_args`'s
+        head."""
+        found = self._heads.get((mode, guard))
+        if found is None:
+            keys = self._change_keys if guard is None else [*self._change_keys, guard]
+            head = self._args_head("g" + mode if guard else mode, 1)
+            found = Packed("EVALSHA", str(self._scripts.change.sha), len(keys), *keys, *head)
+            if len(self._heads) >= 64:  # a collection is one session's: its meta key, or none
+                self._heads.clear()
+            self._heads[(mode, guard)] = found
+        return found
+
     def _args(self, mode: str, batch: list[tuple[Item, bytes]]) -> list[bytes | str | int]:
-        suffixes = self._suffixes
-        args: list[bytes | str | int] = [
-            mode,
-            self._bound,
-            len(batch),
-            self.name,
-            self.template,
-            len(suffixes),
-            *suffixes,
-        ]
-        nothing = [b"n"] * len(self._getters)
+        args = self._args_head(mode, len(batch))
         for item, raw in batch:
-            args += [item["id"], raw]
-            args += nothing if mode == "remove" else [self._entry(g(item)) for g in self._getters]
+            args += self._item_args(mode, item, raw)
         return args
 
-    @staticmethod
-    def _entry(value: Any) -> bytes:
-        """What an index holds of a value: a string (escaped), another kind, or nothing."""
-        if value is MISSING or value is None:
-            return b"n"
-        if isinstance(value, str):
-            return b"s" + escaped(value)
-        return b"o"
+    def _args_head(self, mode: str, count: int) -> list[bytes | str | int]:
+        suffixes = self._suffixes
+        return [mode, self._bound, count, self.name, self.template, len(suffixes), *suffixes]
+
+    def _item_args(self, mode: str, item: Item, raw: bytes) -> list[Arg]:
+        """An item's arguments of `scripts.CHANGE`: its id, its bytes, its index entries."""
+        args: list[Arg] = [item["id"], raw]
+        if mode == "remove":
+            return args + [b"n"] * len(self._getters)
+        for get in self._getters:  # what an index holds: a string (escaped), another kind, or none
+            value = get(item)
+            if isinstance(value, str):
+                args.append(b"s" + escaped(value))
+            else:
+                args.append(b"n" if value is MISSING or value is None else b"o")
+        return args
 
     def clear(self) -> None:
         with self._link.calling():
@@ -250,7 +264,7 @@ class RedisCollection:
 
     def get(self, item_id: str) -> bytes | None:
         with self._link.calling():
-            raw: bytes | None = self._link.call("HGET", self.keys.items, item_id)
+            raw: bytes | None = self._link.calls([self._get_head.with_one(item_id)])[0]
         return raw
 
     def __len__(self) -> int:
