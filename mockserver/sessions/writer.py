@@ -178,6 +178,7 @@ class Writer:
         are written at once, before the client can ask another process for more.)"""
         return any(pending.in_flight() for pending in self._pending.values())
 
+
 def _write(batch: list[Pending]) -> None:
     for pending in batch:
         try:
