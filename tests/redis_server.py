@@ -101,3 +101,31 @@ def count_round_trips(monkeypatch: Any) -> list[int]:
 
     monkeypatch.setattr(redis_connection, "_answers", counted)
     return trips
+
+
+@dataclass
+class HeldWrite:
+    """The journal's script calls of a server, spied on: how many entries each wrote; the
+    first held (`held` set) until `let_go` is."""
+
+    writes: list[int] = field(default_factory=list)
+    held: threading.Event = field(default_factory=threading.Event)
+    let_go: threading.Event = field(default_factory=threading.Event)
+
+
+def hold_first_journal_write(monkeypatch: Any, shared: Any) -> HeldWrite:
+    """Spy on `shared`'s (a `sessions.shared.Shared`) journal writes until `monkeypatch.undo()`,
+    the first held until `let_go` is set (10 s at most)."""
+    spied = HeldWrite()
+    real_run = shared.link.run
+
+    def run(script: Any, keys: Any, args: list[Any]) -> Any:
+        if script is shared.add:
+            spied.writes.append(len(args) - 6 - 2 * int(args[5]))  # the entries after counters
+            if len(spied.writes) == 1:
+                spied.held.set()
+                spied.let_go.wait(10)
+        return real_run(script, keys, args)
+
+    monkeypatch.setattr(shared.link, "run", run)
+    return spied

@@ -93,6 +93,9 @@ def test_a_port_in_use_stops_start_up():
     assert done.stderr.strip() == f"mockserver: error: port {port} on 127.0.0.1 is already in use"
 
 
+BEHIND_ON_MEMORY = "--journal-write-behind needs a shared store (--store redis://...)"
+
+
 @pytest.mark.parametrize(
     ("args", "env", "message"),
     [
@@ -101,6 +104,8 @@ def test_a_port_in_use_stops_start_up():
         (["--seed-records", "-5"], {}, "--seed-records: -5 is not a whole number >= 0"),
         (["--auth", "maybe"], {}, "--auth: 'maybe' is not one of on/off, true/false, 1/0"),
         (["--port", "99999"], {}, "--port: 99999 is not a whole number from 1 to 65535"),
+        (["--journal-write-behind"], {}, BEHIND_ON_MEMORY),
+        ([], {"MOCKSERVER_JOURNAL_WRITE_BEHIND": "on"}, BEHIND_ON_MEMORY),
     ],
 )
 def test_bad_options_are_usage_errors(args, env, message):
@@ -109,6 +114,7 @@ def test_bad_options_are_usage_errors(args, env, message):
     done = run(*args, env={**os.environ, **env})
     assert done.returncode == 2
     assert message in done.stderr
+    assert len(done.stderr.splitlines()) == 1, done.stderr
 
 
 def test_one_log_line_per_request_and_clean_sigterm(start_server):

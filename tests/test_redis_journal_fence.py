@@ -3,13 +3,12 @@ client's requests keep their order across servers (a request waits for its entry
 written behind (`--journal-write-behind`), a read on any server still holds what every server
 answered before it (the fence), a process that does not answer the fence holds a read up for
 FENCE_WAIT at most, a reset is not undone by entries written after it, a listener lost with
-Redis listens again, and a stopping server writes what it holds."""
+Redis listens again, and a stopping server writes what it holds; by default no process
+listens (a read's fence reaches nobody)."""
 
 from __future__ import annotations
 
 import logging
-import os
-import subprocess
 import threading
 import time
 from collections.abc import Callable
@@ -17,8 +16,8 @@ from typing import Any
 
 import pytest
 import requests
-from redis_server import RedisServer, forget, unique_prefix
-from support import AUTH, MOCKSERVER, Server, new_record
+from redis_server import RedisServer, forget, hold_first_journal_write, unique_prefix
+from support import AUTH, Server, new_record
 
 from mockserver.app import create_app
 from mockserver.sessions import writer as writer_module
@@ -64,7 +63,9 @@ def test_a_process_that_does_not_answer_holds_a_read_up_for_the_fence_wait_only(
 ) -> None:
     monkeypatch.setattr(writer_module, "FENCE_WAIT", 1.0)
     prefix = unique_prefix()
-    app = create_app(Settings(store=redis_server.url, store_prefix=prefix))
+    app = create_app(
+        Settings(store=redis_server.url, store_prefix=prefix, journal_write_behind=True)
+    )
     api = app.test_client()
     silent = redis_server.client().pubsub()  # a process that listens and never writes back
     silent.subscribe(f"{prefix}:journal:flush")
@@ -96,24 +97,15 @@ def test_entries_answered_before_a_reset_on_another_server_are_not_written_after
     assert api.get(RECORDS, headers=AUTH).status_code == 200
     shared = one.extensions["mockserver"].sessions.shared
     assert shared.writer.flush()
-    held, let_go = threading.Event(), threading.Event()
-    real_run = shared.link.run
-
-    def run(script: Any, keys: Any, args: list[Any]) -> Any:
-        if script is shared.add and not held.is_set():
-            held.set()
-            let_go.wait(10)
-        return real_run(script, keys, args)
-
-    monkeypatch.setattr(shared.link, "run", run)
+    spied = hold_first_journal_write(monkeypatch, shared)
     assert api.get(RECORDS, headers=AUTH).status_code == 200
-    assert held.wait(10)
+    assert spied.held.wait(10)
     reset: list[int] = []
     resetting = threading.Thread(target=lambda: reset.append(two.post("/_mock/reset").status_code))
     resetting.start()
     resetting.join(0.3)
     assert reset == []  # the reset waits for what was answered before it
-    let_go.set()
+    spied.let_go.set()
     resetting.join(10)
     assert reset == [200]
     assert two.get("/_mock/requests").get_json()["data"] == []
@@ -190,18 +182,14 @@ def test_a_client_s_requests_keep_their_order_across_servers(
     assert offsets == list(range(120))
 
 
-def test_write_behind_on_the_memory_store_is_refused_in_one_line() -> None:
-    for args, env in (
-        (["--journal-write-behind"], {}),
-        ([], {"MOCKSERVER_JOURNAL_WRITE_BEHIND": "on"}),
-    ):
-        done = subprocess.run(
-            [str(MOCKSERVER), *args],
-            env={**os.environ, **env},
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-        assert done.returncode == 2
-        [line] = done.stderr.splitlines()
-        assert "--journal-write-behind needs a shared store (--store redis://...)" in line
+def test_by_default_no_process_listens_and_a_read_holds_every_answer(
+    redis_server: RedisServer,
+) -> None:
+    """Written before the answers, there is nothing to wait for: no process listens."""
+    prefix = unique_prefix()
+    one = create_app(Settings(store=redis_server.url, store_prefix=prefix)).test_client()
+    two = create_app(Settings(store=redis_server.url, store_prefix=prefix)).test_client()
+    assert one.get(RECORDS, headers=AUTH).status_code == 200
+    assert _subscribers(redis_server, f"{prefix}:journal:flush") == 0
+    assert [entry["path"] for entry in two.get("/_mock/requests").get_json()["data"]] == [RECORDS]
+    forget(redis_server, prefix)

@@ -14,7 +14,13 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from redis_server import RedisServer, count_round_trips, forget, unique_prefix
+from redis_server import (
+    RedisServer,
+    count_round_trips,
+    forget,
+    hold_first_journal_write,
+    unique_prefix,
+)
 from support import AUTH, RECORDS, new_record
 
 from mockserver.app import create_app
@@ -183,23 +189,7 @@ def test_requests_done_together_are_written_together_and_each_returns_once_writt
     api = app.test_client()
     assert api.get(RECORDS, headers=AUTH).status_code == 200  # the session made
     shared = app.extensions["mockserver"].sessions.shared
-    link = shared.link
-    journal_script = shared.add
-    first_write = threading.Event()
-    let_go = threading.Event()
-    writes: list[int] = []
-    real_run = link.run
-
-    def run(script: Any, keys: Any, args: list[Any]) -> Any:
-        if script is journal_script:
-            entries = len(args) - 6 - 2 * int(args[5])
-            writes.append(entries)
-            if len(writes) == 1:
-                first_write.set()
-                let_go.wait(10)
-        return real_run(script, keys, args)
-
-    monkeypatch.setattr(link, "run", run)
+    spied = hold_first_journal_write(monkeypatch, shared)
     statuses: list[int] = []
 
     def one() -> None:
@@ -207,7 +197,7 @@ def test_requests_done_together_are_written_together_and_each_returns_once_writt
 
     first = threading.Thread(target=one)
     first.start()
-    assert first_write.wait(10)
+    assert spied.held.wait(10)
     others = [threading.Thread(target=one) for _ in range(5)]
     for thread in others:
         thread.start()
@@ -216,11 +206,11 @@ def test_requests_done_together_are_written_together_and_each_returns_once_writt
     while sum(coverage._counters.values()) < 5 and time.monotonic() < deadline:
         time.sleep(0.005)  # the five counted, waiting for the next write
     assert statuses == []  # none returned before its entry was written
-    let_go.set()
+    spied.let_go.set()
     for thread in [first, *others]:
         thread.join(10)
     assert statuses == [200] * 6
-    assert writes == [1, 5]
+    assert spied.writes == [1, 5]
     journal = api.get("/_mock/requests?limit=100").get_json()["data"]
     assert len([entry for entry in journal if entry["path"] == RECORDS]) == 7
     forget(own_redis, prefix)
@@ -241,25 +231,9 @@ def test_written_behind_requests_hand_their_entries_over_and_are_written_togethe
     assert api.get(RECORDS, headers=AUTH).status_code == 200  # the session made
     shared = app.extensions["mockserver"].sessions.shared
     assert shared.writer.flush()
-    link = shared.link
-    journal_script = shared.add
-    first_write = threading.Event()
-    let_go = threading.Event()
-    writes: list[int] = []
-    real_run = link.run
-
-    def run(script: Any, keys: Any, args: list[Any]) -> Any:
-        if script is journal_script:
-            entries = len(args) - 6 - 2 * int(args[5])
-            writes.append(entries)
-            if len(writes) == 1:
-                first_write.set()
-                let_go.wait(10)
-        return real_run(script, keys, args)
-
-    monkeypatch.setattr(link, "run", run)
+    spied = hold_first_journal_write(monkeypatch, shared)
     assert api.get(RECORDS, headers=AUTH).status_code == 200  # answered, not waiting
-    assert first_write.wait(10)
+    assert spied.held.wait(10)
     statuses = [api.get(RECORDS, headers=AUTH).status_code for _ in range(5)]
     assert statuses == [200] * 5  # answered while the first write is held
     read: list[Any] = []
@@ -269,9 +243,9 @@ def test_written_behind_requests_hand_their_entries_over_and_are_written_togethe
     reading.start()
     reading.join(0.3)
     assert read == []  # the read waits for what was answered before it
-    let_go.set()
+    spied.let_go.set()
     reading.join(10)
-    assert writes == [1, 5]
+    assert spied.writes == [1, 5]
     [journal] = read
     assert len([entry for entry in journal if entry["path"] == RECORDS]) == 7
     forget(own_redis, prefix)

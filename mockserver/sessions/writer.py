@@ -1,22 +1,24 @@
-"""The journal and coverage of a Redis store written off the request path, and the fence that
-keeps reads of them exact.
+"""The journal and coverage of a Redis store: what a process's requests leave to write, and
+the fence that keeps reads exact when they are written behind.
 
 A request hands its journal entry and its coverage count to its process's `Writer` before its
-answer is sent, and does not wait: the writer's thread, once woken, writes what is pending
-(one script call per session that has something), while the next batch collects; when other
-requests are in flight it first lets the batch gather for LINGER. A batch holds the entries of
-many requests; a request spends no round trip, and no wait, on its journal. With nothing else
-in flight the entry is written at once: it is in Redis about when its client reads the
-answer, so the journal keeps the order of a client's requests across processes and servers
-(its next request, to whichever process, is written after). Under concurrent load, two
-answers given by different processes within about a millisecond may be listed either way.
+answer is sent. By default it then waits for the pass that writes them, made by the first of
+the requests done meanwhile (a group commit): the entry is in Redis before the answer goes, so
+the journal keeps the order of a client's requests across processes and servers. Written
+behind (`--journal-write-behind`), it does not wait: the writer's own thread, once woken,
+writes what is pending (one script call per session that has something) while the next batch
+collects; when other requests are in flight it first lets the batch gather for LINGER. A
+request then spends no round trip on its journal; two answers given by different processes
+within about a millisecond may be listed either way.
 
 A read of a journal, a coverage tally or the journal's bytes (on any server) first raises the
 `Fence`: it publishes a token on `PREFIX:journal:flush`; every worker process on the store
-listens on that channel (from its first request on), writes all it holds pending, then pushes
-the token back on `PREFIX:journal:flushed:TOKEN`; the reader waits for as many as the
-publication reached (at most FENCE_WAIT). Whatever any server answered before the read began
-is then in Redis, as when each request wrote its own entry before answering.
+that writes behind listens on that channel (from its first request on), writes all it holds,
+then pushes the token back on `PREFIX:journal:flushed:TOKEN`; the reader waits for as many as
+the publication reached (at most FENCE_WAIT). Whatever any server answered before the read
+began is then in Redis, as when each request writes its own entry before answering. Only the
+processes that write behind listen: by default a read's publication reaches none, and it
+waits for nothing (servers of both kinds may share a store).
 
 A process forked after the app was made (uWSGI's workers) starts its own threads on its first
 request (threads do not survive a fork), and writes what it holds as it stops (at exit).
@@ -203,9 +205,10 @@ class Fence:
         self._subscribed = threading.Event()
 
     def listen(self) -> None:
-        """This process listens from now on (returns once subscribed, or Redis is lost)."""
+        """This process listens from now on (returns once subscribed, or Redis is lost);
+        nothing when the journal is written before the answers."""
         pid = os.getpid()
-        if self._pid == pid:
+        if self._pid == pid or not self._writer.behind:
             return
         with _lock_of(pid):
             if self._pid == pid:
@@ -216,7 +219,9 @@ class Fence:
         self._subscribed.wait(FENCE_WAIT)
 
     def raise_(self) -> None:
-        """Every process on the store has written what it held (or FENCE_WAIT passed)."""
+        """Every process on the store has written what it held (or FENCE_WAIT passed): only
+        processes that write behind listen, so with none the publication reaches nobody and
+        nothing is waited for."""
         self._writer.flush()
         token = uuid.uuid4().hex
         key = self._acked + token
