@@ -1,12 +1,14 @@
 """Soak: 16 writers and 4 readers on one mock for a fixed time, then every promise checked.
 
     .venv/bin/python bench/soak.py [--duration 60] [--max-records N] [--journal-size N]
-    .venv/bin/python bench/soak.py --store redis --processes 2 --restart-redis
+    .venv/bin/python bench/soak.py --store redis --processes 2 --restart-redis [N]
 
 With `--store redis` the mock keeps its state on a redis-server of the soak's own (append-only
 file on, so a restart keeps every write it acknowledged), with `--processes N` workers;
 `--restart-redis` stops Redis at half-time (SIGTERM: it writes its file and exits) and starts
-it again a second later. The answers while it is down are the documented store-lost 503s
+it again a second later; `--restart-redis N` does so N times, evenly spread (two: at a third
+and at two thirds of the run, so the memory check's second half holds a restart that comes
+after another one). The answers while it is down are the documented store-lost 503s
 (a problem whose detail starts "The store Redis at"): counted apart, never a problem; the
 rules' `fired` stays exact, `matched` may count a request whose answer was a store-lost 503
 (its decision was taken before the store went), and coverage and journal miss the requests
@@ -680,9 +682,7 @@ def load(
     clients = writers + readers
     started = time.perf_counter()
     if own is not None and args.restart_redis:
-        restart = threading.Timer(args.duration / 2, own.restart, (args.redis_down, started))
-        restart.daemon = True
-        threads.append(restart)
+        threads.append(restarts(own, args, started))
     for thread in threads:
         thread.start()
     try:
@@ -692,6 +692,18 @@ def load(
         for thread in threads:
             thread.join()
     return clients, samples, time.perf_counter() - started
+
+
+def restarts(own: OwnRedis, args: argparse.Namespace, started: float) -> threading.Thread:
+    """A thread restarting Redis `--restart-redis` times, evenly spread over the run."""
+
+    def run() -> None:
+        for n in range(1, args.restart_redis + 1):
+            at = started + args.duration * n / (args.restart_redis + 1)
+            time.sleep(max(0.0, at - time.perf_counter()))
+            own.restart(args.redis_down, started)
+
+    return threading.Thread(target=run, name="restarts", daemon=True)
 
 
 # --- the checks ------------------------------------------------------------------------------
@@ -1129,8 +1141,13 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--processes", type=int, default=1, help="the server's --processes")
     parser.add_argument(
         "--restart-redis",
-        action="store_true",
-        help="stop redis-server at half-time and start it again (--store redis)",
+        nargs="?",
+        type=int,
+        const=1,
+        default=0,
+        metavar="N",
+        help="stop redis-server at half-time and start it again (--store redis); N times, "
+        "evenly spread, with N",
     )
     parser.add_argument(
         "--redis-down", type=float, default=1.0, help="seconds Redis stays down (1)"
@@ -1180,7 +1197,7 @@ def soak(
     bound_check, flat_check, memory = check_memory(args, samples)
     unscripted = sum(t.unscripted_5xx for t in every)
     store_lost = sum(t.store_lost for t in every)
-    outage_samples = round(args.redis_down) + 3 if args.restart_redis else 0
+    outage_samples = (round(args.redis_down) + 3) * args.restart_redis
     slow = sum(t.slow for t in every)
     transport = sum(t.transport_errors for t in every)
     problems = sum(t.problems for t in every)

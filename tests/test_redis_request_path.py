@@ -1,6 +1,6 @@
 """An API request's path on Redis: the commands it sends (the rules' version, the item; the
 journal entry with the coverage count, one script, by the process's writer; no SCRIPT
-EXISTS), the thread's own connection they go on (answers in order, an error answer raised
+EXISTS), the connection they go on (answers in order, an error answer raised
 once all are read, a restart and a flushed script cache survived), and the turn at the
 server's Python work handed on while the request waits on Redis
 (`http.fair_queue.Turns.aside`)."""
@@ -138,7 +138,7 @@ def test_aside_without_a_turn_changes_nothing() -> None:
     assert line.take()
 
 
-def test_the_thread_s_connection_answers_in_order_and_survives_errors_and_restarts(
+def test_a_link_s_connection_answers_in_order_and_survives_errors_and_restarts(
     own_redis: RedisServer,
 ) -> None:
     link = Link(own_redis.url)
@@ -159,7 +159,7 @@ def test_the_thread_s_connection_answers_in_order_and_survives_errors_and_restar
     thread.start()
     thread.join(5)
     assert len(others) == 1
-    assert others[0] != link.call("CLIENT", "ID")  # each thread its own connection
+    assert others[0] == link.call("CLIENT", "ID")  # one after the other: the free one
 
 
 def test_answers_larger_than_a_read_and_a_connection_redis_closed(own_redis: RedisServer) -> None:

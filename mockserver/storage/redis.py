@@ -164,14 +164,15 @@ class RedisCollection:
         of it is held ("held") or the script must write it ("script": an eviction due, the
         collection changed meanwhile, or the connection lost on the way; it checks again)."""
         link = self._link
-        _, held, size = link.calls(batch.guard(self.keys))
-        if any(held) or size + len(batch.ids) > self._bound:
-            link.call("UNWATCH")
-            return "held" if any(held) else "script"
-        try:
-            done = link.calls(batch.commands(self.keys, self._registration), again=False)
-        except RedisConnectionError:
-            return "script"
+        with link.pinned():  # the WATCH holds on the connection it was sent on
+            _, held, size = link.calls(batch.guard(self.keys))
+            if any(held) or size + len(batch.ids) > self._bound:
+                link.call("UNWATCH")
+                return "held" if any(held) else "script"
+            try:
+                done = link.calls(batch.commands(self.keys, self._registration), again=False)
+            except RedisConnectionError:
+                return "script"
         return "stored" if done[-1] is not None else "script"
 
     def add(self, item: Item) -> bytes | None:

@@ -6,11 +6,14 @@ redis-py's pool reconnects on the next call once Redis is back: service resumes 
 A request waits on Redis outside its turn at the server's Python work (`aside`, which the
 front sets: `http.fair_queue`).
 
-The commands of a request's path (`call`, `calls`, `run`) go on a connection of the thread's
-own, packed by hiredis and read back without redis-py's client around them: the client's
-bookkeeping (pool, retries, observability, callbacks) costs about three times the CPU of the
-round trip itself. A command whose first arguments are the same every time (a script's keys,
-a hash's key) is packed ahead (`Packed`): a request packs only what is its own.
+The commands of a request's path (`call`, `calls`, `run`) go on a connection taken from the
+process's free ones for the call (the one used last first, a new one when none is free; a
+transaction's calls keep one: `pinned`), packed by hiredis and read back without redis-py's
+client around them: the client's bookkeeping (pool, retries, observability, callbacks) costs
+about three times the CPU of the round trip itself. A process holds as many connections as it
+ever had calls under way at once, not one per server thread (`--threads`, 512 by default).
+A command whose first arguments are the same every time (a script's keys, a hash's key) is
+packed ahead (`Packed`): a request packs only what is its own.
 """
 
 from __future__ import annotations
@@ -127,8 +130,12 @@ class Link:
             )
         except (ValueError, TypeError) as exc:
             raise BadStore(f"not a Redis URL ({exc})") from None
-        self._own = _Own()  # each thread's connection (`calls`), its process, its guard
+        self._own = _Own()  # each thread's pinned connection (`pinned`), its guard
         self._versions: dict[str, bytes] = {}  # `HGET key version`, packed, by key (`calls`)
+        self._free: list[Any] = []  # connections no call is using, the last used on top
+        self._pid = 0  # the process `_free` belongs to (uWSGI forks without at-fork hooks)
+        self._forked = threading.Lock()
+        self.opened = 0  # connections this process opened for calls
 
     def calls(self, commands: Sequence[Command], again: bool = True) -> list[Any]:
         """Commands sent at once on this thread's connection, their answers in order (an
@@ -165,21 +172,39 @@ class Link:
         return found
 
     def _sent(self, packed: bytes, count: int, again: bool) -> list[Any]:
-        """Packed commands sent on this thread's connection (made for it, in this process),
-        their `count` answers read back."""
-        own = self._own
-        connection = own.connection
-        if connection is None or own.pid != os.getpid():  # a forked worker opens its own
-            pool = self.client.connection_pool
-            connection = own.connection = pool.connection_class(**pool.connection_kwargs)
-            own.pid = os.getpid()  # (uWSGI forks without Python's at-fork hooks)
+        """Packed commands sent on the thread's pinned connection, or on a free one for the
+        call; their `count` answers read back."""
+        connection = self._own.connection
+        if connection is not None:
+            return _sent_on(connection, packed, count, again)
+        connection = self._borrow()
         try:
-            return _answers(connection, packed, count)
-        except RedisConnectionError:
-            connection.disconnect()
-            if not again:
-                raise
-            return _answers(connection, packed, count)
+            return _sent_on(connection, packed, count, again)
+        finally:
+            self._free.append(connection)  # every answer read (or it was closed): clean
+
+    def _borrow(self) -> Any:
+        """A free connection of this process (the one used last), or a new one."""
+        pid = os.getpid()
+        if self._pid != pid:  # the first call of a forked worker: the parent's are not its
+            with self._forked:
+                if self._pid != pid:
+                    self._free, self._pid = [], pid
+        try:
+            return self._free.pop()
+        except IndexError:
+            pool = self.client.connection_pool
+            self.opened += 1
+            return pool.connection_class(**pool.connection_kwargs)
+
+    def pinned(self) -> _Pinned:
+        """The calls of this thread inside go on one connection (a transaction: `WATCH`)."""
+        return _Pinned(self)
+
+    @property
+    def free(self) -> int:
+        """Connections of this process no call is using now."""
+        return len(self._free) if self._pid == os.getpid() else 0
 
     def guard(self, key: str, version: bytes) -> None:
         """The next commands of this thread read the field `version` of `key` too (in the same
@@ -265,11 +290,10 @@ class Link:
 
 
 class _Own(threading.local):
-    """A thread's own: its connection (made in process `pid`), and the guard of its request
-    (`Link.guard`); the class's values until the thread sets its own."""
+    """A thread's own: the connection its calls keep (`Link.pinned`), and the guard of its
+    request (`Link.guard`); the class's values until the thread sets its own."""
 
     connection: Any = None
-    pid = 0
     guard: tuple[str, bytes] | None = None
     fresh: bool | None = None
     refused = False
@@ -295,6 +319,37 @@ class _Calling:
                 raise StoreUnavailable(f"Redis at {link.shown}", _reason(exc)) from None
         finally:
             self._aside.__exit__(None, None, None)
+
+
+class _Pinned:
+    """`Link.pinned`: a connection taken for the thread's calls, given back at the end (closed
+    first when an error left the block: a `WATCH` may still hold on it)."""
+
+    __slots__ = ("_link",)
+
+    def __init__(self, link: Link) -> None:
+        self._link = link
+
+    def __enter__(self) -> None:
+        self._link._own.connection = self._link._borrow()
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, _: Any) -> None:
+        own = self._link._own
+        connection, own.connection = own.connection, None
+        if exc is not None:
+            connection.disconnect()
+        self._link._free.append(connection)
+
+
+def _sent_on(connection: Any, packed: bytes, count: int, again: bool) -> list[Any]:
+    """`_answers`, once more on the connection opened again when Redis had closed it (`again`)."""
+    try:
+        return _answers(connection, packed, count)
+    except RedisConnectionError:
+        connection.disconnect()
+        if not again:
+            raise
+        return _answers(connection, packed, count)
 
 
 def _answers(connection: Any, packed: bytes, count: int) -> list[Any]:
