@@ -26,6 +26,8 @@ from support import AUTH, RECORDS, new_record
 from mockserver.app import create_app
 from mockserver.http.fair_queue import Turns
 from mockserver.sessions import shared as shared_module
+from mockserver.sessions.journal import Entry, Trail
+from mockserver.sessions.shared import Shared, SharedJournal
 from mockserver.settings import Settings
 from mockserver.storage.redis_connection import Link
 
@@ -317,6 +319,64 @@ def test_entries_held_while_redis_was_lost_are_written_after_in_bounded_calls(
     journal = api.get("/_mock/requests?limit=1000").get_json()["data"]
     assert [entry["status"] for entry in journal] == [503] * 179 + [200]
     forget(own_redis, prefix)
+
+
+def test_entries_held_while_redis_was_lost_stay_within_the_journal_s_bytes(
+    own_redis: RedisServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What a process holds not yet written is bounded in bytes too (`--journal-bytes`, every
+    session together, or HELD_AT_LEAST), not only in count: past it, the session's oldest held
+    entries go; once Redis is back the newest are written and nothing is held."""
+    monkeypatch.setattr(shared_module, "HELD_AT_LEAST", 0)
+    prefix = unique_prefix()
+    limit = 400_000
+    app = create_app(Settings(store=own_redis.url, store_prefix=prefix, journal_bytes=limit))
+    api = app.test_client()
+    held = app.extensions["mockserver"].sessions.shared.held
+    assert api.get(RECORDS, headers=AUTH).status_code == 200
+    own_redis.stop()
+    body = b'{"padding": "' + b"x" * 30_000 + b'"}'  # an entry of ~35 KB
+    highest = 0
+    for _ in range(60):  # ~2 MB in all
+        answer = api.post(RECORDS, data=body, headers={**AUTH, "Content-Type": "application/json"})
+        assert answer.status_code == 503
+        highest = max(highest, held.used)
+    assert limit - 40_000 < highest <= limit
+    own_redis.start()  # empty: no persistence
+    assert api.get(RECORDS, headers=AUTH).status_code == 200
+    assert app.extensions["mockserver"].sessions.shared.writer.flush()
+    assert held.used == 0
+    journal = api.get("/_mock/requests?limit=100").get_json()["data"]
+    assert [entry["status"] for entry in journal] == [503] * (len(journal) - 1) + [200]
+    assert [entry["bodySize"] for entry in journal[:-1]] == [len(body)] * (len(journal) - 1)
+    assert 9 <= len(journal) - 1 <= 11  # the newest the bytes held
+    forget(own_redis, prefix)
+
+
+def test_a_session_finds_no_room_while_the_others_hold_every_byte(
+    own_redis: RedisServer,
+) -> None:
+    shared = Shared(Link(own_redis.url), unique_prefix(), 1)
+    shared.held.limit = 100_000
+    one, two = SharedJournal(1000, shared, "one"), SharedJournal(1000, shared, "two")
+
+    def open_(journal: SharedJournal, size: int) -> Entry:
+        return journal.open(0.0, "POST", "/p", "", ((), ()), b"x" * size, "s", Trail())
+
+    first = [open_(one, 20_000) for _ in range(3)]  # in flight: not written
+    assert shared.held.used == sum(entry.cost for entry in first) > 75_000  # ~25 KB each
+    open_(two, 20_000)  # no room: one holds the bytes
+    assert not two.holding
+    open_(one, 20_000)  # room made by one's oldest
+    assert one._pending[0] is first[1]
+    assert shared.held.used <= 100_000
+    for entry in one._pending:
+        entry.trail.ended = 1.0
+    assert len(one.done()) == 3
+    assert shared.held.used == 0
+    open_(one, 20_000)
+    one.clear()  # a reset: what it held is given back
+    assert shared.held.used == 0
 
 
 def test_a_forked_worker_opens_a_connection_of_its_own(own_redis: RedisServer) -> None:

@@ -236,7 +236,7 @@ class Journal:
         )
         entry.sha256 = digest
         if self.size:
-            entry.cost = ENTRY_BYTES + len(body) + len(path) + len(query) + _held(headers)
+            entry.cost = cost(entry)
             with self.budget.lock:
                 if len(self._entries) >= self.size:
                     self.drop_oldest()
@@ -282,6 +282,11 @@ def cut(body: bytes) -> tuple[bytes, int, str | None]:
     if size <= BODY_KEPT:
         return body, size, None
     return body[:BODY_KEPT], size, hashlib.sha256(body).hexdigest()
+
+
+def cost(entry: Entry) -> int:
+    """The bytes an entry holds, as a journal's budget counts them."""
+    return ENTRY_BYTES + len(entry.body) + len(entry.path) + len(entry.query) + _held(entry.headers)
 
 
 def _held(headers: Headers) -> int:

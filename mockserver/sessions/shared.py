@@ -36,14 +36,16 @@ from mockserver.faults.matching import Seen
 from mockserver.faults.redis_rules import RedisFaults, RuleScripts
 from mockserver.query.params import decode
 from mockserver.sessions.coverage import Coverage
-from mockserver.sessions.journal import Budget, Entry, Headers, Journal, Trail, cut
+from mockserver.sessions.journal import Budget, Entry, Headers, Journal, Trail, cost, cut
 from mockserver.sessions.session import DEFAULT, SWEEP_EVERY, Limits, Session, Sessions
 from mockserver.sessions.writer import Fence, Writer
 from mockserver.storage.backend import Backend, StoreUnavailable
 from mockserver.storage.redis_connection import Link
 
 TOUCH_EVERY = 1.0  # seconds between two writes of a session's last use to the registry
-PENDING = 2_000  # journal entries a server holds not yet written (past it: the oldest dropped)
+PENDING = 2_000  # journal entries a session holds not yet written (past it: the oldest dropped)
+HELD_AT_LEAST = 16 * 1024 * 1024  # bytes a process may hold not yet written, however small
+# --journal-bytes is (entries of requests in flight: Redis counts an entry's JSON, less)
 WRITTEN_AT_ONCE = 100  # journal entries written by one script call (bounds what one call holds)
 
 # KEYS: the stream, its ids counter, PREFIX:journal (every entry by age), PREFIX:journal:bytes,
@@ -122,6 +124,30 @@ return 1
 """
 
 
+class Held:
+    """The bytes of the journal entries a process holds not yet written, every session's
+    together: at most `limit` (`--journal-bytes`, what the journals may keep in all, or
+    HELD_AT_LEAST). They pile up only while Redis is lost (the entries of the requests
+    answered meanwhile)."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.used = 0
+        self._lock = threading.Lock()
+
+    def take(self, cost: int) -> bool:
+        """Room for `cost` more bytes, counted in; False (nothing counted) when there is none."""
+        with self._lock:
+            if self.used + cost > self.limit:
+                return False
+            self.used += cost
+            return True
+
+    def give(self, cost: int) -> None:
+        with self._lock:
+            self.used -= cost
+
+
 class Shared:
     """The link, the keys every session shares, and the scripts."""
 
@@ -135,6 +161,7 @@ class Shared:
         self.entries = f"{prefix}:journal"
         self.bytes = f"{prefix}:journal:bytes"
         self.journal_bytes = journal_bytes
+        self.held = Held(max(journal_bytes, HELD_AT_LEAST))  # this process's, not yet written
         self.writer = Writer(write_behind)  # this process's journal and coverage writes
         self.fence = Fence(link, prefix, self.writer)  # a read sees every server's writes
         self.rules = RuleScripts(link)
@@ -234,14 +261,24 @@ class SharedJournal(Journal):
         entry = Entry(0, time, method, path, query, headers, body, session, trail, None, size)
         entry.sha256 = digest
         if self.size:
-            with self._lock:
-                if len(self._pending) >= PENDING:  # not written for long: Redis lost
-                    self._pending.popleft()
-                self._pending.append(entry)
+            entry.cost = cost(entry)
+            self._hold(entry)
             self._shared.fence.listen()  # before its answer: a later read finds it
             if self.owner is not None:
                 self._shared.writer.hold(self.owner)
         return entry
+
+    def _hold(self, entry: Entry) -> None:
+        """The entry held to be written, this session's oldest dropped past PENDING entries or
+        the process's bytes (not written for long: Redis lost); not held when other sessions'
+        entries hold every byte."""
+        held = self._shared.held
+        with self._lock:
+            pending = self._pending
+            while pending and (len(pending) >= PENDING or held.used + entry.cost > held.limit):
+                held.give(pending.popleft().cost)
+            if held.take(entry.cost):
+                pending.append(entry)
 
     @property
     def holding(self) -> bool:
@@ -259,6 +296,7 @@ class SharedJournal(Journal):
             done = [entry for entry in self._pending if entry.trail.ended]
             if done:
                 self._pending = collections.deque(e for e in self._pending if not e.trail.ended)
+                self._shared.held.give(sum(entry.cost for entry in done))
         return done
 
     @staticmethod
@@ -295,6 +333,7 @@ class SharedJournal(Journal):
     def clear(self, ids: bool = False) -> None:
         self._shared.fence.raise_()  # nothing answered before the clear is written after it
         with self._lock:
+            self._shared.held.give(sum(entry.cost for entry in self._pending))
             self._pending.clear()
         with self._shared.link.calling():
             self._shared.clear(keys=self._keys, args=[self._name, "ids" if ids else ""])
