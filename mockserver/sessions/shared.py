@@ -280,6 +280,18 @@ class SharedJournal(Journal):
             if held.take(entry.cost):
                 pending.append(entry)
 
+    def put_back(self, entries: list[Entry]) -> None:
+        """Entries taken to be written and not written (Redis lost), held again before the
+        newer ones, within the same bounds (the oldest go first)."""
+        held = self._shared.held
+        with self._lock:
+            kept: list[Entry] = []
+            for entry in reversed(entries):  # the newest first
+                if len(kept) + len(self._pending) >= PENDING or not held.take(entry.cost):
+                    break
+                kept.append(entry)
+            self._pending.extendleft(kept)
+
     @property
     def holding(self) -> bool:
         """Entries not written yet (their requests in flight, or done)."""
@@ -389,11 +401,19 @@ class SharedCoverage(Coverage):
         for field, times in counters.items():
             args += [field, times]
         keys = [*journal._keys, self._key]
-        with shared.link.calling():
-            shared.link.run(shared.add, keys, args + journal.shown(done[:WRITTEN_AT_ONCE]))
-            for start in range(WRITTEN_AT_ONCE, len(done), WRITTEN_AT_ONCE):
-                chunk = journal.shown(done[start : start + WRITTEN_AT_ONCE])
-                shared.link.run(shared.add, keys, [*args[:5], 0, *chunk])
+        start = 0
+        try:
+            with shared.link.calling():
+                shared.link.run(shared.add, keys, args + journal.shown(done[:WRITTEN_AT_ONCE]))
+                for start in range(WRITTEN_AT_ONCE, len(done), WRITTEN_AT_ONCE):
+                    chunk = journal.shown(done[start : start + WRITTEN_AT_ONCE])
+                    shared.link.run(shared.add, keys, [*args[:5], 0, *chunk])
+        except StoreUnavailable:  # Redis lost: what was not written is written once it is back
+            if start == 0:
+                with self._counted:
+                    self._counters.update(counters)
+            journal.put_back(done[start:])
+            raise
 
     def report(self) -> dict[str, Any]:
         self._shared.fence.raise_()

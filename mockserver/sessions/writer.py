@@ -52,7 +52,7 @@ class Pending(Protocol):
     """What a writer writes: a session's coverage counts and its journal's finished entries."""
 
     def write_pending(self) -> None:
-        """Write what is pending (StoreUnavailable: Redis lost, it is dropped)."""
+        """Write what is pending (StoreUnavailable: Redis lost, it is kept for the next)."""
 
     def idle(self) -> bool:
         """Nothing is left to write, nor being made (a journal entry of a request in flight)."""
@@ -185,8 +185,8 @@ def _write(batch: list[Pending]) -> None:
     for pending in batch:
         try:
             pending.write_pending()
-        except StoreUnavailable as lost:  # the answers were sent: only their record is lost
-            log.logger.warning("coverage and journal of requests not kept: %s", lost.detail)
+        except StoreUnavailable as lost:  # the answers were sent: their record waits
+            log.logger.warning("coverage and journal not written yet: %s", lost.detail)
         except Exception:  # never let a pass fail its callers: log it, go on
             log.logger.exception("journal writer: a write failed")
 
