@@ -191,5 +191,11 @@ def test_by_default_no_process_listens_and_a_read_holds_every_answer(
     two = create_app(Settings(store=redis_server.url, store_prefix=prefix)).test_client()
     assert one.get(RECORDS, headers=AUTH).status_code == 200
     assert _subscribers(redis_server, f"{prefix}:journal:flush") == 0
+    before = redis_server.client().info("commandstats")
     assert [entry["path"] for entry in two.get("/_mock/requests").get_json()["data"]] == [RECORDS]
+    after = redis_server.client().info("commandstats")
+    deleted = after.get("cmdstat_del", {}).get("calls", 0) - before.get("cmdstat_del", {}).get(
+        "calls", 0
+    )
+    assert deleted == 0  # the fence reached nobody: no acknowledgements to wait for or delete
     forget(redis_server, prefix)

@@ -225,10 +225,12 @@ class Fence:
         self._writer.flush()
         token = uuid.uuid4().hex
         key = self._acked + token
+        acked = 0
         with self._link.calling():
             reached = int(self._client.publish(self.channel, token))
-            acked = self._wait(key, reached)
-            self._client.delete(key)
+            if reached:  # none by default: nothing to wait for, nothing pushed to delete
+                acked = self._wait(key, reached)
+                self._client.delete(key)
         if acked < reached:
             log.logger.warning(
                 "journal read: %d of %d server processes did not write theirs within %.0f s",

@@ -138,11 +138,12 @@ class Link:
         self.opened = 0  # connections this process opened for calls
 
     def calls(self, commands: Sequence[Command], again: bool = True) -> list[Any]:
-        """Commands sent at once on this thread's connection, their answers in order (an
-        error answer raised once every answer is read); a command may come packed already
-        (`Ready`, or bytes). A connection Redis closed (a restart) is opened again once, as
-        redis-py's client does (`again`; not for a transaction whose `WATCH` went with the
-        connection). Redis lost: its errors (`calling` turns them into StoreUnavailable)."""
+        """Commands sent at once on one connection (the thread's pinned one, or a free one of
+        the process for the call), their answers in order (an error answer raised once every
+        answer is read); a command may come packed already (`Ready`, or bytes). A connection
+        Redis closed (a restart) is opened again once, as redis-py's client does (`again`; not
+        for a transaction whose `WATCH` went with the connection). Redis lost: its errors
+        (`calling` turns them into StoreUnavailable)."""
         own = self._own
         packed = b"".join(
             [
@@ -250,7 +251,7 @@ class Link:
         return UNKNOWN if fresh is None else FRESH if fresh else CHANGED
 
     def call(self, *command: bytes | str | int | float) -> Any:
-        """One command on this thread's connection (`calls`)."""
+        """One command (`calls`)."""
         return self.calls([command])[0]
 
     def run(self, script: Script, keys: Sequence[str], args: Sequence[Any]) -> Any:
