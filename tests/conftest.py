@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from redis_server import RedisServer, forget, unique_prefix
+from redis_server import ENGINES, RedisServer, forget, unique_prefix
 from support import AUTH, PUBLISHED_SPEC, REFERENCE, Server, nonconforming, reference
 from werkzeug.test import TestResponse
 
@@ -134,3 +134,27 @@ def redis_prefix(redis_server: RedisServer) -> Iterator[str]:
     prefix = unique_prefix()
     yield prefix
     forget(redis_server, prefix)
+
+
+@pytest.fixture(scope="session")
+def valkey_server() -> Iterator[RedisServer]:
+    """A real valkey-server (no persistence) for this test process, as `redis_server`."""
+    server = RedisServer(binary=ENGINES["valkey"]).start()
+    yield server
+    server.stop()
+    shutil.rmtree(server.directory, ignore_errors=True)
+
+
+@pytest.fixture(params=list(ENGINES))
+def engine(request: pytest.FixtureRequest) -> RedisServer:
+    """Redis 7 or Valkey, the engines the store works on: a test taking it runs on each."""
+    server: RedisServer = request.getfixturevalue(f"{request.param}_server")
+    return server
+
+
+@pytest.fixture
+def engine_prefix(engine: RedisServer) -> Iterator[str]:
+    """A key prefix of this test's own on `engine`, its keys deleted afterwards."""
+    prefix = unique_prefix()
+    yield prefix
+    forget(engine, prefix)

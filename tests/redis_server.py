@@ -1,5 +1,6 @@
-"""A real `redis-server` for the tests: on a free loopback port, no persistence, its data in a
-temporary directory; stopped and started again on the same port by the outage tests."""
+"""A real `redis-server` (or `valkey-server`) for the tests: on a free loopback port, no
+persistence, its data in a temporary directory; stopped and started again on the same port by
+the outage tests."""
 
 from __future__ import annotations
 
@@ -17,12 +18,16 @@ import redis
 from support import free_port
 
 REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
+VALKEY_SERVER = shutil.which("valkey-server") or "/usr/bin/valkey-server"
+ENGINES = {"redis": REDIS_SERVER, "valkey": VALKEY_SERVER}  # what the store is tested on
 
 
 @dataclass
 class RedisServer:
-    """One `redis-server` process (`start`, `stop`, `start` again keeps its port)."""
+    """One `redis-server` process, or `valkey-server` (`binary`): `start`, `stop`, `start`
+    again keeps its port."""
 
+    binary: str = REDIS_SERVER
     port: int = field(default_factory=free_port)
     password: str | None = None
     process: subprocess.Popen[bytes] | None = None
@@ -35,7 +40,7 @@ class RedisServer:
 
     def start(self, timeout: float = 10.0) -> RedisServer:
         command = [
-            REDIS_SERVER,
+            self.binary,
             "--port", str(self.port),
             "--bind", "127.0.0.1",
             "--save", "",
@@ -55,7 +60,7 @@ class RedisServer:
                 if self.process.poll() is not None:
                     raise RuntimeError((self.directory / "redis.log").read_text()) from None
                 time.sleep(0.02)
-        raise RuntimeError("redis-server did not start")
+        raise RuntimeError(f"{self.binary} did not start")
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:

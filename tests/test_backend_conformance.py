@@ -1,7 +1,8 @@
 """The storage backend conformance suite: what every `Backend` and `Collection` must do.
 
-Every test runs once per backend (the `backend_factory` fixture's params); a backend added
-later (Redis) is one more param and passes this file unchanged. The backends are only ever
+Every test runs once per backend (the `backend_factory` fixture's params: memory, Redis, and
+Redis on Valkey); a backend added later (Redis was) is one more param and passes this file
+unchanged. The backends are only ever
 made through `mockserver.storage.make_backend`: nothing here names an implementation.
 
 The search cases run a fixed data set (`DATA`, 15 items of varied shapes: members missing, a
@@ -21,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from redis_server import forget, unique_prefix
 
 import mockserver
 from mockserver.query.expression import Expression, expression
@@ -46,15 +48,16 @@ def evictions() -> Evictions:
     return []
 
 
-@pytest.fixture(params=["memory", "redis"])
+@pytest.fixture(params=["memory", "redis", "valkey"])
 def backend_factory(request: pytest.FixtureRequest, evictions: Evictions) -> Iterator[Make]:
     """Makes fresh backends of one kind (`make(max_items=...)`), reporting to `evictions`:
-    the embedded one, or Redis (a real redis-server, a key prefix of this test's own)."""
+    the embedded one, or Redis (a real redis-server, a key prefix of this test's own), or
+    Valkey (the same, on a real valkey-server)."""
     made: list[Backend] = []
-    url, prefix = "memory", "mockserver"
-    if request.param == "redis":
-        url = request.getfixturevalue("redis_server").url
-        prefix = request.getfixturevalue("redis_prefix")
+    url, prefix, server = "memory", "mockserver", None
+    if request.param != "memory":
+        server = request.getfixturevalue(f"{request.param}_server")
+        url, prefix = server.url, unique_prefix()
     lock = threading.Lock()
 
     def on_evict(path: str, item_id: str) -> None:
@@ -69,6 +72,8 @@ def backend_factory(request: pytest.FixtureRequest, evictions: Evictions) -> Ite
     yield make
     for backend in made:  # a shared store (Redis) is left as it was found
         backend.clear()
+    if server is not None:
+        forget(server, prefix)
 
 
 @pytest.fixture

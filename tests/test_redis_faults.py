@@ -42,9 +42,9 @@ def listed(client: Any, session: str | None = None) -> list[dict[str, Any]]:
 
 
 def test_a_rule_added_on_one_server_is_held_by_the_other(
-    make_app: MakeApp, redis_server: RedisServer, redis_prefix: str
+    make_app: MakeApp, engine: RedisServer, engine_prefix: str
 ) -> None:
-    one, two = pair(make_app, redis_server.url, redis_prefix)
+    one, two = pair(make_app, engine.url, engine_prefix)
     [rule] = add(one, {"method": "GET", "path": RECORDS, "status": 503, "times": 2})
     assert rule["id"] == "rule-1"
     assert [r["id"] for r in listed(two)] == ["rule-1"]
@@ -65,11 +65,11 @@ def test_a_rule_added_on_one_server_is_held_by_the_other(
 
 
 def test_times_after_and_probability_are_exact_across_servers(
-    make_app: MakeApp, redis_server: RedisServer, redis_prefix: str
+    make_app: MakeApp, engine: RedisServer, engine_prefix: str
 ) -> None:
     """16 threads on each of two servers: `after: 3, times: 5` lets 3 through, then fires
     exactly 5 times; every match is counted once."""
-    one, two = pair(make_app, redis_server.url, redis_prefix)
+    one, two = pair(make_app, engine.url, engine_prefix)
     add(one, {"method": "GET", "path": RECORDS, "status": 503, "after": 3, "times": 5})
 
     def hit(n: int) -> int:
@@ -91,17 +91,17 @@ def fires(clients: list[Any], count: int) -> list[bool]:
 
 
 def test_a_seeded_probability_gives_the_same_run_on_one_server_or_two(
-    make_app: MakeApp, redis_server: RedisServer, redis_prefix: str
+    make_app: MakeApp, engine: RedisServer, engine_prefix: str
 ) -> None:
     rule = {"method": "GET", "path": RECORDS, "status": 503, "probability": 0.5}
-    alone = make_app(store=redis_server.url, store_prefix=redis_prefix + "a", fault_seed=7)
+    alone = make_app(store=engine.url, store_prefix=engine_prefix + "a", fault_seed=7)
     add(alone.test_client(), rule)
-    one, two = pair(make_app, redis_server.url, redis_prefix, fault_seed=7)
+    one, two = pair(make_app, engine.url, engine_prefix, fault_seed=7)
     add(one, rule)
     first = fires([alone.test_client()], 40)
     assert 5 < sum(first) < 35  # a coin, not a constant
     assert fires([one, two], 40) == first
-    redis_server.client().delete(*redis_server.client().keys(redis_prefix + "a:*"))
+    engine.client().delete(*engine.client().keys(engine_prefix + "a:*"))
 
 
 def test_a_session_s_rules_are_its_own_and_a_reset_gives_the_scenario_back(
@@ -183,9 +183,9 @@ def hammer(urls: list[str], clients: int, each: int) -> Counter[int]:
 
 
 def test_times_is_exact_with_32_clients_on_two_real_servers(
-    start_server: Callable[..., Server], redis_server: RedisServer, redis_prefix: str
+    start_server: Callable[..., Server], engine: RedisServer, engine_prefix: str
 ) -> None:
-    store = ("--store", redis_server.url, "--store-prefix", redis_prefix)
+    store = ("--store", engine.url, "--store-prefix", engine_prefix)
     one, two = start_server(*store), start_server(*store)
     rule = {"method": "GET", "path": RECORDS, "status": 503, "times": 5, "after": 2}
     assert requests.post(two.url + "/_mock/faults", json=rule, timeout=10).status_code == 201

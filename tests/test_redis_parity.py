@@ -23,16 +23,14 @@ from test_bounds import (  # noqa: F401 - collected here, on Redis
 
 
 @pytest.fixture
-def make_app(
-    make_app: Callable[..., Flask], redis_server: RedisServer
-) -> Iterator[Callable[..., Flask]]:
+def make_app(make_app: Callable[..., Flask], engine: RedisServer) -> Iterator[Callable[..., Flask]]:
     """Each app on the test's Redis, under a prefix of its own."""
     prefixes: list[str] = []
 
     def make(**settings: Any) -> Flask:
         prefixes.append(unique_prefix())
-        return make_app(store=redis_server.url, store_prefix=prefixes[-1], **settings)
+        return make_app(store=engine.url, store_prefix=prefixes[-1], **settings)
 
     yield make
     for prefix in prefixes:
-        forget(redis_server, prefix)
+        forget(engine, prefix)

@@ -51,9 +51,9 @@ def test_several_processes_on_the_memory_store_are_refused_in_one_line() -> None
 
 
 def test_two_servers_of_two_processes_share_the_rules_and_the_ids(
-    start_server: Callable[..., Server], redis_server: RedisServer, redis_prefix: str
+    start_server: Callable[..., Server], engine: RedisServer, engine_prefix: str
 ) -> None:
-    args = ("--store", redis_server.url, "--store-prefix", redis_prefix, "--processes", "2")
+    args = ("--store", engine.url, "--store-prefix", engine_prefix, "--processes", "2")
     one, two = start_server(*args), start_server(*args)
     assert len(workers(one)) == len(workers(two)) == 2
     rule = {"method": "GET", "path": RECORDS, "status": 503, "times": 5}

@@ -88,10 +88,8 @@ LINGER_0 = struct.pack("ii", 1, 0)
 
 
 @pytest.fixture
-def replicas(
-    start_server: Start, redis_server: RedisServer, redis_prefix: str
-) -> tuple[Server, Server]:
-    store = ("--store", redis_server.url, "--store-prefix", redis_prefix)
+def replicas(start_server: Start, engine: RedisServer, engine_prefix: str) -> tuple[Server, Server]:
+    store = ("--store", engine.url, "--store-prefix", engine_prefix)
     return start_server(*store), start_server(*store)
 
 

@@ -1,7 +1,7 @@
 """Real servers (the console script) on a real Redis: two servers on one store and prefix
 share the default session's records; a Redis lost under load gives 503s naming the store,
 never a hang or a traceback, and service resumes by itself; a password in the URL is never
-shown (log, health, errors)."""
+shown (log, health, errors). The first two and the outage run on Valkey too."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 import requests
-from redis_server import RedisServer
+from redis_server import ENGINES, RedisServer
 from support import AUTH, Server, new_record
 
 RECORDS = "/audit/records"
@@ -22,10 +22,11 @@ STREAM = {**AUTH, "MPT-Streaming": "true"}
 Start = Callable[..., Server]
 
 
-@pytest.fixture
-def own_redis() -> Iterator[RedisServer]:
-    """A redis-server of this test's own (it is stopped and started again), with a password."""
-    server = RedisServer(password="s3cret-pass-word").start()
+@pytest.fixture(params=list(ENGINES))
+def own_redis(request: pytest.FixtureRequest) -> Iterator[RedisServer]:
+    """A redis-server (or valkey-server) of this test's own (it is stopped and started again),
+    with a password."""
+    server = RedisServer(binary=ENGINES[request.param], password="s3cret-pass-word").start()
     yield server
     server.stop()
 
@@ -35,12 +36,12 @@ def on_redis(start_server: Start, url: str, prefix: str, *more: str) -> Server:
 
 
 def test_two_servers_on_one_redis_share_the_records(
-    start_server: Start, redis_server: RedisServer, redis_prefix: str
+    start_server: Start, engine: RedisServer, engine_prefix: str
 ) -> None:
     """Created on one, listed, fetched and streamed on the other; an item updated on the
     other is seen changed on the first."""
-    one = on_redis(start_server, redis_server.url, redis_prefix)
-    two = on_redis(start_server, redis_server.url, redis_prefix)
+    one = on_redis(start_server, engine.url, engine_prefix)
+    two = on_redis(start_server, engine.url, engine_prefix)
     created = requests.post(one.api_url + RECORDS, json=new_record(), headers=AUTH, timeout=10)
     assert created.status_code == 201
     record = created.json()
@@ -69,7 +70,7 @@ def test_two_servers_on_one_redis_share_the_records(
     assert one.health()["records"] == two.health()["records"] == 1
     assert two.health()["store"] == {
         "kind": "redis",
-        "url": redis_server.url,
+        "url": engine.url,
         "reachable": True,
     }
 

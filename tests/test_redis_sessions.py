@@ -36,9 +36,9 @@ def names(client: Any) -> list[str]:
 
 
 def test_a_session_s_journal_coverage_and_records_are_seen_by_both_servers(
-    make_app: MakeApp, redis_server: RedisServer, redis_prefix: str
+    make_app: MakeApp, engine: RedisServer, engine_prefix: str
 ) -> None:
-    one, two = pair(make_app, redis_server.url, redis_prefix)
+    one, two = pair(make_app, engine.url, engine_prefix)
     created = one.post(RECORDS, json=new_record(), headers=in_session("ci"))
     assert created.status_code == 201
     assert two.get(RECORDS, headers=in_session("ci")).json["$meta"]["pagination"]["total"] == 1
@@ -65,9 +65,9 @@ def test_a_session_s_journal_coverage_and_records_are_seen_by_both_servers(
 
 
 def test_a_reset_or_an_end_on_one_server_is_seen_by_the_other(
-    make_app: MakeApp, redis_server: RedisServer, redis_prefix: str
+    make_app: MakeApp, engine: RedisServer, engine_prefix: str
 ) -> None:
-    one, two = pair(make_app, redis_server.url, redis_prefix)
+    one, two = pair(make_app, engine.url, engine_prefix)
     assert one.post(RECORDS, json=new_record(), headers=in_session("ci")).status_code == 201
     assert len(journal(two, "ci")) == 1
     assert two.post("/_mock/reset?session=ci").status_code in (200, 204)
@@ -77,7 +77,7 @@ def test_a_reset_or_an_end_on_one_server_is_seen_by_the_other(
     assert two.delete("/_mock/sessions/ci").status_code == 204
     assert names(one) == ["default"]
     assert one.delete("/_mock/sessions/ci").status_code == 404
-    leftover = list(redis_server.client().scan_iter(match=f"{redis_prefix}:{{session.ci}}*"))
+    leftover = list(engine.client().scan_iter(match=f"{engine_prefix}:{{session.ci}}*"))
     assert leftover == []
 
 
