@@ -25,17 +25,22 @@ ENGINES = {"redis": REDIS_SERVER, "valkey": VALKEY_SERVER}  # what the store is 
 @dataclass
 class RedisServer:
     """One `redis-server` process, or `valkey-server` (`binary`): `start`, `stop`, `start`
-    again keeps its port."""
+    again keeps its port. With `tls` (a certificate and its key, PEM files) it speaks TLS only,
+    on that port, and `url` is a `rediss://` one trusting `ca` (a CA bundle, PEM)."""
 
     binary: str = REDIS_SERVER
     port: int = field(default_factory=free_port)
     password: str | None = None
+    tls: tuple[Path, Path] | None = None
+    ca: Path | None = None
     process: subprocess.Popen[bytes] | None = None
     directory: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="redis-")))
 
     @property
     def url(self) -> str:
         auth = f":{self.password}@" if self.password else ""
+        if self.tls:
+            return f"rediss://{auth}127.0.0.1:{self.port}/0?ssl_ca_certs={self.ca}"
         return f"redis://{auth}127.0.0.1:{self.port}/0"
 
     def start(self, timeout: float = 10.0) -> RedisServer:
@@ -50,6 +55,11 @@ class RedisServer:
         ]  # fmt: skip
         if self.password:
             command += ["--requirepass", self.password]
+        if self.tls:
+            certificate, key = self.tls
+            command[1:3] = ["--port", "0", "--tls-port", str(self.port)]
+            command += ["--tls-cert-file", str(certificate), "--tls-key-file", str(key)]
+            command += ["--tls-auth-clients", "no"]
         self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
