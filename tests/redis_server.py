@@ -26,19 +26,23 @@ ENGINES = {"redis": REDIS_SERVER, "valkey": VALKEY_SERVER}  # what the store is 
 class RedisServer:
     """One `redis-server` process, or `valkey-server` (`binary`): `start`, `stop`, `start`
     again keeps its port. With `tls` (a certificate and its key, PEM files) it speaks TLS only,
-    on that port, and `url` is a `rediss://` one trusting `ca` (a CA bundle, PEM)."""
+    on that port, and `url` is a `rediss://` one trusting `ca` (a CA bundle, PEM); with `unix`,
+    it listens on a Unix socket in its directory only, and `url` is a `unix://` one."""
 
     binary: str = REDIS_SERVER
     port: int = field(default_factory=free_port)
     password: str | None = None
     tls: tuple[Path, Path] | None = None
     ca: Path | None = None
+    unix: bool = False
     process: subprocess.Popen[bytes] | None = None
     directory: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="redis-")))
 
     @property
     def url(self) -> str:
         auth = f":{self.password}@" if self.password else ""
+        if self.unix:
+            return f"unix://{auth}{self.directory / 'redis.sock'}?db=0"
         if self.tls:
             return f"rediss://{auth}127.0.0.1:{self.port}/0?ssl_ca_certs={self.ca}"
         return f"redis://{auth}127.0.0.1:{self.port}/0"
@@ -60,6 +64,8 @@ class RedisServer:
             command[1:3] = ["--port", "0", "--tls-port", str(self.port)]
             command += ["--tls-cert-file", str(certificate), "--tls-key-file", str(key)]
             command += ["--tls-auth-clients", "no"]
+        if self.unix:
+            command[1:3] = ["--port", "0", "--unixsocket", str(self.directory / "redis.sock")]
         self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -1,7 +1,8 @@
 """The store on a Redis (and on a Valkey) that speaks TLS only (`rediss://`, docs/redis.md,
 "TLS and ACL users"): a real server of two worker processes serves, streams, decides fault
 rules and keeps its journal over it, the password never shown; a certificate the given CA
-did not sign stops the start-up in one line naming the URL."""
+did not sign stops the start-up in one line naming the URL. And the same server on a Redis
+that listens on a Unix socket only (`unix://`)."""
 
 from __future__ import annotations
 
@@ -20,27 +21,44 @@ RECORDS = "/audit/records"
 PASSWORD = "tls-s3cret-pass"
 
 
-@pytest.fixture(params=list(ENGINES))
-def tls_redis(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[RedisServer]:
-    """A redis-server (or valkey-server) of this test's own speaking TLS only, its certificate
-    signed by a CA of this test's own, with a password."""
+def with_tls(binary: str, directory: Path) -> RedisServer:
+    """A redis-server (or valkey-server: `binary`) of the caller's own speaking TLS only, its
+    certificate signed by a CA of its own, with a password; not started."""
     ca = trustme.CA()
     issued = ca.issue_cert("127.0.0.1")
-    certificate, key, bundle = tmp_path / "redis.pem", tmp_path / "redis.key", tmp_path / "ca.pem"
+    certificate, key = directory / "redis.pem", directory / "redis.key"
+    bundle = directory / "ca.pem"
     issued.cert_chain_pems[0].write_to_path(str(certificate))
     issued.private_key_pem.write_to_path(str(key))
     ca.cert_pem.write_to_path(str(bundle))
-    binary = ENGINES[request.param]
-    server = RedisServer(binary, password=PASSWORD, tls=(certificate, key), ca=bundle).start()
+    return RedisServer(binary, password=PASSWORD, tls=(certificate, key), ca=bundle)
+
+
+@pytest.fixture(params=list(ENGINES))
+def tls_redis(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[RedisServer]:
+    server = with_tls(ENGINES[request.param], tmp_path).start()
     yield server
     server.stop()
 
 
-def test_a_server_of_two_processes_on_a_tls_redis(
-    start_server: Callable[..., Server], tls_redis: RedisServer
+@pytest.fixture(params=["tls-redis", "tls-valkey", "unix-redis"])
+def other_transport(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[RedisServer]:
+    """A Redis (or Valkey) of this test's own on TLS only, or on a Unix socket only."""
+    transport, engine = request.param.split("-")
+    if transport == "tls":
+        server = with_tls(ENGINES[engine], tmp_path)
+    else:
+        server = RedisServer(ENGINES[engine], password=PASSWORD, unix=True)
+    yield server.start()
+    server.stop()
+
+
+def test_a_server_of_two_processes_on_a_tls_or_unix_socket_redis(
+    start_server: Callable[..., Server], other_transport: RedisServer
 ) -> None:
+    redis = other_transport
     server = start_server(
-        "--store-prefix", "tls", "--processes", "2", env={"MOCKSERVER_STORE": tls_redis.url}
+        "--store-prefix", "transport", "--processes", "2", env={"MOCKSERVER_STORE": redis.url}
     )
     rule = {"method": "GET", "path": "/public/v1" + RECORDS, "status": 503, "times": 2}
     assert requests.post(server.url + "/_mock/faults", json=rule, timeout=10).status_code == 201
@@ -49,7 +67,7 @@ def test_a_server_of_two_processes_on_a_tls_redis(
         for _ in range(3)
     ]
     assert [answer.status_code for answer in made] == [201, 201, 201]
-    with requests.Session() as http:  # one connection: the two processes take turns at it
+    with requests.Session() as http:  # one connection, kept alive
         statuses = [
             http.get(server.api_url + RECORDS, headers=AUTH, timeout=10).status_code
             for _ in range(4)
@@ -67,7 +85,7 @@ def test_a_server_of_two_processes_on_a_tls_redis(
     assert [entry["status"] for entry in entries] == [201, 201, 201, 503, 503, 200, 200, 200, 200]
     health = server.health()
     assert health["store"]["reachable"] is True
-    assert health["store"]["url"].startswith("rediss://:***@127.0.0.1:")
+    assert health["store"]["url"] == redis.url.replace(PASSWORD, "***")
     assert health["records"] == 3
     assert server.stop() == 0
     assert not [line for line in server.log if PASSWORD in line or "Traceback" in line]
