@@ -23,7 +23,7 @@ PACKAGE = ROOT / "mockserver"
 
 # From the ground up; a module may import its own layer and those below it.
 LAYERS: list[tuple[str, ...]] = [
-    ("codec", "documents", "log", "masking", "problems", "respond", "settings"),
+    ("codec", "documents", "log", "masking", "problems", "respond", "settings", "sockets"),
     ("query", "contract", "auth"),
     ("faults", "storage"),
     ("sessions", "resources"),

@@ -2,19 +2,24 @@
 `http.wire`) gets right: an absolute-form target is served, a version we do not speak is
 answered 505 in HTTP/1.1, an over-long target 414 and too many header fields 431 (also past
 64 KiB), `Expect: 100-continue` its `100 Continue` before the body is read, chunk extensions
-and trailers accepted, pipelined requests answered in order."""
+and trailers accepted, pipelined requests answered in order; a connection's read and write
+timeouts kept by the kernel (no poll before each), a silent read and an unread answer still
+given up."""
 
 from __future__ import annotations
 
 import json
 import re
 import socket
+import time
+from unittest.mock import patch
 
 import pytest
 from support import AUTH, RECORDS, Server, new_record
 
 from mockserver.http.wire import MAX_FIELDS, MAX_HEADER_BYTES, MAX_TARGET
-from mockserver.serving.front import HEAD_LIMIT, path_info
+from mockserver.serving.front import HEAD_LIMIT, Connection, path_info
+from mockserver.sockets import timed_by_the_kernel
 
 TOKEN = AUTH["Authorization"]
 
@@ -254,3 +259,35 @@ def test_requests_one_after_the_other_keep_the_connection(server: Server) -> Non
 def test_the_path_is_decoded_as_uwsgi_decoded_it(target: str, path: str) -> None:
     """Repeated slashes made one, dot segments sent as such resolved, `%2e` kept a name."""
     assert path_info(target) == path
+
+
+# ---------------------------------------------------------------- timeouts kept by the kernel
+
+
+def test_a_connection_s_timeouts_are_the_kernel_s_and_end_a_silent_read() -> None:
+    """No timeout of Python's own (it polls before every read and write), and a read of a
+    silent client still ends after the time given."""
+    ours, theirs = socket.socketpair()
+    with ours, theirs:
+        timed_by_the_kernel(ours, 0.3)
+        assert ours.gettimeout() is None
+        started = time.monotonic()
+        with pytest.raises(BlockingIOError):
+            ours.recv(1)
+        assert 0.25 < time.monotonic() - started < 3
+
+
+def test_an_answer_to_a_client_that_never_reads_is_given_up() -> None:
+    """An answer larger than the sockets' buffers, to a client that reads nothing: the write
+    gives up (the connection goes) within about twice the connection's time, not never."""
+    ours, theirs = socket.socketpair()
+    with ours, theirs:
+        timed_by_the_kernel(ours, 0.3)
+        connection = Connection.__new__(Connection)
+        connection.sock = ours
+        started = time.monotonic()
+        with patch("mockserver.serving.front.IDLE_TIMEOUT", 0.3):
+            assert connection._send(b"x" * 8_000_000) is False
+        assert time.monotonic() - started < 3
+        theirs.setblocking(False)
+        assert len(theirs.recv(1 << 20)) > 0  # what fitted was written

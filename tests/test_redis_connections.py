@@ -1,18 +1,24 @@
 """The connections of a process to Redis (`storage.redis_connection.Link`): a call takes a free
 one (the one used last) and gives it back, so a process holds as many as it ever had calls
 under way at once, not one per server thread; a transaction's calls keep one (`pinned`). A
-forked process opens its own: tests/test_redis_request_path.py."""
+forked process opens its own: tests/test_redis_request_path.py. Its timeouts are kept by the
+kernel, and a call Redis does not answer in time is given up, never sent again."""
 
 from __future__ import annotations
 
+import socket
+import struct
 import threading
+import time
 from collections.abc import Callable
 
 import pytest
 import requests
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis_server import RedisServer
 from support import AUTH, Server
 
+from mockserver.storage import redis_connection
 from mockserver.storage.redis_connection import Link
 
 
@@ -105,3 +111,32 @@ def test_a_server_keeps_few_connections_whichever_threads_serve_it(
         assert server.stop() == 0
     finally:
         own.stop()
+
+
+def test_a_call_redis_does_not_answer_in_time_is_given_up_and_not_sent_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A connection's timeouts are the kernel's (no poll before each send and read: `sockets`),
+    and still a call Redis does not answer within READ_TIMEOUT raises its timeout, once: a
+    change may have been made, so it is never sent again."""
+    monkeypatch.setattr(redis_connection, "READ_TIMEOUT", 0.3)
+    server = RedisServer().start()
+    try:
+        link = Link(server.url)
+        assert link.call("PING") == b"PONG"
+        sock = link._free[0]._sock
+        assert sock.gettimeout() is None
+        limit = sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, 16)
+        assert struct.unpack("ll", limit) == (0, 300_000)
+        admin = server.client()
+        admin.execute_command("CLIENT", "PAUSE", 1500, "ALL")  # every client's commands wait
+        started = time.monotonic()
+        with pytest.raises(RedisTimeoutError):
+            link.call("INCR", "counted")
+        assert time.monotonic() - started < 1.2
+        time.sleep(1.5)  # the pause over: a command sent again would have run now
+        assert admin.get("counted") is None  # its connection closed: it never ran
+        assert link.call("INCR", "counted") == 1  # a new connection for the next call
+        admin.close()
+    finally:
+        server.stop()

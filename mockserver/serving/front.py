@@ -37,7 +37,7 @@ from urllib.parse import unquote_to_bytes
 
 import httptools
 
-from mockserver import codec, log
+from mockserver import codec, log, sockets
 from mockserver.http import wire
 from mockserver.problems import Problem, invalid, status_line, trace_id
 from mockserver.respond import PROBLEM_JSON, Environ
@@ -240,7 +240,7 @@ class Connection:
         while True:
             try:
                 data = self.sock.recv(_READ)
-            except TimeoutError:  # silent too long: a request cut short is answered
+            except (TimeoutError, BlockingIOError):  # silent too long: cut short, answered
                 self._cut_short()
                 return
             except OSError:  # reset, or the connection taken by a fault
@@ -353,8 +353,14 @@ class Connection:
         _linger(self.sock)
 
     def _send(self, data: bytes) -> bool:
+        """`data` written, within twice IDLE_TIMEOUT in all (`sockets.timed_by_the_kernel`)."""
+        sock = self.sock
         try:
-            self.sock.sendall(data)
+            sent = sock.send(data)  # blocking: all of it, unless its time ran out part way
+            if sent < len(data):  # the rest at most once more that time, then given up
+                sock.settimeout(IDLE_TIMEOUT)
+                sock.sendall(memoryview(data)[sent:])
+                sock.settimeout(None)
         except OSError:  # the client left, or a fault took the connection
             return False
         return True
@@ -484,7 +490,7 @@ def serve_connection(fd: int) -> list[bytes]:
     sock = socket.socket(fileno=fd)
     place = balance.TABLE.opened() if balance.TABLE is not None else None
     try:
-        sock.settimeout(IDLE_TIMEOUT)
+        sockets.timed_by_the_kernel(sock, IDLE_TIMEOUT)  # no poll before each read and write
         app = wsgi.application
         assert app is not None  # `serving.uwsgi.serve` set it before uWSGI started
         Connection(sock, app, _body_limit(app), place).run()

@@ -19,6 +19,7 @@ packed ahead (`Packed`): a request packs only what is its own.
 from __future__ import annotations
 
 import os
+import socket
 import threading
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, nullcontext
@@ -34,6 +35,7 @@ from redis.exceptions import NoScriptError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
 
+from mockserver import sockets
 from mockserver.masking import mask_url
 from mockserver.storage.backend import StoreUnavailable
 
@@ -357,12 +359,14 @@ def _answers(connection: Any, packed: bytes, count: int) -> list[Any]:
     """The packed commands sent on `connection`, and their `count` answers read back (an error
     answer raised once every answer is read). The socket and the hiredis reader that redis-py's
     connection made are used directly (its `send_packed_command` and `read_response` cost ~10 µs
-    an answer around them: checks, error decoration); a connection not yet open, or without
-    hiredis's parser, goes through redis-py's."""
+    an answer around them: checks, error decoration); a connection not yet open is opened
+    first (`_opened`), one without hiredis's parser goes through redis-py's."""
     sock = connection._sock
+    if sock is None:
+        sock = _opened(connection)
     parser = connection._parser
     reader = getattr(parser, "_reader", None)
-    if sock is None or reader is None or not hasattr(parser, "_buffer"):
+    if reader is None or not hasattr(parser, "_buffer"):
         return _answers_by_redis_py(connection, packed, count)
     answers: list[Any] = []
     error: ResponseError | None = None
@@ -380,7 +384,7 @@ def _answers(connection: Any, packed: bytes, count: int) -> list[Any]:
             if isinstance(answer, ResponseError):
                 error = error or answer
             answers.append(answer)
-    except TimeoutError:  # the socket's timeout (READ_TIMEOUT)
+    except (TimeoutError, BlockingIOError):  # the socket's timeout (READ_TIMEOUT, `_opened`)
         connection.disconnect()
         raise RedisTimeoutError(f"Timeout reading from {connection._host_error()}") from None
     except OSError as exc:
@@ -392,6 +396,17 @@ def _answers(connection: Any, packed: bytes, count: int) -> list[Any]:
     if error is not None:
         raise error
     return answers
+
+
+def _opened(connection: Any) -> Any:
+    """The connection opened (redis-py's `connect`, its handshake included), then its socket's
+    timeouts left to the kernel when it is a plain one, TCP or Unix (`sockets`: no poll before
+    each send and read; a TLS socket keeps Python's). Its socket."""
+    connection.connect()
+    sock = connection._sock
+    if type(sock) is socket.socket:
+        sockets.timed_by_the_kernel(sock, READ_TIMEOUT)
+    return sock
 
 
 def _answers_by_redis_py(connection: Any, packed: bytes, count: int) -> list[Any]:
