@@ -8,8 +8,10 @@ bench/.tools), loads each with wrk (GET by id, or `--scenario post-valid` / `pos
 connections; the order flips every round),
 and reads the CPU time (user and system) its uWSGI worker spent meanwhile from /proc: divided
 by the requests wrk counted, that is what one request costs the server whatever else the
-cores were doing, where req/s on a shared machine say more about the neighbours. Prints each
-round and the medians.
+cores were doing, where req/s on a shared machine say more about the neighbours. It reads
+the worker's threads' context switches too (voluntary and not, /proc/PID/task/*/status): a
+thread put to sleep and woken (a lock, the GIL, a socket) costs more than its own CPU, in
+the caches and in the wait for a core. Prints each round and the medians.
 """
 
 from __future__ import annotations
@@ -37,6 +39,18 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / TICKS
 
 
+def switches(pid: int) -> int:
+    """Context switches of every thread of a process so far."""
+    total = 0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            lines = (task / "status").read_text().splitlines()
+        except OSError:  # the thread ended meanwhile
+            continue
+        total += sum(int(line.split()[1]) for line in lines if "ctxt_switches" in line)
+    return total
+
+
 def worker(target: tg.Target) -> int:
     """The uWSGI worker: the one child of the server's master (the command's process)."""
     found = subprocess.run(
@@ -45,8 +59,9 @@ def worker(target: tg.Target) -> int:
     return int(found.stdout.split()[0])
 
 
-def measure(target: tg.Target, wrk_bin: str, duration: float, scenario: str) -> float:
-    """Microseconds of the worker's CPU time per request of the scenario."""
+def measure(target: tg.Target, wrk_bin: str, duration: float, scenario: str) -> tuple[float, float]:
+    """Microseconds of the worker's CPU time per request of the scenario, and its threads'
+    context switches per request."""
     if scenario == "get-by-id":
         url, script, body = f"{target.base}{RECORDS}/{first_id(target)}", "get.lua", None
     else:
@@ -55,9 +70,10 @@ def measure(target: tg.Target, wrk_bin: str, duration: float, scenario: str) -> 
         body = Path(bodies["valid" if scenario == "post-valid" else "invalid"])
     wrk.run(wrk_bin, wrk.Load(url, script, body, connections=8, duration=1))  # warm-up
     pid = worker(target)
-    before = cpu_seconds(pid)
+    before, switched = cpu_seconds(pid), switches(pid)
     result = wrk.run(wrk_bin, wrk.Load(url, script, body, connections=8, duration=duration))
-    return (cpu_seconds(pid) - before) / max(1, result.requests) * 1e6
+    requests = max(1, result.requests)
+    return (cpu_seconds(pid) - before) / requests * 1e6, (switches(pid) - switched) / requests
 
 
 def main() -> int:
@@ -72,19 +88,26 @@ def main() -> int:
     results.mkdir(exist_ok=True)
     sources = {"baseline": worktree(args.baseline), "current": tg.ROOT}
     spent: dict[str, list[float]] = {name: [] for name in sources}
+    woken: dict[str, list[float]] = {name: [] for name in sources}
     for number in range(1, args.rounds + 1):
         order = list(sources) if number % 2 else list(reversed(sources))
         for name in order:
             processes = tg.Processes()
             try:
                 target = start(processes, results, name, sources[name], SEED)
-                spent[name].append(measure(target, wrk_bin, args.duration, args.scenario))
+                cpu, switched = measure(target, wrk_bin, args.duration, args.scenario)
             finally:
                 processes.stop_all()
-            log(f"round {number} {name}: {spent[name][-1]:.0f} µs of CPU per request")
+            spent[name].append(cpu)
+            woken[name].append(switched)
+            log(f"round {number} {name}: {cpu:.0f} µs of CPU, {switched:.1f} switches per request")
     for name, values in spent.items():
         each = ", ".join(f"{value:.0f}" for value in values)
-        log(f"{name}: median {statistics.median(values):.0f} µs per request ({each})")
+        switched = statistics.median(woken[name])
+        log(
+            f"{name}: median {statistics.median(values):.0f} µs per request ({each}), "
+            f"{switched:.1f} context switches per request"
+        )
     return 0
 
 
