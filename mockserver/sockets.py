@@ -2,9 +2,10 @@
 
 A socket with a timeout of Python's own (`settimeout`) makes CPython poll before every read
 and every write: a system call more each time, and the GIL let go and taken back once more,
-which under load wakes another thread each time. Measured on the server's connections (perf,
-memory x 1, GET by id, 16 connections): ~8.4 context switches a request with Python's
-timeouts, ~4.3 with the kernel's, and 10 to 15 % less CPU a request.
+which under load wakes another thread each time. Measured on the server's connections
+(`bench/cpu.py`, memory x 1, 8 connections): 9.4 context switches a GET by id with Python's
+timeouts, 4.9 with the kernel's, and 4 to 22 % less CPU a request (bench/README.md, "Socket
+timeouts kept by the kernel").
 """
 
 from __future__ import annotations
