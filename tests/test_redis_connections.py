@@ -140,3 +140,11 @@ def test_a_call_redis_does_not_answer_in_time_is_given_up_and_not_sent_again(
         admin.close()
     finally:
         server.stop()
+
+
+def test_a_link_without_hiredis_is_refused_in_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The request path reads Redis's answers with hiredis's reader: without it, start-up
+    stops saying what to install, not a call failing later."""
+    monkeypatch.setattr(redis_connection, "HIREDIS_AVAILABLE", False)
+    with pytest.raises(redis_connection.BadStore, match=r"needs hiredis.*redis\[hiredis\]"):
+        Link("redis://127.0.0.1:1/0")

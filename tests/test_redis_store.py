@@ -235,16 +235,21 @@ def test_a_bad_prefix_names_the_option(redis_server: RedisServer) -> None:
         make_backend(redis_server.url, 10, None, "a{b}")
 
 
-def test_redis_unreachable_at_start_up_stops_the_command_naming_the_url() -> None:
-    """One line naming the URL, its password masked, and exit 1."""
-    port = free_port()  # nothing listens there
-    url = f"redis://app:hunter2-secret@127.0.0.1:{port}/0"
-    done = subprocess.run(
+def started_on(url: str) -> subprocess.CompletedProcess[str]:
+    """The command run on the store `url`, when it stops at start-up (its output captured)."""
+    return subprocess.run(
         [str(MOCKSERVER), "--port", str(free_port()), "--store", url],
         capture_output=True,
         text=True,
         timeout=60,
     )
+
+
+def test_redis_unreachable_at_start_up_stops_the_command_naming_the_url() -> None:
+    """One line naming the URL, its password masked, and exit 1."""
+    port = free_port()  # nothing listens there
+    url = f"redis://app:hunter2-secret@127.0.0.1:{port}/0"
+    done = started_on(url)
     assert done.returncode == 1
     lines = done.stderr.strip().splitlines()
     assert lines == [

@@ -7,7 +7,6 @@ that listens on a Unix socket only (`unix://`)."""
 from __future__ import annotations
 
 import json
-import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -15,7 +14,8 @@ import pytest
 import requests
 import trustme
 from redis_server import ENGINES, RedisServer
-from support import AUTH, MOCKSERVER, Server, free_port, new_record
+from support import AUTH, Server, new_record
+from test_redis_store import started_on
 
 RECORDS = "/audit/records"
 PASSWORD = "tls-s3cret-pass"
@@ -97,12 +97,7 @@ def test_a_certificate_the_ca_did_not_sign_stops_the_start_up(
     other = tmp_path / "other-ca.pem"
     trustme.CA().cert_pem.write_to_path(str(other))
     url = tls_redis.url.replace(str(tls_redis.ca), str(other))
-    done = subprocess.run(
-        [str(MOCKSERVER), "--port", str(free_port()), "--store", url],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    done = started_on(url)
     assert done.returncode == 1
     [line] = done.stderr.strip().splitlines()
     masked = url.replace(PASSWORD, "***")

@@ -34,6 +34,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
+from redis.utils import HIREDIS_AVAILABLE
 
 from mockserver import sockets
 from mockserver.masking import mask_url
@@ -120,6 +121,8 @@ class Link:
 
     def __init__(self, url: str) -> None:
         self.shown = mask_url(url)
+        if not HIREDIS_AVAILABLE:  # the request path reads the answers with hiredis's reader
+            raise BadStore("needs hiredis, not installed (pip install 'redis[hiredis]')")
         self.aside: Callable[[], AbstractContextManager[None]] = nullcontext
         try:
             self.client: redis.Redis = redis.Redis.from_url(
@@ -360,17 +363,14 @@ def _answers(connection: Any, packed: bytes, count: int) -> list[Any]:
     answer raised once every answer is read). The socket and the hiredis reader that redis-py's
     connection made are used directly (its `send_packed_command` and `read_response` cost ~10 µs
     an answer around them: checks, error decoration); a connection not yet open is opened
-    first (`_opened`), one without hiredis's parser goes through redis-py's."""
+    first (`_opened`). Its parser is hiredis's (`Link` refuses to start without hiredis)."""
     sock = connection._sock
     if sock is None:
         sock = _opened(connection)
     parser = connection._parser
-    reader = getattr(parser, "_reader", None)
-    if reader is None or not hasattr(parser, "_buffer"):
-        return _answers_by_redis_py(connection, packed, count)
+    reader, buffer = parser._reader, parser._buffer
     answers: list[Any] = []
     error: ResponseError | None = None
-    buffer = parser._buffer
     try:
         sock.sendall(packed)
         for _ in range(count):
@@ -407,21 +407,6 @@ def _opened(connection: Any) -> Any:
     if type(sock) is socket.socket:
         sockets.timed_by_the_kernel(sock, READ_TIMEOUT)
     return sock
-
-
-def _answers_by_redis_py(connection: Any, packed: bytes, count: int) -> list[Any]:
-    connection.send_packed_command([packed], check_health=False)
-    answers: list[Any] = []
-    error: ResponseError | None = None
-    for _ in range(count):
-        try:
-            answers.append(connection.read_response())
-        except ResponseError as exc:
-            error = error or exc
-            answers.append(exc)
-    if error is not None:
-        raise error
-    return answers
 
 
 def _reason(exc: BaseException) -> str:
