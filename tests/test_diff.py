@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import time
 from pathlib import Path
 from xml.etree import ElementTree
 
@@ -15,7 +16,9 @@ import requests
 from divergent import CREATED_ID, EVENT_TYPE, Divergent, exchanges
 from support import CLOSE, EVENT_TYPES, MOCKSERVER, RECORDS, Server, new_record
 
+from mockserver import Settings, create_app
 from mockserver.proxy.compare import Answer, Ids, compare
+from mockserver.serving.diff import replay
 
 SECRET = "s3cr3t-diff-SECRETPART"
 TOKEN = f"idt:TKN-1234-5678:{SECRET}"
@@ -37,6 +40,7 @@ def mock_recording(tmp_path_factory: pytest.TempPathFactory) -> Path:
     try:
         url = proxy.url
         created = requests.post(f"{url}{RECORDS}", json=new_record(), headers=AUTH).json()
+        time.sleep(0.002)  # the two records' timestamps differ, as the replay's do
         second = requests.post(
             f"{url}{RECORDS}",
             json=new_record(object={"id": "ORD-2", "objectType": "Order"}, details="Two"),
@@ -230,3 +234,28 @@ def test_timestamps_and_trace_ids_are_not_compared_but_their_types_are() -> None
         frozenset(),
     )
     assert [(d.kind, d.where) for d in found] == [("type", "$.n")]
+
+
+def test_the_replays_writes_each_start_in_a_millisecond_of_their_own() -> None:
+    """However fast the replay, the records it makes carry distinct timestamps in their order,
+    so a recorded `order=-timestamp` answer does not depend on the replay's speed."""
+    posted = {
+        "request": {
+            "method": "POST",
+            "url": "http://upstream/public/v1/audit/records",
+            "headers": [
+                {"name": "Content-Type", "value": "application/json"},
+                {"name": "Authorization", "value": "Bearer ***"},
+            ],
+            "postData": {"mimeType": "application/json", "text": json.dumps(new_record())},
+        },
+        "response": {"status": 201, "headers": [], "content": {"text": "{}"}},
+    }
+    app = create_app(Settings())
+    replay(app, [posted] * 30, frozenset(), TOKEN)
+    listed = app.test_client().get(
+        "/public/v1/audit/records?order=timestamp&limit=30", headers=AUTH
+    )
+    stamps = [record["timestamp"] for record in listed.get_json()["data"]]
+    assert len(stamps) == 30
+    assert stamps == sorted(set(stamps))

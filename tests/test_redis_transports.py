@@ -88,7 +88,8 @@ def test_a_server_of_two_processes_on_a_tls_or_unix_socket_redis(
     assert health["store"]["url"] == redis.url.replace(PASSWORD, "***")
     assert health["records"] == 3
     assert server.stop() == 0
-    assert not [line for line in server.log if PASSWORD in line or "Traceback" in line]
+    shown = [line for line in server.log if PASSWORD in line or "Traceback" in line]
+    assert not shown, "\n".join(server.log)
 
 
 def test_a_certificate_the_ca_did_not_sign_stops_the_start_up(

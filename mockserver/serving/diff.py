@@ -2,7 +2,11 @@
 (in-process, with the server's own options), and every exchange whose answer differs
 reported: as text for people, JSON or JUnit XML for CI. Exit 1 when one differs.
 
-Exchanges the upstream never answered (status 0: it failed or timed out) are skipped.
+Exchanges the upstream never answered (status 0: it failed or timed out) are skipped. Each
+replayed write starts in a millisecond of its own: records made by successive requests carry
+distinct timestamps, in their order, however fast the replay runs (timestamps have millisecond
+precision, and equal ones keep the insertion order, so `order=-timestamp` would otherwise
+depend on the replay's speed).
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -26,6 +31,7 @@ from mockserver.proxy.har import HarError, load
 from mockserver.settings import SettingsError, parser, settings_from
 
 _NOT_SENT = {"host", "content-length", "connection", "transfer-encoding", "keep-alive"}
+_READS = {"GET", "HEAD", "OPTIONS"}
 
 
 @dataclasses.dataclass
@@ -124,6 +130,7 @@ def replay(
     client = app.test_client()
     ids = Ids()
     exchanges, skipped = [], 0
+    written = -1  # the millisecond the last write ended in
     for number, entry in enumerate(entries, 1):
         request, response = entry.get("request") or {}, entry.get("response") or {}
         if not response.get("status"):
@@ -133,14 +140,28 @@ def replay(
         url = urlsplit(ids.replace(str(request.get("url", "/"))))
         headers = _sent(request, token)
         body = ids.replace(str((request.get("postData") or {}).get("text") or ""))
+        if method not in _READS:
+            _after(written)
         got = client.open(
             url.path, method=method, query_string=url.query, headers=headers, data=body.encode()
         )
+        if method not in _READS:
+            written = _millisecond()
         mock = Answer(got.status_code, {k.lower(): v for k, v in got.headers}, got.get_data())
         found = compare(_recorded(response), mock, ids, ignored)
         target = url.path + (f"?{url.query}" if url.query else "")
         exchanges.append(Exchange(number, method, target, found))
     return Outcome(exchanges, skipped)
+
+
+def _millisecond() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def _after(millisecond: int) -> None:
+    """Wait until the clock is past `millisecond` (at most a millisecond)."""
+    while _millisecond() <= millisecond:
+        time.sleep(0.0002)
 
 
 def _sent(request: dict[str, Any], token: str | None) -> list[tuple[str, str]]:
