@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from werkzeug.datastructures import Headers
 
+from mockserver.contract import library
 from mockserver.contract.router import Operation
 from mockserver.contract.schema_backend import LazyFormats, Unsupported, compile_schema, deref
 from mockserver.contract.spec import Spec
@@ -62,6 +63,7 @@ class Precheck:
     def _check(self, schema: Any) -> Check | None:
         if schema is None:
             return lambda value: True
+        library.load()
         from mockserver.contract.core_backend import CompiledValidator
 
         made = self._factory().create(self.spec.openapi.spec, schema)

@@ -15,6 +15,7 @@ from typing import Any, Literal
 import orjson
 from werkzeug.datastructures import Headers
 
+from mockserver.contract import library
 from mockserver.contract.router import Operation, Router
 from mockserver.contract.schema_backend import LazyFormats, Violation, compile_schema
 from mockserver.contract.schemas import join
@@ -93,6 +94,7 @@ class ResponseChecker:
             return [Finding("invalid", method, path, status, f"not a JSON problem ({mimetype})")]
         if "ProblemDetails" not in spec.document.get("components", {}).get("schemas", {}):
             spec = self._specs[-1][0]  # the control spec always has it
+        library.load()
         from openapi_core.validation.schemas import oas30_read_schema_validators_factory
 
         try:
@@ -106,6 +108,7 @@ class ResponseChecker:
 
     @staticmethod
     def _finding(error: Exception, method: str, path: str, status: int, template: str) -> Finding:
+        library.load()
         from openapi_core.templating.responses.exceptions import ResponseNotFound
 
         if isinstance(error, ResponseNotFound):

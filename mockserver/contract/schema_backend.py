@@ -24,6 +24,7 @@ from typing import Any
 
 import jsonschema_rs
 
+from mockserver.contract import library
 from mockserver.contract.spec import Spec
 
 _ANNOTATIONS = {
@@ -169,6 +170,7 @@ def _conforms(name: str, value: str) -> bool:
 
 @functools.cache
 def _format_checker() -> Any:
+    library.load()
     from openapi_core.validation.schemas import oas30_read_schema_validators_factory
 
     return oas30_read_schema_validators_factory.format_checker

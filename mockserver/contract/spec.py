@@ -15,6 +15,7 @@ import jsonschema_rs
 import orjson
 import yaml
 
+from mockserver.contract import library
 from mockserver.documents import syntax_error
 
 if TYPE_CHECKING:
@@ -93,6 +94,7 @@ def load_spec(path: Path, *, strict: bool = False) -> Spec:
 
 
 def _openapi(document: Document, *, checked: bool) -> OpenAPI:
+    library.load()
     from openapi_core import OpenAPI
 
     return OpenAPI.from_dict(document, config=_config(document, checked=checked))
@@ -274,6 +276,7 @@ def _config(document: Document, *, checked: bool = False) -> Config:
     """openapi-core decodes only `application/json` as JSON; the spec's other JSON media types
     (`text/json`, `application/*+json`, `application/problem+json`) are JSON too. `checked`:
     the document passed the fast check, openapi-core need not check it again."""
+    library.load()
     from openapi_core import Config
 
     found: set[str] = set()

@@ -21,6 +21,7 @@ from werkzeug.wrappers import Request
 
 from mockserver import codec
 from mockserver.codec import MAX_DEPTH
+from mockserver.contract import library
 from mockserver.contract.fast_path import Precheck
 from mockserver.contract.forms import decode_form, is_form
 from mockserver.contract.router import Match, Operation
@@ -48,6 +49,7 @@ def _request_class() -> Any:
     """The request as openapi-core sees it: our query decoding, our parsed body, and the
     request's own headers and cookies (not copied, as the base class does). Made on first use:
     it subclasses openapi-core's, which is loaded then."""
+    library.load()
     from openapi_core.contrib.werkzeug import WerkzeugOpenAPIRequest
     from openapi_core.datatypes import RequestParameters
 
@@ -105,6 +107,7 @@ class Validator:
 
     @cached_property
     def factory(self) -> CompiledFactory:
+        library.load()
         from mockserver.contract.core_backend import CompiledFactory
 
         own: Any = self.spec.openapi.request_validator
@@ -262,6 +265,7 @@ class Validator:
                 ),
                 enforce_properties_required=self.openapi.enforce_properties_required,
             )
+        library.load()
         from openapi_core.validation.schemas.exceptions import InvalidSchemaValue
 
         try:
@@ -410,6 +414,7 @@ def _body_required(operation: Operation) -> bool:
 
 
 def _add_parameter_error(errors: Errors, error: Exception) -> None:
+    library.load()
     from openapi_core.casting.schemas.exceptions import CastError
     from openapi_core.deserializing.styles.exceptions import EmptyQueryParameterValue
     from openapi_core.validation.request.exceptions import (
@@ -436,6 +441,7 @@ def _add_parameter_error(errors: Errors, error: Exception) -> None:
 
 
 def _add_body_error(errors: Errors, error: Exception) -> None:
+    library.load()
     from openapi_core.validation.request.exceptions import MissingRequiredRequestBody
 
     if isinstance(error, MissingRequiredRequestBody):

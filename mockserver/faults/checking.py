@@ -13,6 +13,7 @@ from functools import cached_property
 from typing import Any
 
 from mockserver.codec import json_fault
+from mockserver.contract import library
 from mockserver.contract.router import Operation, Router
 from mockserver.contract.spec import Spec
 from mockserver.contract.violations import Errors, violations
@@ -37,6 +38,7 @@ class RuleBook:
     def _rule_schema(self) -> Any:
         """openapi-core's validator of the control API's `Rule` schema (made on first use:
         openapi-core is loaded then)."""
+        library.load()
         from openapi_core.validation.schemas import oas30_read_schema_validators_factory
 
         schema = self.control.openapi.spec / "components" / "schemas" / "Rule"
@@ -44,6 +46,7 @@ class RuleBook:
 
     def shape_errors(self, given: Any) -> Errors:
         """Violations of the control API's `Rule` schema (for rules not sent over HTTP)."""
+        library.load()
         from openapi_core.validation.schemas.exceptions import InvalidSchemaValue
 
         try:
@@ -96,6 +99,7 @@ class RuleBook:
         ]
 
     def _body_errors(self, candidates: list[Operation], status: int, body: Any) -> Errors:
+        library.load()
         from openapi_core.validation.schemas import oas30_read_schema_validators_factory
         from openapi_core.validation.schemas.exceptions import InvalidSchemaValue
 

@@ -15,7 +15,7 @@ from urllib.parse import quote
 from mockserver import codec
 from mockserver.auth.identity import Identity
 from mockserver.codec import MISSING
-from mockserver.contract import responses
+from mockserver.contract import library, responses
 from mockserver.contract.router import Match, Operation
 from mockserver.contract.schemas import Resolve, fields, flatten, item_schema
 from mockserver.contract.spec import Spec
@@ -319,6 +319,7 @@ class Resources:
         validator = self._item_validators[collection]
         if validator is None:
             return {}
+        library.load()
         from openapi_core.validation.schemas.exceptions import InvalidSchemaValue
 
         found: Errors = {}
@@ -334,6 +335,7 @@ class Resources:
 
     def _item_validator(self, collection: str) -> Any:
         """openapi-core's validator of the get-by-id answer's JSON schema (None: none)."""
+        library.load()
         from openapi_core.validation.schemas import oas30_read_schema_validators_factory
 
         op = self._gets.get(collection)
