@@ -21,6 +21,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -55,10 +56,18 @@ def worktree(revision: str) -> Path:
     return path
 
 
-def start(processes: tg.Processes, logs: Path, name: str, source: Path, seed: int) -> tg.Target:
-    """`python -m mockserver` from `source` (its package first on the path), seeded a little."""
+def start(
+    processes: tg.Processes,
+    logs: Path,
+    name: str,
+    source: Path,
+    seed: int,
+    extra: Sequence[str] = (),
+) -> tg.Target:
+    """`python -m mockserver` from `source` (its package first on the path), seeded a little;
+    `extra`: more of the server's options."""
     port = tg.free_port()
-    command = [sys.executable, "-m", "mockserver", "--port", str(port)]
+    command = [sys.executable, "-m", "mockserver", "--port", str(port), *extra]
     command += ["--seed-records", str(seed), "--faker-seed", "1"]
     env = {**os.environ, "PYTHONPATH": str(source)}
     log_path = logs / f"{name}-{port}.log"

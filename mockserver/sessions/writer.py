@@ -77,7 +77,9 @@ class Writer:
         lock = threading.Lock()  # one made before a fork may be held in the child: made anew
         self._lock = lock
         self._wake = threading.Condition(lock)  # the writer's own thread waits on it
-        self._done = threading.Condition(lock)  # those waiting for a pass to end
+        # those waiting for a pass to end, by the parity of its number: a pass that ends
+        # wakes all of its own waiters and one of the next's (to make it), not all of those
+        self._done = (threading.Condition(lock), threading.Condition(lock))
         self._pending: dict[int, Pending] = {}
         self._ready = False  # something was added since the last pass began
         self._hurry = False  # someone waits: no lingering
@@ -116,7 +118,7 @@ class Writer:
                 left = deadline - time.monotonic()
                 if left <= 0:
                     return False
-                self._done.wait(left)
+                self._done[ticket % 2].wait(left)
         return True
 
     def flush(self, timeout: float = FENCE_WAIT) -> bool:
@@ -142,7 +144,8 @@ class Writer:
                     self._pending.pop(id(pending), None)
             self._written += 1
             self._writing = False
-            self._done.notify_all()
+            self._done[self._written % 2].notify_all()
+            self._done[(self._written + 1) % 2].notify()
             if self._ready and self.behind:
                 self._wake.notify()  # more came meanwhile
 
