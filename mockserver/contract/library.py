@@ -24,8 +24,6 @@ def load() -> None:
         return
     with _lock:
         if not _loaded:
-            import openapi_core
-            import openapi_core.contrib.werkzeug
+            import openapi_core.contrib.werkzeug  # noqa: F401  (the package first, whole)
 
-            del openapi_core
             _loaded = True
