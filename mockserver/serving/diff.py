@@ -159,8 +159,10 @@ def _millisecond() -> int:
 
 
 def _after(millisecond: int) -> None:
-    """Wait until the clock is past `millisecond` (at most a millisecond)."""
-    while _millisecond() <= millisecond:
+    """Wait until the clock is past `millisecond`: at most a millisecond, and never more than
+    a few should the clock be set back meanwhile."""
+    give_up = time.monotonic() + 0.005
+    while _millisecond() <= millisecond and time.monotonic() < give_up:
         time.sleep(0.0002)
 
 
