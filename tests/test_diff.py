@@ -8,15 +8,16 @@ from __future__ import annotations
 import json
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 from xml.etree import ElementTree
 
 import pytest
 import requests
 from divergent import CREATED_ID, EVENT_TYPE, Divergent, exchanges
+from flask import Flask
 from support import CLOSE, EVENT_TYPES, MOCKSERVER, RECORDS, Server, new_record
 
-from mockserver import Settings, create_app
 from mockserver.proxy.compare import Answer, Ids, compare
 from mockserver.serving.diff import replay
 
@@ -236,7 +237,9 @@ def test_timestamps_and_trace_ids_are_not_compared_but_their_types_are() -> None
     assert [(d.kind, d.where) for d in found] == [("type", "$.n")]
 
 
-def test_the_replays_writes_each_start_in_a_millisecond_of_their_own() -> None:
+def test_the_replays_writes_each_start_in_a_millisecond_of_their_own(
+    make_app: Callable[..., Flask],
+) -> None:
     """However fast the replay, the records it makes carry distinct timestamps in their order,
     so a recorded `order=-timestamp` answer does not depend on the replay's speed."""
     posted = {
@@ -251,7 +254,7 @@ def test_the_replays_writes_each_start_in_a_millisecond_of_their_own() -> None:
         },
         "response": {"status": 201, "headers": [], "content": {"text": "{}"}},
     }
-    app = create_app(Settings())
+    app = make_app()
     replay(app, [posted] * 30, frozenset(), TOKEN)
     listed = app.test_client().get(
         "/public/v1/audit/records?order=timestamp&limit=30", headers=AUTH

@@ -26,12 +26,12 @@ from flask import Flask
 
 from mockserver import log
 from mockserver.app import create_app
+from mockserver.control.door import SAFE
 from mockserver.proxy.compare import Answer, Difference, Ids, compare
 from mockserver.proxy.har import HarError, load
 from mockserver.settings import SettingsError, parser, settings_from
 
 _NOT_SENT = {"host", "content-length", "connection", "transfer-encoding", "keep-alive"}
-_READS = {"GET", "HEAD", "OPTIONS"}
 
 
 @dataclasses.dataclass
@@ -140,12 +140,13 @@ def replay(
         url = urlsplit(ids.replace(str(request.get("url", "/"))))
         headers = _sent(request, token)
         body = ids.replace(str((request.get("postData") or {}).get("text") or ""))
-        if method not in _READS:
+        writes = method not in SAFE
+        if writes:
             _after(written)
         got = client.open(
             url.path, method=method, query_string=url.query, headers=headers, data=body.encode()
         )
-        if method not in _READS:
+        if writes:
             written = _millisecond()
         mock = Answer(got.status_code, {k.lower(): v for k, v in got.headers}, got.get_data())
         found = compare(_recorded(response), mock, ids, ignored)
