@@ -17,6 +17,8 @@ the caches and in the wait for a core. Prints each round and the medians.
 `--store redis` puts both servers on a redis-server of the bench's own (each server a prefix of
 its own), `--processes N` gives each N worker processes (their CPU and switches summed), and
 `--connections C` sets wrk's connections (8 by default; `bench/redis_scale.py` uses 16).
+`--current-option=OPTION` (repeatable) gives this checkout's server an option the baseline's
+lacks: `--baseline HEAD --current-option=--pin-workers` measures what pinning the workers does.
 """
 
 from __future__ import annotations
@@ -96,6 +98,7 @@ def main() -> int:
     parser.add_argument("--store", choices=("memory", "redis"), default="memory")
     parser.add_argument("--processes", type=int, default=1)
     parser.add_argument("--connections", type=int, default=8)
+    parser.add_argument("--current-option", action="append", default=[], metavar="OPTION")
     args = parser.parse_args()
     wrk_bin = tg.ensure_wrk()
     results = tg.BENCH / "results"
@@ -112,6 +115,8 @@ def main() -> int:
             for name in order:
                 processes = tg.Processes()
                 extra = ["--processes", str(args.processes)]
+                if name == "current":
+                    extra += args.current_option
                 if store:
                     extra += ["--store", store, "--store-prefix", f"cpu-{name}-{number}"]
                 try:

@@ -11,12 +11,19 @@
   rounds, the targets taken in turn within a round so the ratios compare the same moments of
   a shared machine.
 - `--write-behind`: a fifth target, Redis x 2 processes with `--journal-write-behind`.
+- `--apart`: a target that shares nothing, two memory servers of one process each, each loaded
+  by its own wrk with 8 connections (as the replicas): what two processes of the mock serve on
+  this machine when no request waits on a store, the ceiling of any two-process target.
+- `--pinned`: memory x 1 process and Redis x 2 processes again, with `--pin-workers` (each
+  worker kept on one CPU).
 - seeding 100 000 records into Redis (`insert_many`), seconds, with the machine's load.
 
     .venv/bin/python bench/redis_scale.py               # 3 rounds of 10 s (~6 min)
     .venv/bin/python bench/redis_scale.py --quick       # 1 round of 3 s, 20 000 records
     .venv/bin/python bench/redis_scale.py --unix        # Redis on a Unix socket, not TCP
     .venv/bin/python bench/redis_scale.py --write-behind  # and Redis x 2 written behind
+    .venv/bin/python bench/redis_scale.py --apart   # and two memory servers, nothing shared
+    .venv/bin/python bench/redis_scale.py --pinned  # and memory x 1, Redis x 2 pinned
 
 Progress goes to stderr, the figures to stdout and to bench/results/redis-scale-<time>.json.
 """
@@ -164,6 +171,12 @@ def run_wrk(
     return [r for r in results if r is not None], found
 
 
+def record_id(base: str) -> str:
+    """The id of a record the mock at `base` serves (each memory server holds its own)."""
+    listed = f"{base}{RECORDS}?limit=1&offset=7"
+    return str(json.loads(tg.http("GET", listed, headers=tg.AUTH)[1])["data"][0]["id"])
+
+
 def load(
     wrk_bin: str,
     args: argparse.Namespace,
@@ -174,13 +187,12 @@ def load(
     runs: dict[str, dict[str, list[dict[str, Any]]]] = {}
     for round_ in range(1, args.rounds + 1):
         for name, urls in bases.items():
-            listed = f"{urls[0]}{RECORDS}?limit=1&offset=7"
-            record = json.loads(tg.http("GET", listed, headers=tg.AUTH)[1])["data"][0]
+            ids = [record_id(base) for base in urls]
             plans = [
-                ("get-by-id", f"{RECORDS}/{record['id']}", "get.lua"),
-                ("post-valid", RECORDS, "post.lua"),
+                ("get-by-id", [f"{RECORDS}/{id_}" for id_ in ids], "get.lua"),
+                ("post-valid", [RECORDS] * len(urls), "post.lua"),
             ]
-            for key, path, script in plans:
+            for key, paths, script in plans:
                 share = 16 // len(urls)
                 loads = [
                     wrk.Load(
@@ -191,7 +203,7 @@ def load(
                         threads=2,
                         duration=args.duration,
                     )
-                    for base in urls
+                    for base, path in zip(urls, paths, strict=True)
                 ]
                 run_wrk(wrk_bin, [replace(x, duration=1) for x in loads])  # warm up
                 watched = Watched([w for base in urls for w in workers(base)], redis_pid, urls)
@@ -279,6 +291,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--write-behind", action="store_true", help="also Redis x 2 with --journal-write-behind"
     )
+    parser.add_argument(
+        "--apart", action="store_true", help="also two memory servers that share nothing"
+    )
+    parser.add_argument(
+        "--pinned", action="store_true", help="also memory x 1 and Redis x 2 with --pin-workers"
+    )
     args = parser.parse_args(argv)
     if args.quick:
         args.rounds, args.duration, args.records = 1, 3.0, 20_000
@@ -307,6 +325,15 @@ def main(argv: list[str] | None = None) -> int:
                 for i in range(2)
             ],
         }
+        if args.apart:
+            bases["memory-apart-x2"] = [
+                start_mock(processes, work, f"apart{i}", [], n)[0] for i in range(2)
+            ]
+        if args.pinned:
+            pinned = ["--pin-workers"]
+            bases["memory-x1-pinned"] = [start_mock(processes, work, "mp", pinned, n)[0]]
+            two = [*store, "--store-prefix", "r2p", "--processes", "2", *pinned]
+            bases["redis-x2-pinned"] = [start_mock(processes, work, "r2p", two, n)[0]]
         if args.write_behind:
             behind = [*store, "--store-prefix", "rb", "--processes", "2", "--journal-write-behind"]
             bases["redis-x2-behind"] = [start_mock(processes, work, "rb", behind, n)[0]]

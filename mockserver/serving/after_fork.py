@@ -1,7 +1,8 @@
 """Imported by uWSGI (`--import`) in each worker as it loads the app (`--lazy-apps`): the
 worker draws ids of its own (`resources.ids.reseed`: uWSGI's fork runs no `os.register_at_fork`
 handler), handles the stop itself (`serving.stop.install`), takes its slot in the table that
-spreads connections over the workers (`serving.balance`), and warms its validators in the
+spreads connections over the workers (`serving.balance`), keeps to its CPU with
+`--pin-workers` (`serving.affinity`), and warms its validators in the
 background (openapi-core, which start-up leaves out, is loaded while the worker already
 answers: the first request that needs it seldom waits for it)."""
 
@@ -11,7 +12,7 @@ import threading
 
 from mockserver import log, wsgi
 from mockserver.resources import ids
-from mockserver.serving import balance, stop
+from mockserver.serving import affinity, balance, stop
 from mockserver.state import State
 
 
@@ -31,9 +32,21 @@ def _join_the_table() -> None:
         balance.TABLE.join(int(uwsgi.worker_id()) - 1)
 
 
+def _pin(state: State) -> None:
+    """With `--pin-workers`: this worker's threads on its CPU, said in one line."""
+    if state.settings.pin_workers:
+        import uwsgi
+
+        worker = int(uwsgi.worker_id())
+        cpu = affinity.cpu_for(worker, affinity.usable())
+        affinity.pin(cpu)
+        log.logger.info("worker %d pinned to CPU %d (--pin-workers)", worker, cpu)
+
+
 ids.reseed()
 stop.install()
 _join_the_table()
 if wsgi.application is not None:
     _state: State = wsgi.application.extensions["mockserver"]
+    _pin(_state)
     threading.Thread(target=_warm, args=(_state,), name="warm", daemon=True).start()
