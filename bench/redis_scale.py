@@ -16,6 +16,9 @@
   this machine when no request waits on a store, the ceiling of any two-process target.
 - `--pinned`: memory x 1 process and Redis x 2 processes again, with `--pin-workers` (each
   worker kept on one CPU).
+- `--cached`: Redis x 2 processes with each process's copy of what it reads by id
+  (`--read-cache-bytes`) and `--journal-write-behind` (pinned too, with `--pinned`): a GET by
+  id that waits on no round trip.
 - seeding 100 000 records into Redis (`insert_many`), seconds, with the machine's load.
 
     .venv/bin/python bench/redis_scale.py               # 3 rounds of 10 s (~6 min)
@@ -24,6 +27,7 @@
     .venv/bin/python bench/redis_scale.py --write-behind  # and Redis x 2 written behind
     .venv/bin/python bench/redis_scale.py --apart   # and two memory servers, nothing shared
     .venv/bin/python bench/redis_scale.py --pinned  # and memory x 1, Redis x 2 pinned
+    .venv/bin/python bench/redis_scale.py --cached  # and Redis x 2 with its copies
 
 Progress goes to stderr, the figures to stdout and to bench/results/redis-scale-<time>.json.
 """
@@ -295,6 +299,9 @@ def main(argv: list[str] | None = None) -> int:
         "--apart", action="store_true", help="also two memory servers that share nothing"
     )
     parser.add_argument(
+        "--cached", action="store_true", help="also Redis x 2 with --read-cache-bytes, behind"
+    )
+    parser.add_argument(
         "--pinned", action="store_true", help="also memory x 1 and Redis x 2 with --pin-workers"
     )
     args = parser.parse_args(argv)
@@ -334,6 +341,15 @@ def main(argv: list[str] | None = None) -> int:
             bases["memory-x1-pinned"] = [start_mock(processes, work, "mp", pinned, n)[0]]
             two = [*store, "--store-prefix", "r2p", "--processes", "2", *pinned]
             bases["redis-x2-pinned"] = [start_mock(processes, work, "r2p", two, n)[0]]
+        if args.cached:
+            cached = [*store, "--processes", "2", "--journal-write-behind"]
+            cached += ["--read-cache-bytes", str(64 * 2**20)]
+            bases["redis-x2-cached"] = [
+                start_mock(processes, work, "rc", [*cached, "--store-prefix", "rc"], n)[0]
+            ]
+            if args.pinned:
+                cached += ["--store-prefix", "rcp", "--pin-workers"]
+                bases["redis-x2-cached-pinned"] = [start_mock(processes, work, "rcp", cached, n)[0]]
         if args.write_behind:
             behind = [*store, "--store-prefix", "rb", "--processes", "2", "--journal-write-behind"]
             bases["redis-x2-behind"] = [start_mock(processes, work, "rb", behind, n)[0]]

@@ -112,7 +112,12 @@ def _state(
     if backend is None:
         budget = StoreBudget(settings.max_store_bytes, _spilled)
         backend = make_backend(
-            settings.store, settings.max_records, _evicted, settings.store_prefix, budget
+            settings.store,
+            settings.max_records,
+            _evicted,
+            settings.store_prefix,
+            budget,
+            settings.read_cache_bytes,
         )
         atexit.register(_release, backend)
     initial = backend

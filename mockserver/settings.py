@@ -54,6 +54,7 @@ class Settings:
     journal_size: int = 10_000
     journal_bytes: int = 64 * MIB  # every session's journal together
     journal_write_behind: bool = False  # Redis: a request does not wait for its journal entry
+    read_cache_bytes: int = 0  # Redis: items read by id kept in each process (0: none)
     max_sessions: int = 1000
     session_ttl: int = 3600  # seconds an idle session lives (0: for ever)
     max_rules: int = 1000  # fault rules per session
@@ -323,6 +324,14 @@ OPTIONS: tuple[Option, ...] = (
         switch=True,
     ),
     Option(
+        "--read-cache-bytes",
+        "on a Redis store, keep the items each process reads by id, and the fault rules' "
+        "versions, up to N bytes a process (0: none); Redis tells every process when one "
+        "changes, so a read stays exact without a round trip",
+        WHOLE,
+        "N",
+    ),
+    Option(
         "--max-sessions",
         "named sessions live at once (besides the default one); one more is refused with 429",
         whole(1),
@@ -492,6 +501,11 @@ def settings_from(args: argparse.Namespace) -> Settings:
         raise SettingsError(
             "--journal-write-behind needs a shared store (--store redis://...): the memory "
             "store's journal is written in the process, before the answer"
+        )
+    if values["read_cache_bytes"] and values["store"] == "memory":
+        raise SettingsError(
+            "--read-cache-bytes needs a shared store (--store redis://...): the memory "
+            "store's items are in the process already"
         )
     if values["pin_workers"] and not hasattr(os, "sched_setaffinity"):
         raise SettingsError("--pin-workers needs Linux (os.sched_setaffinity)")

@@ -106,6 +106,7 @@ BEHIND_ON_MEMORY = "--journal-write-behind needs a shared store (--store redis:/
         (["--port", "99999"], {}, "--port: 99999 is not a whole number from 1 to 65535"),
         (["--journal-write-behind"], {}, BEHIND_ON_MEMORY),
         ([], {"MOCKSERVER_JOURNAL_WRITE_BEHIND": "on"}, BEHIND_ON_MEMORY),
+        (["--read-cache-bytes", "1000"], {}, "--read-cache-bytes needs a shared store"),
     ],
 )
 def test_bad_options_are_usage_errors(args, env, message):

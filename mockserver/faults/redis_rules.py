@@ -156,6 +156,7 @@ class RedisFaults:
                 self.fresh = bool(self._client.hsetnx(meta, "made", 1))
             else:
                 self._scripts.clear(keys=self._keys, args=["reset"])
+                self._link.changed(meta)
                 self.fresh = True
         return self
 
@@ -163,6 +164,7 @@ class RedisFaults:
         """The session ended: its rules and counters gone, for every server."""
         with self._link.calling():
             self._scripts.clear(keys=self._keys, args=["end"])
+        self._link.changed(self._keys[2])
 
     # ------------------------------------------------------------ what the control API uses
 
@@ -231,6 +233,7 @@ class RedisFaults:
             args += [matched, fired]
         with self._link.calling():
             answer = self._scripts.add(keys=self._keys, args=args)
+        self._link.changed(self._keys[2])
         if answer and answer[0] == -1:
             raise _full(self.limit, int(answer[1]))
         return [
@@ -240,11 +243,14 @@ class RedisFaults:
 
     def remove(self, rule_id: str) -> bool:
         with self._link.calling():
-            return bool(self._scripts.remove(keys=self._keys, args=[rule_id]))
+            removed = bool(self._scripts.remove(keys=self._keys, args=[rule_id]))
+        self._link.changed(self._keys[2])
+        return removed
 
     def clear(self) -> None:
         with self._link.calling():
             self._scripts.clear(keys=self._keys, args=["clear"])
+        self._link.changed(self._keys[2])
 
     # ------------------------------------------------------------ the decision
 

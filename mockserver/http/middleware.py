@@ -43,7 +43,7 @@ from mockserver.sessions.journal import Headers
 from mockserver.sessions.session import DEFAULT, HEADER, NAME_RULE, Session
 from mockserver.settings import CONTROL_PREFIX
 from mockserver.state import State
-from mockserver.storage.redis_connection import FRESH, REFUSED, RulesChanged
+from mockserver.storage.redis_connection import FRESH, REFUSED, Link, RulesChanged
 
 _SESSION = re.compile(r"^(?!\.\.?$)[A-Za-z0-9._-]{1,64}$")  # `.`, `..`: dot segments of a URL
 
@@ -54,6 +54,7 @@ class Front:
         self.state = state
         self.turns = Turns()
         storage.wait_aside(state.sessions.initial, self.turns.aside)  # Redis: off the turn
+        self._link: Link | None = getattr(state.sessions.initial, "link", None)
         self.proxy = proxy  # --upstream: it answers instead of the lane
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
@@ -64,6 +65,8 @@ class Front:
         if not environ.get("PATH_INFO", "").startswith(CONTROL_PREFIX):
             return self._api(environ, start_response, request)
         result = self.inner(environ, start_response)
+        if self._link is not None:  # a change another process's copy may hold: told first
+            self._link.fence()
         _log_line(environ, request)
         return result
 

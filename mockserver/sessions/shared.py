@@ -378,7 +378,8 @@ class SharedCoverage(Coverage):
                 self._counters[f"f\0{fault}"] += times
         shared = self._shared
         ticket = shared.writer.add(self)
-        if not shared.writer.behind:  # written before the answer: in order everywhere
+        changed = shared.link.take_changed()  # what a copy holds: its write is the fence
+        if changed or not shared.writer.behind:  # before the answer: in order everywhere
             with shared.link.calling():  # off the turn while it is written
                 shared.writer.wait(ticket)
 

@@ -24,10 +24,12 @@ def make_backend(
     on_evict: OnEvict | None = None,
     prefix: str = DEFAULT_PREFIX,
     budget: StoreBudget | None = None,
+    cache_bytes: int = 0,
 ) -> Backend:
     """The backend a store URL names: `memory` (the embedded one, the default; its bytes
     within `budget`), or Redis (`redis://`, `rediss://`, `unix://`; keys under `prefix`),
-    checked to answer now."""
+    checked to answer now; a Redis store's items read by id kept in each process up to
+    `cache_bytes` (0: none, `storage.redis_cache`)."""
     if url == "memory":
         from mockserver.storage.memory import MemoryBackend
 
@@ -44,7 +46,7 @@ def make_backend(
     if not prefix or any(c in prefix for c in "{}") or not prefix.isprintable():
         raise BackendError(f"--store-prefix {prefix!r}: printable characters, no braces")
     try:
-        link = Link(url)
+        link = Link(url, cache_bytes)
         link.check()
     except BadStore as exc:
         raise BackendError(f"--store {mask_url(url)}: {exc}") from None

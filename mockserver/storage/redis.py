@@ -115,6 +115,7 @@ class RedisCollection:
     def insert(self, item: Item) -> bytes:
         raw = self.layout.encode(item)
         self._inserted([(item, raw)])
+        self._link.changed(self.keys.items)  # an item of the same id replaced
         return raw
 
     def insert_many(self, items: Iterable[Item]) -> int:
@@ -137,7 +138,9 @@ class RedisCollection:
                     pending.append(sender.submit(self._sent_built, built))
                 if len(pending) > 1:  # one batch on the way, one being made: no more
                     count += pending.popleft().result()
-            return count + sum(future.result() for future in pending)
+            count += sum(future.result() for future in pending)
+        self._link.changed(self.keys.items)
+        return count
 
     def _sent_built(self, batch: Batch) -> int:
         """A batch of new items stored: in a transaction when nothing stands in the way
@@ -179,6 +182,8 @@ class RedisCollection:
         raw = self.layout.encode(item)
         with self._link.calling():  # no lock held across the call: inserts go at once
             added, *evicted = self._change("add", item, raw)
+        if evicted:  # a new id changes no item a copy holds; an eviction does
+            self._link.changed(self.keys.items)
         self._evicted(evicted)
         return raw if added else None
 
@@ -198,11 +203,15 @@ class RedisCollection:
     def replace(self, item: Item) -> bytes | None:
         raw = self.layout.encode(item)
         with self._link.calling():
-            return raw if self._change("replace", item, raw) else None
+            held = self._change("replace", item, raw)
+        self._link.changed(self.keys.items)
+        return raw if held else None
 
     def remove(self, item_id: str) -> bool:
         with self._link.calling():
-            return bool(self._change("remove", {"id": item_id}, b""))
+            held = self._change("remove", {"id": item_id}, b"")
+        self._link.changed(self.keys.items)
+        return bool(held)
 
     def _change(self, mode: str, item: Item, raw: bytes) -> Any:
         """One script call for one item (`scripts.CHANGE`), what is the same for every item
@@ -260,12 +269,21 @@ class RedisCollection:
         with self._link.calling():
             kept = self.keys.seq  # insertion numbers keep growing: order stays exact
             self._client.delete(*[key for key in self.keys.all() if key != kept])
+        self._link.changed(self.keys.items)
 
     # ------------------------------------------------------------ reads
 
     def get(self, item_id: str) -> bytes | None:
-        with self._link.calling():
-            raw: bytes | None = self._link.calls([self._get_head.with_one(item_id)])[0]
+        """The item's bytes; from the process's copy when it holds them (`Link.cached`)."""
+        link = self._link
+        if link.cache is not None:
+            kept = link.cached(self.keys.items, item_id)
+            if kept is not None:
+                return kept
+            with link.calling():
+                return link.read_kept(self.keys.items, item_id, self._get_head.with_one(item_id))
+        with link.calling():
+            raw: bytes | None = link.calls([self._get_head.with_one(item_id)])[0]
         return raw
 
     def __len__(self) -> int:
@@ -570,11 +588,13 @@ class RedisBackend:
                 keys=[source.keys, target.made, target.keys],
                 args=[source.root, target.root, 1 if join else 0],
             )
+        self.link.changed(None)  # a session made again: its keys' values are new
         return twin
 
     def clear(self) -> None:
         with self.link.calling():
             self.scripts.clear(keys=[self.namespace.keys], args=[self.namespace.root])
+        self.link.changed(None)
 
     def dump(self) -> Iterator[Dumped]:
         with self.link.calling():
@@ -602,6 +622,7 @@ class RedisBackend:
             suffixes = [s.decode() for s in client.smembers(namespace.keys)]  # type: ignore[union-attr]
             keys = [f"{namespace.root}:{suffix}" for suffix in suffixes]
             client.delete(*keys, namespace.keys, namespace.made, namespace.collections)
+        self.link.changed(None)
 
     def health(self) -> dict[str, Any]:
         return {"kind": "redis", "url": self.link.shown, "reachable": self.link.reachable()}

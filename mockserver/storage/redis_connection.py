@@ -39,6 +39,7 @@ from redis.utils import HIREDIS_AVAILABLE
 from mockserver import sockets
 from mockserver.masking import mask_url
 from mockserver.storage.backend import StoreUnavailable
+from mockserver.storage.redis_cache import ReadCache
 
 SCHEMES = ("redis://", "rediss://", "unix://")
 CONNECT_TIMEOUT = 2.0  # seconds to open a connection
@@ -119,7 +120,7 @@ FRESH, CHANGED, REFUSED, UNKNOWN = "fresh", "changed", "refused", "unknown"
 class Link:
     """One client (thread-safe, pooled) and the URL it was made from, masked."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, cache_bytes: int = 0) -> None:
         self.shown = mask_url(url)
         if not HIREDIS_AVAILABLE:  # the request path reads the answers with hiredis's reader
             raise BadStore("needs hiredis, not installed (pip install 'redis[hiredis]')")
@@ -141,6 +142,8 @@ class Link:
         self._pid = 0  # the process `_free` belongs to (uWSGI forks without at-fork hooks)
         self._forked = threading.Lock()
         self.opened = 0  # connections this process opened for calls
+        # the process's copy of what it read by id (`--read-cache-bytes`): `cached`, `read_kept`
+        self.cache = ReadCache(self._connection, cache_bytes) if cache_bytes else None
 
     def calls(self, commands: Sequence[Command], again: bool = True) -> list[Any]:
         """Commands sent at once on one connection (the thread's pinned one, or a free one of
@@ -189,6 +192,11 @@ class Link:
         finally:
             self._free.append(connection)  # every answer read (or it was closed): clean
 
+    def _connection(self) -> Any:
+        """A new connection, not yet open, made as the client makes its own."""
+        pool = self.client.connection_pool
+        return pool.connection_class(**pool.connection_kwargs)
+
     def _borrow(self) -> Any:
         """A free connection of this process (the one used last), or a new one."""
         pid = os.getpid()
@@ -199,9 +207,100 @@ class Link:
         try:
             return self._free.pop()
         except IndexError:
-            pool = self.client.connection_pool
             self.opened += 1
-            return pool.connection_class(**pool.connection_kwargs)
+            return self._connection()
+
+    # ------------------------------------------------------------ the copy (`--read-cache-bytes`)
+
+    def cached(self, key: str, field: str) -> bytes | None:
+        """The value of a hash's field as the process's copy holds it, with the rules' version
+        of the request's `guard` when it has one (the guard then ends here); None when the
+        copy does not hold both (or there is none): `read_kept` reads them."""
+        cache = self.cache
+        if cache is None:
+            return None
+        own = self._own
+        guard = own.guard
+        with cache.lock:
+            if cache.listening() is None:
+                return None
+            value = cache.get(key, field)
+            if value is None:
+                return None
+            if guard is not None:
+                version = cache.get(guard[0], "version")
+                if version is None:
+                    return None
+        if guard is not None:
+            own.guard = None
+            own.fresh = version == guard[1]
+        return value
+
+    def read_kept(self, key: str, field: str, command: bytes) -> bytes | None:
+        """`HGET key field` (`command`, packed), read with `CLIENT CACHING YES` so that Redis
+        tells the process's listener when it changes, and kept in the copy unless a message
+        came in meanwhile (the request's guard read and kept alike); a plain `calls` when the
+        copy has no listener."""
+        cache = self.cache
+        assert cache is not None
+        with cache.lock:
+            redirect, generation = cache.listening(), cache.generation
+        if redirect is None:  # none yet, or lost: opened now (off the turn), used next time
+            cache.open()
+        own = self._own
+        if redirect is None or own.connection is not None:
+            return self._plain(command)
+        guard = own.guard
+        commands = [_CACHING, self._version_read(guard[0])] if guard is not None else []
+        commands += [_CACHING, command]
+        connection = self._borrow()
+        try:
+            answers = _tracked(connection, redirect, b"".join(commands), len(commands))
+        except ResponseError:  # the listener gone meanwhile: read plainly
+            return self._plain(command)
+        finally:
+            self._free.append(connection)
+        version = (answers[1] or b"0") if guard is not None else b""
+        value: bytes | None = answers[-1]
+        with cache.lock:
+            if cache.listening() == redirect and cache.generation == generation:
+                if guard is not None:
+                    cache.put(guard[0], "version", version)
+                if value is not None:
+                    cache.put(key, field, value)
+        if guard is not None:
+            own.guard = None
+            own.fresh = version == guard[1]
+        return value
+
+    def _plain(self, command: bytes) -> bytes | None:
+        raw: bytes | None = self.calls([command])[0]
+        return raw
+
+    def changed(self, key: str | None) -> None:
+        """This thread's request changed `key` (a hash the copies may hold; None: any key):
+        this process's copy forgets it now, and the request waits for one more round trip
+        before its answer (`fence`), so that every other process has Redis's message first."""
+        cache = self.cache
+        if cache is not None:
+            cache.forget(key)
+            self._own.changed = True
+
+    def take_changed(self) -> bool:
+        """Whether this thread changed what a copy may hold since it was last asked."""
+        own = self._own
+        changed, own.changed = own.changed, False
+        return changed
+
+    def fence(self) -> None:
+        """One round trip, when this thread's request changed what a copy may hold: Redis has
+        then written every message the change caused (Redis lost: the copies are forgotten
+        with their listeners, nothing to wait for)."""
+        if self.take_changed():
+            try:
+                self.call("PING")
+            except (*LOST, redis.exceptions.RedisError):
+                pass
 
     def pinned(self) -> _Pinned:
         """The calls of this thread inside go on one connection (a transaction: `WATCH`)."""
@@ -303,6 +402,7 @@ class _Own(threading.local):
     guard: tuple[str, bytes] | None = None
     fresh: bool | None = None
     refused = False
+    changed = False  # the request changed what a copy may hold (`Link.changed`)
 
 
 class _Calling:
@@ -358,6 +458,38 @@ def _sent_on(connection: Any, packed: bytes, count: int, again: bool) -> list[An
         return _answers(connection, packed, count)
 
 
+_PUSH = hiredis.PushNotification  # RESP3's out-of-band messages (`tracking-redir-broken`)
+_CACHING: bytes = Packed("CLIENT", "CACHING", "YES").with_(()).packed
+
+
+def _tracked(connection: Any, redirect: int, packed: bytes, count: int) -> list[Any]:
+    """`_answers` on a connection whose reads Redis tracks for the listener `redirect`
+    (`CLIENT TRACKING ON ... OPTIN` sent first when its socket has not been told yet); once
+    more on the connection opened again when Redis had closed it."""
+    for again in (True, False):
+        if connection._sock is None:
+            _opened(connection)
+        known = getattr(connection, "mock_tracking", None)  # (the socket told, the listener)
+        told = known is not None and known[0] is connection._sock and known[1] == redirect
+        head = b"" if told else _tracking(redirect)
+        try:
+            answers = _answers(connection, head + packed, count + (0 if told else 1))
+        except RedisConnectionError:
+            if again:
+                continue
+            raise
+        except ResponseError:
+            connection.mock_tracking = None
+            raise
+        connection.mock_tracking = (connection._sock, redirect)
+        return answers if told else answers[1:]
+    raise AssertionError("unreachable")
+
+
+def _tracking(redirect: int) -> bytes:
+    return Packed("CLIENT", "TRACKING", "ON", "REDIRECT", redirect, "OPTIN").with_(()).packed
+
+
 def _answers(connection: Any, packed: bytes, count: int) -> list[Any]:
     """The packed commands sent on `connection`, and their `count` answers read back (an error
     answer raised once every answer is read). The socket and the hiredis reader that redis-py's
@@ -375,11 +507,12 @@ def _answers(connection: Any, packed: bytes, count: int) -> list[Any]:
         sock.sendall(packed)
         for _ in range(count):
             answer = reader.gets()
-            while answer is NOT_ENOUGH_DATA:
-                read = sock.recv_into(buffer)
-                if not read:
-                    raise RedisConnectionError("Connection closed by server.")
-                reader.feed(buffer, 0, read)
+            while answer is NOT_ENOUGH_DATA or type(answer) is _PUSH:  # a push: not an answer
+                if answer is NOT_ENOUGH_DATA:
+                    read = sock.recv_into(buffer)
+                    if not read:
+                        raise RedisConnectionError("Connection closed by server.")
+                    reader.feed(buffer, 0, read)
                 answer = reader.gets()
             if isinstance(answer, ResponseError):
                 error = error or answer

@@ -1,0 +1,260 @@
+"""A process's copy of what its requests read by id from Redis (`--read-cache-bytes`): an item
+by its id, and a session's fault rules' version. Redis keeps it exact: client-side caching,
+its tracking of the keys a client reads.
+
+- The request connections read a value to keep with `CLIENT CACHING YES` before it (`CLIENT
+  TRACKING ON ... OPTIN`, redirected to the process's listener): Redis then remembers that
+  the process holds that key, and sends the key's name once it changes, whichever client
+  changed it (a script, an eviction, a flush, another server).
+- The listener is one connection of the process subscribed to `__redis__:invalidate`. Every
+  look into the copy first takes in what the listener holds (one `recv` that does not wait)
+  and forgets the keys named: a copy is served only when no message about it is waiting.
+- A value read while a message came in is not kept (`generation`): it may predate the change.
+- The listener lost (Redis restarted): the copy is forgotten whole, and requests go to Redis
+  (a 503 while it is away) until the listener is back (`RETRY_AFTER`).
+- A drain that read more than half the listener's receive buffer may have left messages in
+  Redis's own output buffer: the copy is forgotten whole.
+
+Exact across processes: a request that changed a key some process may hold waits, before its
+answer goes, for one more round trip to Redis (`Link.fence`, or the journal's own write). By
+then Redis has written every message the change caused, so the next request anywhere finds it
+waiting. Within a process, a change forgets its keys itself (`forget`), as soon as Redis has
+made it.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import ssl
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import hiredis
+from redis.exceptions import RedisError
+
+from mockserver import log
+
+INVALIDATE = b"__redis__:invalidate"
+ENTRIES = 1_000_000  # values held at most (Redis tracks a million keys by default)
+OVERHEAD = 200  # bytes a value costs besides its own and its key's (the dicts' entries)
+RETRY_AFTER = 1.0  # seconds before a lost listener is opened again
+RECEIVE_BUFFER = 1 << 20  # the listener's receive buffer asked for (the kernel may cap it)
+_READ = 65536
+_SUBSCRIBE = (
+    b"*2\r\n$6\r\nCLIENT\r\n$2\r\nID\r\n*2\r\n$9\r\nSUBSCRIBE\r\n$20\r\n%s\r\n" % INVALIDATE
+)
+
+Connect = Callable[[], Any]  # a new redis-py connection, not yet open
+
+
+class ReadCache:
+    """The copy (values by key and field, oldest first), its listener, and their lock."""
+
+    def __init__(self, connect: Connect, limit: int) -> None:
+        self.limit = limit  # bytes held at most
+        self.lock = threading.Lock()  # the listener's socket and reader, and the dicts
+        self.generation = 0  # messages taken in, and forgets: a read spanning one is not kept
+        self.redirect: int | None = None  # the listener's client id while it listens
+        self._connect = connect
+        self._values: dict[tuple[str, str], bytes] = {}
+        self._fields: dict[str, set[str]] = {}  # the fields held of each key
+        self._bytes = 0
+        self._pid = 0  # the process the listener and the copy belong to (uWSGI forks)
+        self._connection: Any = None
+        self._sock: socket.socket | None = None
+        self._reader: Any = None
+        self._buffer = bytearray(_READ)
+        self._drained = _READ  # bytes a drain may read before the copy is forgotten whole
+        self._retry_at = 0.0
+
+    # ------------------------------------------------------------ looks (the lock held)
+
+    def listening(self) -> int | None:
+        """The listener's client id, once what it holds is taken in; None when there is none
+        (not opened yet in this process, or lost: `open` opens it). The lock is held."""
+        if self._pid != os.getpid():
+            self._forked()
+        if self._sock is None:
+            return None
+        self._drain()
+        return self.redirect
+
+    def open(self) -> None:
+        """The listener opened when this process has none and has not tried for RETRY_AFTER;
+        the lock is not held (a connection may take up to Redis's connect timeout: the
+        process's other requests go on meanwhile)."""
+        with self.lock:
+            if self._pid != os.getpid():
+                self._forked()
+            now = time.monotonic()
+            if self._sock is not None or now < self._retry_at:
+                return
+            self._retry_at = now + RETRY_AFTER
+        opened = self._listen()
+        if opened is None:
+            return
+        with self.lock:
+            if self._sock is None and self._pid == os.getpid():
+                self._connection, self._sock, self._reader, self.redirect = opened
+                self._forget(None)
+                return
+        opened[0].disconnect()  # another thread opened one meanwhile
+
+    def get(self, key: str, field: str) -> bytes | None:
+        """A value held (the lock held, after `listening`)."""
+        return self._values.get((key, field))
+
+    def put(self, key: str, field: str, value: bytes) -> None:
+        """A value kept (the lock held); the oldest go first past `limit` or ENTRIES."""
+        size = len(value) + len(key) + len(field) + OVERHEAD
+        if size > self.limit:
+            return
+        self._drop(key, field)
+        values = self._values
+        while values and (self._bytes + size > self.limit or len(values) >= ENTRIES):
+            old_key, old_field = next(iter(values))
+            self._drop(old_key, old_field)
+        values[(key, field)] = value
+        self._fields.setdefault(key, set()).add(field)
+        self._bytes += size
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """Values held, and their bytes."""
+        return len(self._values), self._bytes
+
+    # ------------------------------------------------------------ forgetting
+
+    def forget(self, key: str | None) -> None:
+        """What this process holds of `key` forgotten (every key: None), and any read under
+        way not kept: a change of this process was made."""
+        with self.lock:
+            if self._pid == os.getpid():
+                self._forget(key)
+
+    def _forget(self, key: str | None) -> None:
+        self.generation += 1
+        if key is None:
+            self._values.clear()
+            self._fields.clear()
+            self._bytes = 0
+            return
+        for field in list(self._fields.get(key, ())):
+            self._drop(key, field)
+
+    def _drop(self, key: str, field: str) -> None:
+        value = self._values.pop((key, field), None)
+        if value is None:
+            return
+        self._bytes -= len(value) + len(key) + len(field) + OVERHEAD
+        fields = self._fields[key]
+        fields.discard(field)
+        if not fields:
+            del self._fields[key]
+
+    # ------------------------------------------------------------ the listener
+
+    def _forked(self) -> None:
+        """A forked worker: the parent's copy and listener are not its own (its socket left
+        open: the parent's)."""
+        self._pid = os.getpid()
+        self._connection = self._sock = self._reader = None
+        self.redirect = None
+        self._forget(None)
+
+    def _listen(self) -> tuple[Any, socket.socket, Any, int] | None:
+        """A listener opened and subscribed: its connection, socket, reader and client id;
+        None when Redis cannot be reached (the requests go to Redis meanwhile)."""
+        connection = self._connect()
+        try:
+            connection.connect()
+            sock: socket.socket = connection._sock
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER)
+            reader = hiredis.Reader()
+            sock.sendall(_SUBSCRIBE)
+            answers = _read(sock, reader, bytearray(_READ), 2)
+            sock.setblocking(False)
+            self._drained = sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF) // 2
+        except (OSError, RedisError):
+            connection.disconnect()
+            return None
+        return connection, sock, reader, int(answers[0])
+
+    def _drain(self) -> None:
+        """The messages the listener holds taken in: each invalidation forgets its keys (a
+        flush: every key); the listener lost forgets everything."""
+        sock, reader, buffer = self._sock, self._reader, self._buffer
+        assert sock is not None
+        taken = 0
+        while True:
+            try:
+                read = sock.recv_into(buffer)
+            except (BlockingIOError, ssl.SSLWantReadError):
+                break
+            except OSError:
+                self._lost()
+                return
+            if not read:
+                self._lost()
+                return
+            taken += read
+            reader.feed(buffer, 0, read)
+            message = reader.gets()
+            while message is not False:
+                self._took(message)
+                message = reader.gets()
+            if read < len(buffer):
+                break
+        if taken > self._drained:  # Redis may hold more it could not send: start again
+            self._forget(None)
+
+    def _took(self, message: Any) -> None:
+        """One message: an invalidation (RESP3: a push `invalidate KEYS`; RESP2: a message on
+        `__redis__:invalidate`), whose keys are forgotten (none: a flush, every key); any
+        other (the subscription's confirmation) changes nothing."""
+        if not isinstance(message, list):
+            return
+        if len(message) == 2 and message[0] == b"invalidate":
+            keys = message[1]
+        elif len(message) == 3 and message[0] == b"message" and message[1] == INVALIDATE:
+            keys = message[2]
+        else:
+            return
+        if keys is None:
+            self._forget(None)
+            return
+        self.generation += 1
+        for key in keys:
+            name = key.decode()
+            for field in list(self._fields.get(name, ())):
+                self._drop(name, field)
+
+    def _lost(self) -> None:
+        """The listener's connection closed or broken: nothing held can be trusted."""
+        log.logger.warning("read cache: Redis's messages lost; the copy is forgotten")
+        connection = self._connection
+        self._connection = self._sock = self._reader = None
+        self.redirect = None
+        self._forget(None)
+        if connection is not None:
+            connection.disconnect()
+
+
+def _read(sock: socket.socket, reader: Any, buffer: bytearray, count: int) -> list[Any]:
+    """`count` answers read from a blocking socket."""
+    answers: list[Any] = []
+    while len(answers) < count:
+        answer = reader.gets()
+        if answer is False:
+            read = sock.recv_into(buffer)
+            if not read:
+                raise ConnectionError("closed by Redis")
+            reader.feed(buffer, 0, read)
+            continue
+        if isinstance(answer, Exception):
+            raise ConnectionError(str(answer))
+        answers.append(answer)
+    return answers
