@@ -219,6 +219,11 @@ def test_a_get_by_id_from_the_copy_costs_no_round_trip(
     for _ in range(3):
         assert api.get(path, headers=AUTH).get_json() == record
     assert trips == []  # neither the item nor the rules' version: the journal goes behind
+    monkeypatch.undo()
+    copy = api.get("/_mock/health").get_json()["store"]["readCache"]
+    assert copy["values"] == 2  # the item and the rules' version
+    assert copy["bytes"] > len(api.get(path, headers=AUTH).data)
+    assert (copy["bytesLimit"], copy["listening"]) == (MIB, True)
     forget(redis_server, prefix)
 
 

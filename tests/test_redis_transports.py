@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+import redis
 import requests
 import trustme
 from redis_server import ENGINES, RedisServer
@@ -105,3 +106,26 @@ def test_a_certificate_the_ca_did_not_sign_stops_the_start_up(
     assert line.startswith(f"mockserver: error: --store {masked}: cannot reach Redis (")
     assert "certificate verify failed" in line
     assert PASSWORD not in done.stdout + done.stderr
+
+
+def test_the_copy_in_each_process_on_a_tls_or_unix_socket_redis(
+    other_transport: RedisServer,
+) -> None:
+    """`--read-cache-bytes`'s listener on TLS (a non-blocking TLS read) or a Unix socket: a
+    value kept is served without Redis, and forgotten once another client changed it."""
+    from mockserver.storage.redis_connection import Link, Packed
+
+    link = Link(other_transport.url, 2**20)
+    assert link.cache is not None
+    link.cache.open()
+    other = redis.Redis.from_url(other_transport.url)
+    other.hset("k", "a", b"1")
+    command = Packed("HGET", "k").with_one("a")
+    assert link.read_kept("k", "a", command) == b"1"
+    for n in range(2, 12):
+        assert link.cached("k", "a") == str(n - 1).encode()
+        other.hset("k", "a", str(n).encode())
+        other.ping()
+        assert link.cached("k", "a") is None
+        assert link.read_kept("k", "a", command) == str(n).encode()
+    other.close()

@@ -625,7 +625,17 @@ class RedisBackend:
         self.link.changed(None)
 
     def health(self) -> dict[str, Any]:
-        return {"kind": "redis", "url": self.link.shown, "reachable": self.link.reachable()}
+        found = {"kind": "redis", "url": self.link.shown, "reachable": self.link.reachable()}
+        cache = self.link.cache
+        if cache is not None:  # this process's copy (`--read-cache-bytes`)
+            values, size, listening = cache.state()
+            found["readCache"] = {
+                "values": values,
+                "bytes": size,
+                "bytesLimit": cache.limit,
+                "listening": listening,
+            }
+        return found
 
 
 def _flat(pages: Iterator[Pairs]) -> Iterator[bytes]:

@@ -126,6 +126,13 @@ class ReadCache:
         """Values held, and their bytes."""
         return len(self._values), self._bytes
 
+    def state(self) -> tuple[int, int, bool]:
+        """This process's values held, their bytes, and whether its listener is open."""
+        with self.lock:
+            if self._pid != os.getpid():
+                return 0, 0, False
+            return len(self._values), self._bytes, self._sock is not None
+
     # ------------------------------------------------------------ forgetting
 
     def forget(self, key: str | None) -> None:
