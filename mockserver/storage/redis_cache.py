@@ -24,6 +24,8 @@ made it.
 
 from __future__ import annotations
 
+import ctypes
+import errno
 import os
 import socket
 import ssl
@@ -47,6 +49,19 @@ _SUBSCRIBE = (
     b"*2\r\n$6\r\nCLIENT\r\n$2\r\nID\r\n*2\r\n$9\r\nSUBSCRIBE\r\n$20\r\n%s\r\n" % INVALIDATE
 )
 
+
+def _libc_recv() -> Any:
+    """libc's `recv`, called holding the GIL (`ctypes.PyDLL`); None where it cannot be had."""
+    try:
+        recv = ctypes.PyDLL(None, use_errno=True).recv
+    except (OSError, AttributeError):
+        return None
+    recv.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+    recv.restype = ctypes.c_ssize_t
+    return recv
+
+
+_RECV = _libc_recv()
 Connect = Callable[[], Any]  # a new redis-py connection, not yet open
 
 
@@ -67,6 +82,8 @@ class ReadCache:
         self._sock: socket.socket | None = None
         self._reader: Any = None
         self._buffer = bytearray(_READ)
+        self._address = ctypes.addressof((ctypes.c_char * _READ).from_buffer(self._buffer))
+        self._fd = -1  # the listener's descriptor when it is a plain socket (`_received`)
         self._drained = _READ  # bytes a drain may read before the copy is forgotten whole
         self._retry_at = 0.0
 
@@ -99,6 +116,7 @@ class ReadCache:
         with self.lock:
             if self._sock is None and self._pid == os.getpid():
                 self._connection, self._sock, self._reader, self.redirect = opened
+                self._fd = opened[1].fileno() if type(opened[1]) is socket.socket else -1
                 self._forget(None)
                 return
         opened[0].disconnect()  # another thread opened one meanwhile
@@ -169,6 +187,7 @@ class ReadCache:
         open: the parent's)."""
         self._pid = os.getpid()
         self._connection = self._sock = self._reader = None
+        self._fd = -1
         self.redirect = None
         self._forget(None)
 
@@ -198,12 +217,12 @@ class ReadCache:
         taken = 0
         while True:
             try:
-                read = sock.recv_into(buffer)
-            except (BlockingIOError, ssl.SSLWantReadError):
-                break
+                read = self._received(sock)
             except OSError:
                 self._lost()
                 return
+            if read < 0:  # nothing more now
+                break
             if not read:
                 self._lost()
                 return
@@ -217,6 +236,26 @@ class ReadCache:
                 break
         if taken > self._drained:  # Redis may hold more it could not send: start again
             self._forget(None)
+
+    def _received(self, sock: socket.socket) -> int:
+        """Bytes read into the buffer without waiting: -1 when none are there, 0 when Redis
+        closed the connection. A plain socket is read by libc's `recv` holding the GIL (the
+        socket module would let it go, and hand it to another thread, for a call that never
+        waits: a thread switch on every look); a TLS one by the socket module."""
+        if self._fd < 0 or _RECV is None:
+            try:
+                return sock.recv_into(self._buffer)
+            except (BlockingIOError, ssl.SSLWantReadError):
+                return -1
+        while True:
+            read: int = _RECV(self._fd, self._address, _READ, socket.MSG_DONTWAIT)
+            if read >= 0:
+                return read
+            error = ctypes.get_errno()
+            if error in (errno.EAGAIN, errno.EWOULDBLOCK):
+                return -1
+            if error != errno.EINTR:
+                raise OSError(error, os.strerror(error))
 
     def _took(self, message: Any) -> None:
         """One message: an invalidation (RESP3: a push `invalidate KEYS`; RESP2: a message on
@@ -244,6 +283,7 @@ class ReadCache:
         log.logger.warning("read cache: Redis's messages lost; the copy is forgotten")
         connection = self._connection
         self._connection = self._sock = self._reader = None
+        self._fd = -1
         self.redirect = None
         self._forget(None)
         if connection is not None:
