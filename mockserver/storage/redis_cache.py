@@ -82,7 +82,8 @@ class ReadCache:
         self._sock: socket.socket | None = None
         self._reader: Any = None
         self._buffer = bytearray(_READ)
-        self._address = ctypes.addressof((ctypes.c_char * _READ).from_buffer(self._buffer))
+        self._view = (ctypes.c_char * _READ).from_buffer(self._buffer)  # held: never resized
+        self._address = ctypes.addressof(self._view)
         self._fd = -1  # the listener's descriptor when it is a plain socket (`_received`)
         self._drained = _READ  # bytes a drain may read before the copy is forgotten whole
         self._retry_at = 0.0
