@@ -8,6 +8,7 @@ on one, a fault rule added on one, a reset, are seen at once on the other."""
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -146,9 +147,10 @@ def test_a_change_of_the_process_s_own_is_forgotten_at_once(
 
 
 def test_a_flush_and_a_lost_redis_forget_everything(
-    own_redis: RedisServer, monkeypatch: pytest.MonkeyPatch
+    own_redis: RedisServer, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     monkeypatch.setattr(redis_cache, "RETRY_AFTER", 0.0)
+    caplog.set_level(logging.INFO, logger="mockserver")
     other = own_redis.client()
     other.hset("k", "a", b"1")
     link = _link(own_redis.url)
@@ -172,6 +174,10 @@ def test_a_flush_and_a_lost_redis_forget_everything(
     own_redis.client().hset("k", "a", b"4")
     own_redis.client().ping()
     assert link.cached("k", "a") is None
+    said = [record.getMessage() for record in caplog.records]
+    assert any(line.startswith("read cache: Redis's messages lost") for line in said)
+    listening = [line for line in said if line.startswith("read cache: listening")]
+    assert len(listening) == 2  # at first, and again once Redis was back
 
 
 def test_the_copy_keeps_within_its_bytes(redis_server: RedisServer, redis_prefix: str) -> None:

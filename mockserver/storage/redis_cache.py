@@ -119,6 +119,11 @@ class ReadCache:
                 self._connection, self._sock, self._reader, self.redirect = opened
                 self._fd = opened[1].fileno() if type(opened[1]) is socket.socket else -1
                 self._forget(None)
+                log.logger.info(
+                    "read cache: listening to Redis's invalidations (client %d, up to %d bytes)",
+                    opened[3],
+                    self.limit,
+                )
                 return
         opened[0].disconnect()  # another thread opened one meanwhile
 
