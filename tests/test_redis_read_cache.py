@@ -64,7 +64,7 @@ def test_a_value_read_once_is_served_again_without_a_round_trip(
     assert [link.cached(key, "a") for _ in range(3)] == [b"one"] * 3
     assert trips == []
     assert link.cache is not None
-    assert link.cache.size[0] == 1
+    assert link.cache.state()[0] == 1
 
 
 def test_a_change_by_any_client_is_seen_by_the_next_look_after_a_round_trip(
@@ -164,7 +164,7 @@ def test_a_flush_and_a_lost_redis_forget_everything(
     own_redis.stop()
     assert link.cached("k", "a") is None  # the listener closed: nothing held is trusted
     assert link.cache is not None
-    assert link.cache.size == (0, 0)
+    assert link.cache.state()[:2] == (0, 0)
     own_redis.start()
     own_redis.client().hset("k", "a", b"3")
     assert _kept(link, "k", "a") == b"3"  # read plainly, the listener opened meanwhile
@@ -189,8 +189,8 @@ def test_the_copy_keeps_within_its_bytes(redis_server: RedisServer, redis_prefix
     assert cache is not None
     for n in range(20):
         assert _kept(link, key, f"f{n}") == b"x" * 1000
-        assert cache.size[1] <= 10_000
-    held, _ = cache.size
+        assert cache.state()[1] <= 10_000
+    held, _, _ = cache.state()
     assert 5 <= held < 20
     assert link.cached(key, "f19") is not None
     assert link.cached(key, "f0") is None  # the oldest went first

@@ -34,7 +34,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import hiredis
+from redis._parsers.hiredis import NOT_ENOUGH_DATA
 from redis.exceptions import RedisError
 
 from mockserver import log
@@ -45,9 +45,6 @@ OVERHEAD = 200  # bytes a value costs besides its own and its key's (the dicts' 
 RETRY_AFTER = 1.0  # seconds before a lost listener is opened again
 RECEIVE_BUFFER = 1 << 20  # the listener's receive buffer asked for (the kernel may cap it)
 _READ = 65536
-_SUBSCRIBE = (
-    b"*2\r\n$6\r\nCLIENT\r\n$2\r\nID\r\n*2\r\n$9\r\nSUBSCRIBE\r\n$20\r\n%s\r\n" % INVALIDATE
-)
 
 
 def _libc_recv() -> Any:
@@ -62,18 +59,19 @@ def _libc_recv() -> Any:
 
 
 _RECV = _libc_recv()
-Connect = Callable[[], Any]  # a new redis-py connection, not yet open
+# the listener made: a connection subscribed to INVALIDATE, and its client id (`Link.listener`)
+Listen = Callable[[], tuple[Any, int]]
 
 
 class ReadCache:
     """The copy (values by key and field, oldest first), its listener, and their lock."""
 
-    def __init__(self, connect: Connect, limit: int) -> None:
+    def __init__(self, listen: Listen, limit: int) -> None:
         self.limit = limit  # bytes held at most
         self.lock = threading.Lock()  # the listener's socket and reader, and the dicts
         self.generation = 0  # messages taken in, and forgets: a read spanning one is not kept
         self.redirect: int | None = None  # the listener's client id while it listens
-        self._connect = connect
+        self._listen = listen
         self._values: dict[tuple[str, str], bytes] = {}
         self._fields: dict[str, set[str]] = {}  # the fields held of each key
         self._bytes = 0
@@ -111,21 +109,30 @@ class ReadCache:
             if self._sock is not None or now < self._retry_at:
                 return
             self._retry_at = now + RETRY_AFTER
-        opened = self._listen()
-        if opened is None:
+        try:
+            connection, redirect = self._listen()
+            sock: socket.socket = connection._sock
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER)
+            sock.setblocking(False)
+        except (OSError, RedisError):  # Redis out of reach: the requests go to it meanwhile
             return
         with self.lock:
             if self._sock is None and self._pid == os.getpid():
-                self._connection, self._sock, self._reader, self.redirect = opened
-                self._fd = opened[1].fileno() if type(opened[1]) is socket.socket else -1
-                self._forget(None)
-                log.logger.info(
-                    "read cache: listening to Redis's invalidations (client %d, up to %d bytes)",
-                    opened[3],
-                    self.limit,
-                )
+                self._installed(connection, sock, redirect)
                 return
-        opened[0].disconnect()  # another thread opened one meanwhile
+        connection.disconnect()  # another thread opened one meanwhile
+
+    def _installed(self, connection: Any, sock: socket.socket, redirect: int) -> None:
+        self._connection, self._sock, self.redirect = connection, sock, redirect
+        self._reader = connection._parser._reader  # it may hold the subscription's answer
+        self._fd = sock.fileno() if type(sock) is socket.socket else -1
+        self._drained = sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF) // 2
+        self._forget(None)
+        log.logger.info(
+            "read cache: listening to Redis's invalidations (client %d, up to %d bytes)",
+            redirect,
+            self.limit,
+        )
 
     def get(self, key: str, field: str) -> bytes | None:
         """A value held (the lock held, after `listening`)."""
@@ -144,11 +151,6 @@ class ReadCache:
         values[(key, field)] = value
         self._fields.setdefault(key, set()).add(field)
         self._bytes += size
-
-    @property
-    def size(self) -> tuple[int, int]:
-        """Values held, and their bytes."""
-        return len(self._values), self._bytes
 
     def state(self) -> tuple[int, int, bool]:
         """This process's values held, their bytes, and whether its listener is open."""
@@ -192,28 +194,16 @@ class ReadCache:
         """A forked worker: the parent's copy and listener are not its own (its socket left
         open: the parent's)."""
         self._pid = os.getpid()
+        self._closed()
+
+    def _closed(self) -> Any:
+        """No listener, nothing held; the connection there was (or None)."""
+        connection = self._connection
         self._connection = self._sock = self._reader = None
         self._fd = -1
         self.redirect = None
         self._forget(None)
-
-    def _listen(self) -> tuple[Any, socket.socket, Any, int] | None:
-        """A listener opened and subscribed: its connection, socket, reader and client id;
-        None when Redis cannot be reached (the requests go to Redis meanwhile)."""
-        connection = self._connect()
-        try:
-            connection.connect()
-            sock: socket.socket = connection._sock
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER)
-            reader = hiredis.Reader()
-            sock.sendall(_SUBSCRIBE)
-            answers = _read(sock, reader, bytearray(_READ), 2)
-            sock.setblocking(False)
-            self._drained = sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF) // 2
-        except (OSError, RedisError):
-            connection.disconnect()
-            return None
-        return connection, sock, reader, int(answers[0])
+        return connection
 
     def _drain(self) -> None:
         """The messages the listener holds taken in: each invalidation forgets its keys (a
@@ -235,7 +225,7 @@ class ReadCache:
             taken += read
             reader.feed(buffer, 0, read)
             message = reader.gets()
-            while message is not False:
+            while message is not NOT_ENOUGH_DATA:
                 self._took(message)
                 message = reader.gets()
             if read < len(buffer):
@@ -277,37 +267,12 @@ class ReadCache:
             return
         if keys is None:
             self._forget(None)
-            return
-        self.generation += 1
-        for key in keys:
-            name = key.decode()
-            for field in list(self._fields.get(name, ())):
-                self._drop(name, field)
+        for key in keys or ():
+            self._forget(key.decode())
 
     def _lost(self) -> None:
         """The listener's connection closed or broken: nothing held can be trusted."""
         log.logger.warning("read cache: Redis's messages lost; the copy is forgotten")
-        connection = self._connection
-        self._connection = self._sock = self._reader = None
-        self._fd = -1
-        self.redirect = None
-        self._forget(None)
+        connection = self._closed()
         if connection is not None:
             connection.disconnect()
-
-
-def _read(sock: socket.socket, reader: Any, buffer: bytearray, count: int) -> list[Any]:
-    """`count` answers read from a blocking socket."""
-    answers: list[Any] = []
-    while len(answers) < count:
-        answer = reader.gets()
-        if answer is False:
-            read = sock.recv_into(buffer)
-            if not read:
-                raise ConnectionError("closed by Redis")
-            reader.feed(buffer, 0, read)
-            continue
-        if isinstance(answer, Exception):
-            raise ConnectionError(str(answer))
-        answers.append(answer)
-    return answers

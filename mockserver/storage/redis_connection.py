@@ -39,7 +39,7 @@ from redis.utils import HIREDIS_AVAILABLE
 from mockserver import sockets
 from mockserver.masking import mask_url
 from mockserver.storage.backend import StoreUnavailable
-from mockserver.storage.redis_cache import ReadCache
+from mockserver.storage.redis_cache import INVALIDATE, ReadCache
 
 SCHEMES = ("redis://", "rediss://", "unix://")
 CONNECT_TIMEOUT = 2.0  # seconds to open a connection
@@ -143,7 +143,7 @@ class Link:
         self._forked = threading.Lock()
         self.opened = 0  # connections this process opened for calls
         # the process's copy of what it read by id (`--read-cache-bytes`): `cached`, `read_kept`
-        self.cache = ReadCache(self._connection, cache_bytes) if cache_bytes else None
+        self.cache = ReadCache(self.listener, cache_bytes) if cache_bytes else None
 
     def calls(self, commands: Sequence[Command], again: bool = True) -> list[Any]:
         """Commands sent at once on one connection (the thread's pinned one, or a free one of
@@ -168,7 +168,7 @@ class Link:
             return self._sent(packed, len(commands), again)
         own.guard = None  # the rules' version, read with the first commands of a read
         answers = self._sent(self._version_read(guard[0]) + packed, len(commands) + 1, again)
-        own.fresh = (answers[0] or b"0") == guard[1]
+        own.settle(guard, answers[0] or b"0")
         return answers[1:]
 
     def _version_read(self, key: str) -> bytes:
@@ -196,6 +196,17 @@ class Link:
         """A new connection, not yet open, made as the client makes its own."""
         pool = self.client.connection_pool
         return pool.connection_class(**pool.connection_kwargs)
+
+    def listener(self) -> tuple[Any, int]:
+        """A new connection subscribed to Redis's invalidations, and its client id: the copy's
+        listener (`storage.redis_cache`). Its client id is read first (a RESP2 connection
+        subscribed answers nothing else); the subscription's answer is left to the copy's
+        reads of it. Redis out of reach: its errors."""
+        connection = self._connection()
+        _opened(connection)
+        (client,) = _answers(connection, _CLIENT_ID, 1)
+        connection._sock.sendall(_SUBSCRIBE)
+        return connection, int(client)
 
     def _borrow(self) -> Any:
         """A free connection of this process (the one used last), or a new one."""
@@ -227,13 +238,11 @@ class Link:
             value = cache.get(key, field)
             if value is None:
                 return None
-            if guard is not None:
-                version = cache.get(guard[0], "version")
-                if version is None:
-                    return None
+            version = cache.get(guard[0], "version") if guard is not None else b""
+            if version is None:
+                return None
         if guard is not None:
-            own.guard = None
-            own.fresh = version == guard[1]
+            own.settle(guard, version)
         return value
 
     def read_kept(self, key: str, field: str, command: bytes) -> bytes | None:
@@ -269,8 +278,7 @@ class Link:
                 if value is not None:
                     cache.put(key, field, value)
         if guard is not None:
-            own.guard = None
-            own.fresh = version == guard[1]
+            own.settle(guard, version)
         return value
 
     def _plain(self, command: bytes) -> bytes | None:
@@ -404,6 +412,11 @@ class _Own(threading.local):
     refused = False
     changed = False  # the request changed what a copy may hold (`Link.changed`)
 
+    def settle(self, guard: tuple[str, bytes], version: bytes) -> None:
+        """The guard's version read (`version`): it ends, and says whether it held."""
+        self.guard = None
+        self.fresh = version == guard[1]
+
 
 class _Calling:
     """`Link.calling` (a class: a generator's context manager costs a request ~10 µs more,
@@ -460,6 +473,8 @@ def _sent_on(connection: Any, packed: bytes, count: int, again: bool) -> list[An
 
 _PUSH = hiredis.PushNotification  # RESP3's out-of-band messages (`tracking-redir-broken`)
 _CACHING: bytes = Packed("CLIENT", "CACHING", "YES").with_(()).packed
+_CLIENT_ID: bytes = Packed("CLIENT", "ID").with_(()).packed
+_SUBSCRIBE: bytes = Packed("SUBSCRIBE", INVALIDATE).with_(()).packed
 
 
 def _tracked(connection: Any, redirect: int, packed: bytes, count: int) -> list[Any]:
