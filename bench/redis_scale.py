@@ -19,6 +19,9 @@
 - `--cached`: Redis x 2 processes with each process's copy of what it reads by id
   (`--read-cache-bytes`) and `--journal-write-behind` (pinned too, with `--pinned`): a GET by
   id that waits on no round trip.
+- `--serving`: memory x 1 process on threads (`--serving threads`; memory x 1 itself serves
+  with a loop, `auto`), and Redis x 2 processes with a loop (`--serving loop`; with its
+  copies and written behind as well, with `--cached`).
 - seeding 100 000 records into Redis (`insert_many`), seconds, with the machine's load.
 
     .venv/bin/python bench/redis_scale.py               # 3 rounds of 10 s (~6 min)
@@ -28,6 +31,7 @@
     .venv/bin/python bench/redis_scale.py --apart   # and two memory servers, nothing shared
     .venv/bin/python bench/redis_scale.py --pinned  # and memory x 1, Redis x 2 pinned
     .venv/bin/python bench/redis_scale.py --cached  # and Redis x 2 with its copies
+    .venv/bin/python bench/redis_scale.py --serving  # and the other way of serving of each
 
 Progress goes to stderr, the figures to stdout and to bench/results/redis-scale-<time>.json.
 """
@@ -304,6 +308,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--pinned", action="store_true", help="also memory x 1 and Redis x 2 with --pin-workers"
     )
+    parser.add_argument(
+        "--serving",
+        action="store_true",
+        help="also memory x 1 on threads and Redis x 2 with a loop (--serving)",
+    )
     args = parser.parse_args(argv)
     if args.quick:
         args.rounds, args.duration, args.records = 1, 3.0, 20_000
@@ -350,6 +359,15 @@ def main(argv: list[str] | None = None) -> int:
             if args.pinned:
                 cached += ["--store-prefix", "rcp", "--pin-workers"]
                 bases["redis-x2-cached-pinned"] = [start_mock(processes, work, "rcp", cached, n)[0]]
+        if args.serving:
+            threads = ["--serving", "threads"]
+            bases["memory-x1-threads"] = [start_mock(processes, work, "mt", threads, n)[0]]
+            two = [*store, "--store-prefix", "r2l", "--processes", "2", "--serving", "loop"]
+            bases["redis-x2-loop"] = [start_mock(processes, work, "r2l", two, n)[0]]
+            if args.cached:
+                looped = [*store, "--store-prefix", "rcl", "--processes", "2", "--serving", "loop"]
+                looped += ["--journal-write-behind", "--read-cache-bytes", str(64 * 2**20)]
+                bases["redis-x2-cached-loop"] = [start_mock(processes, work, "rcl", looped, n)[0]]
         if args.write_behind:
             behind = [*store, "--store-prefix", "rb", "--processes", "2", "--journal-write-behind"]
             bases["redis-x2-behind"] = [start_mock(processes, work, "rb", behind, n)[0]]

@@ -46,9 +46,10 @@ class Settings:
     max_export: int = 100_000
     query_budget_ms: int = 1000  # a list's filter may take this long (0: no limit)
     admin_token: str | None = None  # required on /_mock when set
-    threads: int = 512  # each open connection holds one (uWSGI's HTTP/1.1 socket), idle or slow
+    threads: int = 512  # a worker's threads: one per open connection, or a loop's at most
     processes: int = 1  # uWSGI worker processes; more than one needs a shared store (Redis)
     pin_workers: bool = False  # each worker process kept on one CPU (`serving.affinity`)
+    serving: str = "auto"  # loop, threads, or auto: loop on the memory store (`serving.loop`)
     scenario: Path | None = None
     fault_seed: int | None = None
     journal_size: int = 10_000
@@ -71,6 +72,11 @@ class Settings:
     seed_from: Path | None = None  # a HAR recording's records and event types at start-up
     log_format: str = "text"
     log_level: str = "info"
+
+    @property
+    def loop(self) -> bool:
+        """Whether each worker serves its connections with a loop (`serving.loop`)."""
+        return self.serving == "loop" or (self.serving == "auto" and self.store == "memory")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -192,6 +198,7 @@ _DEFAULTS = {f.name: f.default for f in fields(Settings)}
 ON_OFF = ("on", "off")
 WHOLE = whole()
 LEVELS = ("debug", "info", "warning", "error")
+SERVING = ("auto", "loop", "threads")
 
 OPTIONS: tuple[Option, ...] = (
     Option("--host", "address to listen on (0.0.0.0: every interface)"),
@@ -271,8 +278,9 @@ OPTIONS: tuple[Option, ...] = (
     ),
     Option(
         "--threads",
-        "connections served at once: a kept-alive connection holds a thread while it is "
-        "open (a delayed request holds none)",
+        "threads a worker process serves with: on --serving threads, connections served at "
+        "once (a kept-alive connection holds one while it is open); on a loop, the most that "
+        "take over while requests wait (a delayed request holds none)",
         whole(1),
         "N",
     ),
@@ -289,6 +297,15 @@ OPTIONS: tuple[Option, ...] = (
         "threads wake each other on one core: more requests a second, a shorter tail; a "
         "pinned worker cannot move off a core other work keeps busy)",
         switch=True,
+    ),
+    Option(
+        "--serving",
+        "how a worker process serves its connections: loop (one thread serves them all, "
+        "another takes over while a request waits: fastest when requests seldom wait), "
+        "threads (a thread for each open connection: requests waiting on Redis overlap); "
+        "auto: loop on the memory store, threads on Redis",
+        one_of(*SERVING),
+        choices=SERVING,
     ),
     Option(
         "--scenario",

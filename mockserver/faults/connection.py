@@ -1,12 +1,12 @@
 """Connection faults, done to the real socket: the client sees what a broken network shows it.
 
-The WSGI server hands over the connection: uWSGI's `connection_fd()`, werkzeug's and gunicorn's
-socket in the environ. A fault acts on a duplicate of its descriptor; the server's own is then
-pointed at /dev/null, so whatever the server still writes or reads there is harmless, and the
-app returns without an answer. The kinds (`faults.kinds`) are the functions at the end:
-`reset`, `close`, `garbage` and `hold` (a `timeout`: the connection is handed to a holder
-thread, so a hung request keeps none of the server's threads, any number of clients can wait
-for their timeouts at once, and SIGTERM never waits for them).
+The WSGI server hands over the connection: its socket in the environ (`serving.front`'s,
+under uWSGI; werkzeug's; gunicorn's). A fault acts on a duplicate of its descriptor; the
+server's own is then pointed at /dev/null, so whatever the server still writes or reads there
+is harmless, and the app returns without an answer. The kinds (`faults.kinds`) are the
+functions at the end: `reset`, `close`, `garbage` and `hold` (a `timeout`: the connection is
+handed to a holder thread, so a hung request keeps none of the server's threads, any number of
+clients can wait for their timeouts at once, and SIGTERM never waits for them).
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ HANG_LIMIT = 600.0  # seconds a `timeout` fault waits at most for the client to 
 GARBAGE = b"\x00\x17\x03\xffNOT-HTTP garbage from the audit-api mock\r\n\r\n"
 HungUp = Callable[[], None] | None  # called when the client of a held connection gives up
 OWN = "mockserver.connection"  # in the environ: the connection, once taken for a delay
+SOCKET = "mockserver.socket"  # in the environ: the connection as the front holds it
 
 
 class NoSocket(Exception):
@@ -39,14 +40,15 @@ def take(environ: dict[str, Any]) -> tuple[int, socket.socket]:
 def descriptor(environ: dict[str, Any]) -> int:
     """The file descriptor of the request's connection, as the WSGI server holds it (or, for
     a delayed request handed over, `http.delayed`: as we hold it)."""
-    given = environ.get(OWN) or environ.get("werkzeug.socket") or environ.get("gunicorn.socket")
-    if given is not None:
-        return int(given.fileno())
-    try:
-        import uwsgi  # only importable inside uWSGI
-    except ImportError as exc:
-        raise NoSocket("this WSGI server does not expose the connection") from exc
-    return int(uwsgi.connection_fd())
+    given = (
+        environ.get(OWN)
+        or environ.get(SOCKET)
+        or environ.get("werkzeug.socket")
+        or environ.get("gunicorn.socket")
+    )
+    if given is None:
+        raise NoSocket("this WSGI server does not expose the connection")
+    return int(given.fileno())
 
 
 def detach(fd: int) -> None:

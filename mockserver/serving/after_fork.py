@@ -1,7 +1,8 @@
 """Imported by uWSGI (`--import`) in each worker as it loads the app (`--lazy-apps`): the
 worker draws ids of its own (`resources.ids.reseed`: uWSGI's fork runs no `os.register_at_fork`
 handler), handles the stop itself (`serving.stop.install`), takes its slot in the table that
-spreads connections over the workers (`serving.balance`), keeps to its CPU with
+spreads connections over the workers (`serving.balance`), starts its loop (`--serving loop`,
+`serving.loop`), keeps to its CPU with
 `--pin-workers` (`serving.affinity`), and warms its validators in the
 background (openapi-core, which start-up leaves out, is loaded while the worker already
 answers: the first request that needs it seldom waits for it)."""
@@ -12,7 +13,7 @@ import threading
 
 from mockserver import log, wsgi
 from mockserver.resources import ids
-from mockserver.serving import affinity, balance, stop
+from mockserver.serving import affinity, balance, front, stop
 from mockserver.state import State
 
 
@@ -49,4 +50,6 @@ _join_the_table()
 if wsgi.application is not None:
     _state: State = wsgi.application.extensions["mockserver"]
     _pin(_state)
+    if _state.settings.loop:
+        front.start_loop(_state.settings.threads)
     threading.Thread(target=_warm, args=(_state,), name="warm", daemon=True).start()

@@ -26,6 +26,7 @@ the connection kept alive when HTTP/1.1 allows it.
 from __future__ import annotations
 
 import io
+import os
 import re
 import socket
 import sys
@@ -38,10 +39,11 @@ from urllib.parse import unquote_to_bytes
 import httptools
 
 from mockserver import codec, log, sockets
+from mockserver.faults import connection
 from mockserver.http import wire
 from mockserver.problems import Problem, invalid, status_line, trace_id
 from mockserver.respond import PROBLEM_JSON, Environ
-from mockserver.serving import balance
+from mockserver.serving import balance, loop
 from mockserver.serving.balance import Place
 from mockserver.serving.stop import RECEIVING
 
@@ -230,43 +232,72 @@ class Connection:
         self.local = _peer(sock, local=True)
 
     def run(self) -> None:
+        """Served on this thread until it ends (`--serving threads`)."""
         try:
-            self._run()
+            while True:
+                try:
+                    data = self.sock.recv(_READ)
+                except (TimeoutError, BlockingIOError):  # silent too long: as if it ended
+                    data = b""
+                except OSError:  # reset, or the connection taken by a fault
+                    return
+                if not self._received(data):
+                    return
         finally:
             RECEIVING.discard(id(self))
 
-    def _run(self) -> None:
+    def fileno(self) -> int:
+        return self.sock.fileno()
+
+    def step(self) -> bool:
+        """What came read and answered, without waiting for more (`serving.loop`); whether
+        the connection goes on."""
+        try:
+            data = self.sock.recv(_READ, socket.MSG_DONTWAIT)
+        except BlockingIOError:  # nothing yet after all
+            return True
+        except OSError:
+            return False
+        return self._received(data)
+
+    def silent(self) -> None:
+        """Silent too long (`serving.loop`): as when the client stops sending."""
+        self._cut_short()
+
+    def end(self) -> None:
+        """Closed, and counted out (`serving.loop`)."""
+        RECEIVING.discard(id(self))
+        if self.place is not None:
+            self.place.end()
+        self.sock.close()
+
+    def _received(self, data: bytes) -> bool:
+        """`data` read, the requests it completes answered (none: the client stopped
+        sending); whether the connection goes on."""
+        if not data:
+            self._cut_short()
+            return False
         reader = self.reader
-        while True:
-            try:
-                data = self.sock.recv(_READ)
-            except (TimeoutError, BlockingIOError):  # silent too long: cut short, answered
-                self._cut_short()
-                return
-            except OSError:  # reset, or the connection taken by a fault
-                return
-            if not data:
-                self._cut_short()
-                return
-            try:
-                reader.feed(data)
-            except _Refused as refused:
-                self._refuse(refused.problem)
-                return
-            if reader.current is not None and reader.current.done:  # in flight for SIGTERM
-                RECEIVING.add(id(self))
-            else:
-                RECEIVING.discard(id(self))
-            if reader.wants_continue and not reader.ready:
-                reader.wants_continue = False
-                if not self._send(CONTINUE):
-                    return
-            while reader.ready:
-                if not self._serve(reader.ready.popleft()):
-                    return
-            if reader.stopped:
-                _linger(self.sock)
-                return
+        try:
+            reader.feed(data)
+        except _Refused as refused:
+            self._refuse(refused.problem)
+            return False
+        if reader.current is not None and reader.current.done:  # in flight for SIGTERM
+            RECEIVING.add(id(self))
+        else:
+            RECEIVING.discard(id(self))
+        if reader.wants_continue and not reader.ready:
+            reader.wants_continue = False
+            if not self._send(CONTINUE):
+                return False
+        while reader.ready:
+            if not self._serve(reader.ready.popleft()):
+                return False
+        if reader.stopped:
+            _linger(self.sock)
+            return False
+        return True
 
     def _cut_short(self) -> None:
         """The client stopped sending (silent, or its half closed) inside a request's body:
@@ -324,6 +355,7 @@ class Connection:
             "wsgi.run_once": False,
             "wsgi.input_terminated": True,
             "uwsgi.version": _UWSGI_VERSION,
+            connection.SOCKET: self.sock,
         }
         for name, value in request.headers:
             _put(environ, name, value)
@@ -481,24 +513,42 @@ def _uwsgi_version() -> bytes:
 
 
 _UWSGI_VERSION = _uwsgi_version()
+LOOP: loop.Loop | None = None  # this worker's, with `--serving loop` (`start_loop`)
 
 
 def serve_connection(fd: int) -> list[bytes]:
-    """uWSGI's raw callable: serve the connection `fd` until it ends; uWSGI closes it."""
+    """uWSGI's raw callable: serve the connection `fd` until it ends, and uWSGI closes it; or,
+    when this process has a loop (`--serving loop`), hand it to the loop and return."""
     from mockserver import wsgi
 
-    sock = socket.socket(fileno=fd)
+    app = wsgi.application
+    assert app is not None  # `serving.uwsgi.serve` set it before uWSGI started
     place = balance.TABLE.opened() if balance.TABLE is not None else None
+    if LOOP is not None:
+        own = socket.socket(fileno=os.dup(fd))
+        connection.detach(fd)  # what uWSGI does with its own descriptor is then harmless
+        sockets.timed_by_the_kernel(own, IDLE_TIMEOUT)  # a write waits at most that long
+        LOOP.add(Connection(own, app, _body_limit(app), place))
+        return []
+    sock = socket.socket(fileno=fd)
     try:
         sockets.timed_by_the_kernel(sock, IDLE_TIMEOUT)  # no poll before each read and write
-        app = wsgi.application
-        assert app is not None  # `serving.uwsgi.serve` set it before uWSGI started
         Connection(sock, app, _body_limit(app), place).run()
     finally:
         sock.detach()
         if place is not None:
             place.end()
     return []
+
+
+def start_loop(threads: int) -> None:
+    """In a worker (`serving.after_fork`): its connections served by a loop, said in one line."""
+    global LOOP
+    LOOP = loop.Loop(threads, IDLE_TIMEOUT)
+    log.logger.info(
+        "serves its connections with a loop (--serving loop; up to %d threads when requests wait)",
+        threads,
+    )
 
 
 def _body_limit(app: Any) -> int:

@@ -1,5 +1,5 @@
 """Running the app on a production WSGI server: uWSGI (pyuwsgi), one process (or
-`--processes N` on a shared store), many threads.
+`--processes N` on a shared store), many threads (or a loop: `serving.loop`).
 
 One worker process keeps the in-memory store shared by every request; its threads serve
 requests concurrently (delays and slow clients do not block others). On a Redis store, N
@@ -33,6 +33,7 @@ from mockserver.settings import Settings
 RAW_ENTRY = Path(__file__).with_name("raw_entry.py")  # its `application`: `front.serve_connection`
 # when uWSGI's master kills a worker still stopping: after its grace and a minute to save
 STOP_MERCY = SHUTDOWN_GRACE + 60
+ACCEPTING = 2  # uWSGI's threads in a worker with a loop: they accept, the loop serves
 
 
 class StartupError(Exception):
@@ -87,8 +88,8 @@ def uwsgi_options(settings: Settings) -> list[str]:
         "--master",
         "--processes",
         str(settings.processes),  # more than one only on a shared store (settings checks)
-        "--threads",
-        str(settings.threads),
+        "--threads",  # with a loop, uWSGI's threads only accept (`serving.loop`)
+        str(ACCEPTING if settings.loop else settings.threads),
         "--enable-threads",
         "--need-app",  # with --lazy-apps: a worker exiting 22 ends the master with 22 (stop.FAILED)
         "--lazy-apps",  # the app (built before the fork) is taken up in the worker
