@@ -279,8 +279,9 @@ OPTIONS: tuple[Option, ...] = (
     Option(
         "--threads",
         "threads a worker process serves with: on --serving threads, connections served at "
-        "once (a kept-alive connection holds one while it is open); on a loop, the most that "
-        "take over while requests wait (a delayed request holds none)",
+        "once (a kept-alive connection holds one while it is open); on a loop, the connections "
+        "held at once and the most threads that take over while requests wait (a delayed "
+        "request holds none)",
         whole(1),
         "N",
     ),

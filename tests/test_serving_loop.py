@@ -31,6 +31,7 @@ class Echo:
         self.ended = threading.Event()
         self.silenced = threading.Event()
         self.served: list[bytes] = []
+        self.ends = 0
 
     def fileno(self) -> int:
         return self.sock.fileno()
@@ -52,6 +53,7 @@ class Echo:
         self.silenced.set()
 
     def end(self) -> None:
+        self.ends += 1
         self.ended.set()
         self.sock.close()
 
@@ -77,7 +79,7 @@ def pair(loop_: loop.Loop, made: list[tuple[socket.socket, Echo]]) -> tuple[sock
 def test_one_thread_serves_many_connections_in_turn(
     pairs: list[tuple[socket.socket, Echo]],
 ) -> None:
-    served = loop.Loop(limit=8, idle=60)
+    served = loop.Loop(threads=8, connections=32, idle=60)
     connections = [pair(served, pairs) for _ in range(20)]
     for _ in range(5):
         for client, _echo in connections:
@@ -91,7 +93,7 @@ def test_one_thread_serves_many_connections_in_turn(
 def test_a_request_that_holds_its_thread_does_not_hold_the_others(
     pairs: list[tuple[socket.socket, Echo]],
 ) -> None:
-    served = loop.Loop(limit=8, idle=60)
+    served = loop.Loop(threads=8, connections=32, idle=60)
     (held, held_echo), (other, _) = pair(served, pairs), pair(served, pairs)
     held.sendall(b"hold")
     assert held_echo.holding.wait(WAIT)
@@ -110,7 +112,7 @@ def test_a_request_that_holds_its_thread_does_not_hold_the_others(
 def test_the_threads_are_bounded_and_the_held_ones_go_back(
     pairs: list[tuple[socket.socket, Echo]],
 ) -> None:
-    served = loop.Loop(limit=2, idle=60)
+    served = loop.Loop(threads=2, connections=8, idle=60)
     connections = [pair(served, pairs) for _ in range(3)]
     for client, echo in connections[:2]:
         client.sendall(b"hold")
@@ -133,25 +135,42 @@ def test_the_threads_are_bounded_and_the_held_ones_go_back(
     assert served.threads == 2
 
 
-def test_a_connection_that_ends_is_ended_once_and_its_number_used_again(
+def test_past_the_limit_a_connection_waits_for_one_to_end(
     pairs: list[tuple[socket.socket, Echo]],
 ) -> None:
-    served = loop.Loop(limit=4, idle=60)
+    served = loop.Loop(threads=2, connections=2, idle=60)
+    first, _ = pair(served, pairs)
+    pair(served, pairs)
+    added = threading.Event()
+    third = threading.Thread(target=lambda: (pair(served, pairs), added.set()), daemon=True)
+    third.start()
+    assert not added.wait(0.3)  # two held: the third waits (in the listen queue, for real)
+    assert len(served) == 2
+    first.close()  # one ends: the third is taken
+    assert added.wait(WAIT)
+    client, _ = pairs[-1]
+    client.sendall(b"ping")
+    assert client.recv(4096) == b"ping"
+
+
+def test_a_connection_that_ends_is_ended_once_and_the_next_served(
+    pairs: list[tuple[socket.socket, Echo]],
+) -> None:
+    served = loop.Loop(threads=4, connections=1, idle=60)
     client, echo = pair(served, pairs)
-    number = echo.fileno()
     client.close()
     assert echo.ended.wait(WAIT)
-    assert len(served) == 0
-    again, echo_again = pair(served, pairs)  # the same descriptor number, most likely
-    assert echo_again.fileno() == number
+    again, _ = pair(served, pairs)  # its room given back: one connection at most
     again.sendall(b"ping")
     assert again.recv(4096) == b"ping"
+    assert echo.ends == 1
+    assert len(served) == 1
 
 
 def test_a_connection_whose_serving_fails_is_ended_and_the_loop_goes_on(
     pairs: list[tuple[socket.socket, Echo]], caplog: pytest.LogCaptureFixture
 ) -> None:
-    served = loop.Loop(limit=1, idle=60)
+    served = loop.Loop(threads=1, connections=8, idle=60)
     (broken, broken_echo), (other, _) = pair(served, pairs), pair(served, pairs)
     broken.sendall(b"boom")
     assert broken_echo.ended.wait(WAIT)
@@ -165,7 +184,7 @@ def test_a_silent_connection_is_ended_after_the_idle_time(
     pairs: list[tuple[socket.socket, Echo]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(loop, "SWEEP", 0.05)
-    served = loop.Loop(limit=4, idle=0.2)
+    served = loop.Loop(threads=4, connections=8, idle=0.2)
     talking, talking_echo = pair(served, pairs)
     _, silent_echo = pair(served, pairs)
     while not silent_echo.silenced.is_set():  # the other one talks all the while

@@ -544,7 +544,7 @@ def serve_connection(fd: int) -> list[bytes]:
 def start_loop(threads: int) -> None:
     """In a worker (`serving.after_fork`): its connections served by a loop, said in one line."""
     global LOOP
-    LOOP = loop.Loop(threads, IDLE_TIMEOUT)
+    LOOP = loop.Loop(threads, threads, IDLE_TIMEOUT)
     log.logger.info(
         "serves its connections with a loop (--serving loop; up to %d threads when requests wait)",
         threads,

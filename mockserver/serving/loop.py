@@ -6,15 +6,16 @@ on every connection it holds with one `epoll`; a thread takes a connection that 
 reads and answers what came (`front.Connection.step`, the same reading and answering as a
 connection with a thread of its own), and waits again. Under load the next connection is
 ready before the wait, so no thread sleeps or wakes between requests: a GET by id from the
-memory store switched threads 0.01 times instead of 4 to 6, and cost about half the CPU
-(docs/performance.md, "One thread for every connection").
+memory store switched threads 0.2 to 0.3 times instead of 4 to 5, and cost 112 to 123 µs of
+CPU instead of 188 to 198 (docs/performance.md, "One thread for every connection").
 
 Nothing holds the loop up for long. A watchdog thread looks every TICK: when the thread that
 waits has kept one connection for a whole tick (a slow client's write, a long query, a store
-slow to answer, a stream), another thread takes over the waiting, up to `--threads` threads;
+slow to answer, a stream), another thread takes over the waiting, up to `threads` threads;
 the first one, once done, parks until it is needed. A connection is armed one shot at a time
 (`EPOLLONESHOT`): two threads never serve one connection. A connection silent for `idle`
-seconds is ended as on a thread of its own.
+seconds is ended as on a thread of its own. At most `connections` are held (`--threads`, as
+many as threads serve at once): past them, the next waits in the listen queue.
 """
 
 from __future__ import annotations
@@ -64,13 +65,14 @@ class _Held:
 class Loop:
     """The connections of this process, and the threads that serve them."""
 
-    def __init__(self, limit: int, idle: float) -> None:
+    def __init__(self, threads: int, connections: int, idle: float) -> None:
         self._idle = idle  # seconds a connection may stay silent
         self._epoll = select.epoll()
         self._held: dict[int, _Held] = {}
+        self._room = threading.Semaphore(max(connections, 1))  # connections held at most
         self._lock = threading.Lock()
         self._parked = threading.Semaphore(0)
-        self._limit = max(limit, 1)  # threads at most
+        self._limit = max(threads, 1)  # threads at most
         self._threads = 0
         self._waiting = 0  # threads waiting on epoll, or on their way to it
         self._sleeping = 0  # threads parked
@@ -80,6 +82,9 @@ class Loop:
         threading.Thread(target=self._watch, name="loop-watchdog", daemon=True).start()
 
     def add(self, connection: Served) -> None:
+        """`connection` served from now on; while `connections` are held, this waits for one
+        to end (and the next connections wait in the listen queue, as on threads)."""
+        self._room.acquire()
         fd = connection.fileno()
         with self._lock:
             self._held[fd] = _Held(connection, fd, time.monotonic())
@@ -136,7 +141,8 @@ class Loop:
 
     def _drop(self, held: _Held) -> None:
         with self._lock:
-            self._held.pop(held.fd, None)
+            if self._held.pop(held.fd, None) is not None:
+                self._room.release()
         with contextlib.suppress(OSError):  # taken by a connection fault: not epoll's now
             self._epoll.unregister(held.fd)
         held.connection.end()
