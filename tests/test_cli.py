@@ -28,6 +28,7 @@ OPTIONS = [
     "--max-records",
     "--max-body-bytes",
     "--threads",
+    "--serving",
     "--check-responses",
     "--log-format",
     "--log-level",
@@ -107,6 +108,8 @@ BEHIND_ON_MEMORY = "--journal-write-behind needs a shared store (--store redis:/
         (["--journal-write-behind"], {}, BEHIND_ON_MEMORY),
         ([], {"MOCKSERVER_JOURNAL_WRITE_BEHIND": "on"}, BEHIND_ON_MEMORY),
         (["--read-cache-bytes", "1000"], {}, "--read-cache-bytes needs a shared store"),
+        (["--serving", "fibres"], {}, "--serving: 'fibres' is not one of auto, loop, threads"),
+        ([], {"MOCKSERVER_SERVING": "fibres"}, "MOCKSERVER_SERVING: 'fibres' is not one of"),
     ],
 )
 def test_bad_options_are_usage_errors(args, env, message):

@@ -525,7 +525,12 @@ def serve_connection(fd: int) -> list[bytes]:
     assert app is not None  # `serving.uwsgi.serve` set it before uWSGI started
     place = balance.TABLE.opened() if balance.TABLE is not None else None
     if LOOP is not None:
-        own = socket.socket(fileno=os.dup(fd))
+        try:
+            own = socket.socket(fileno=os.dup(fd))
+        except OSError:  # out of descriptors: uWSGI closes the connection
+            if place is not None:
+                place.end()
+            return []
         connection.detach(fd)  # what uWSGI does with its own descriptor is then harmless
         sockets.timed_by_the_kernel(own, IDLE_TIMEOUT)  # a write waits at most that long
         LOOP.add(Connection(own, app, _body_limit(app), place))

@@ -109,6 +109,8 @@ class Loop:
             with self._lock:
                 self._turn += 1
                 held = self._held.get(events[0][0]) if events else None
+                if held is not None and held.busy:  # the sweep ends it meanwhile
+                    held = None
                 if held is not None:
                     held.busy = True
                     self._waiting -= 1

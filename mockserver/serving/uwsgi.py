@@ -1,12 +1,13 @@
 """Running the app on a production WSGI server: uWSGI (pyuwsgi), one process (or
 `--processes N` on a shared store), many threads (or a loop: `serving.loop`).
 
-One worker process keeps the in-memory store shared by every request; its threads serve
-requests concurrently (delays and slow clients do not block others). On a Redis store, N
-workers forked from the process that built the app share what Redis holds (settings refuse
-N > 1 on the memory store). uWSGI accepts the connections on its raw socket and hands each to
-`serving.front`, which speaks HTTP/1.1 on it (llhttp parses, in C) and calls the app; the
-connection (`uwsgi.connection_fd()`) is the one connection faults act on.
+One worker process keeps the in-memory store shared by every request; its loop (one thread
+serving every connection in turn, others taking over while a request waits: `--serving`) or
+its threads serve requests concurrently (delays and slow clients do not block others). On a
+Redis store, N workers forked from the process that built the app share what Redis holds
+(settings refuse N > 1 on the memory store). uWSGI accepts the connections on its raw socket
+and hands each to `serving.front`, which speaks HTTP/1.1 on it (llhttp parses, in C) and calls
+the app; the front's socket (in the environ) is the one connection faults act on.
 
 The app is built before uWSGI starts, so a bad spec or tokens file stops the command with a
 clear message; uWSGI then serves that very app object (`mockserver.wsgi:application`).
