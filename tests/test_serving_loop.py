@@ -6,7 +6,9 @@ The waits here are liveness bounds (generous), not speed figures: those are benc
 
 from __future__ import annotations
 
+import os
 import socket
+import stat
 import threading
 from collections.abc import Iterator
 
@@ -133,6 +135,32 @@ def test_the_threads_are_bounded_and_the_held_ones_go_back(
         client.sendall(b"more")
         assert client.recv(4096) == b"more"
     assert served.threads == 2
+
+
+def test_a_connection_handed_over_is_served_on_a_descriptor_of_the_loops_own(
+    pairs: list[tuple[socket.socket, Echo]],
+) -> None:
+    """What `front.serve_connection` does with uWSGI's descriptor: the loop serves a
+    duplicate, and uWSGI's own then points at /dev/null (its close or shutdown is harmless)."""
+    served = loop.Loop(threads=4, connections=8, idle=60)
+    client, theirs = socket.socketpair()
+    client.settimeout(WAIT)
+    made: list[Echo] = []
+
+    def make(own: socket.socket) -> Echo:
+        made.append(Echo(own))
+        return made[-1]
+
+    assert served.hand(theirs.fileno(), make)
+    assert stat.S_ISCHR(os.fstat(theirs.fileno()).st_mode)  # /dev/null now
+    theirs.close()  # as the server closes its own: the connection lives on
+    for _ in range(3):
+        client.sendall(b"ping")
+        assert client.recv(4096) == b"ping"
+    assert len(made) == 1
+    assert made[0].fileno() != -1
+    assert len(served) == 1
+    pairs.append((client, made[0]))
 
 
 def test_past_the_limit_a_connection_waits_for_one_to_end(

@@ -26,7 +26,6 @@ the connection kept alive when HTTP/1.1 allows it.
 from __future__ import annotations
 
 import io
-import os
 import re
 import socket
 import sys
@@ -525,15 +524,14 @@ def serve_connection(fd: int) -> list[bytes]:
     assert app is not None  # `serving.uwsgi.serve` set it before uWSGI started
     place = balance.TABLE.opened() if balance.TABLE is not None else None
     if LOOP is not None:
-        try:
-            own = socket.socket(fileno=os.dup(fd))
-        except OSError:  # out of descriptors: uWSGI closes the connection
-            if place is not None:
-                place.end()
-            return []
-        connection.detach(fd)  # what uWSGI does with its own descriptor is then harmless
-        sockets.timed_by_the_kernel(own, IDLE_TIMEOUT)  # a write waits at most that long
-        LOOP.add(Connection(own, app, _body_limit(app), place))
+        limit = _body_limit(app)
+
+        def make(own: socket.socket) -> Connection:
+            sockets.timed_by_the_kernel(own, IDLE_TIMEOUT)  # a write waits at most that long
+            return Connection(own, app, limit, place)
+
+        if not LOOP.hand(fd, make) and place is not None:  # out of descriptors
+            place.end()  # and uWSGI closes the connection
         return []
     sock = socket.socket(fileno=fd)
     try:

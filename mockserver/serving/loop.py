@@ -21,19 +21,31 @@ many as threads serve at once): past them, the next waits in the listen queue.
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import os
 import select
+import socket
 import threading
 import time
+from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-from mockserver import log
+from mockserver import log, sockets
 
 TICK = 0.002  # seconds between the watchdog's looks while requests come
 IDLE_TICK = 0.05  # ... and while none came for IDLE_AFTER
 IDLE_AFTER = 0.5
 SWEEP = 1.0  # seconds between looks for connections silent too long
 _ARMED = select.EPOLLIN | select.EPOLLRDHUP | select.EPOLLONESHOT
+_DUPFD_CLOEXEC = 1030  # fcntl's F_DUPFD_CLOEXEC (Linux)
+_FCNTL = sockets.holding_the_gil("fcntl", ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_int)
+_DUP2 = sockets.holding_the_gil("dup2", ctypes.c_int, ctypes.c_int, ctypes.c_int)
+_WRITE = sockets.holding_the_gil(
+    "write", ctypes.c_ssize_t, ctypes.c_int, ctypes.c_char_p, ctypes.c_size_t
+)
+_ONE = (1).to_bytes(8, "little")  # what an eventfd is woken with
 
 
 class Served(Protocol):
@@ -52,6 +64,9 @@ class Served(Protocol):
     def end(self) -> None:
         """Closed, and counted out."""
         ...
+
+
+Make = Callable[[socket.socket], Served]  # the connection to serve on a socket
 
 
 @dataclass(eq=False, slots=True)
@@ -78,13 +93,44 @@ class Loop:
         self._sleeping = 0  # threads parked
         self._turn = 0  # connections taken so far: the watchdog's clock
         self._swept = time.monotonic()
+        self._arrived: deque[tuple[int, Make]] = deque()  # what `hand` gave, for the loop
+        self._wake = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
+        self._epoll.register(self._wake, _ARMED)
+        self._devnull = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
         self._start(waiting=True)
         threading.Thread(target=self._watch, name="loop-watchdog", daemon=True).start()
+
+    def hand(self, fd: int, make: Make) -> bool:
+        """The connection `fd` of the WSGI server's, served from now on: a descriptor of the
+        loop's own made of it (`fd` itself then points at /dev/null: what the server does with
+        it is harmless), which the loop's thread gives to `make` for the connection to serve;
+        False when no descriptor could be had. Made holding the GIL: the accepting thread,
+        unlike the loop's, takes it just once (each system call it lets it go for would cost
+        it a wait for the busy loop to let go, 5 ms each). While `connections` are held, this
+        waits for one to end (and the next wait in the listen queue, as on threads)."""
+        self._room.acquire()
+        own = _FCNTL(fd, _DUPFD_CLOEXEC, 0) if _FCNTL is not None else os.dup(fd)
+        if own < 0:
+            self._room.release()
+            return False
+        if _DUP2 is not None:
+            _DUP2(self._devnull, fd)
+        else:
+            os.dup2(self._devnull, fd)
+        self._arrived.append((own, make))
+        if _WRITE is not None:
+            _WRITE(self._wake, _ONE, 8)
+        else:
+            os.eventfd_write(self._wake, 1)
+        return True
 
     def add(self, connection: Served) -> None:
         """`connection` served from now on; while `connections` are held, this waits for one
         to end (and the next connections wait in the listen queue, as on threads)."""
         self._room.acquire()
+        self._hold(connection)
+
+    def _hold(self, connection: Served) -> None:
         fd = connection.fileno()
         with self._lock:
             self._held[fd] = _Held(connection, fd, time.monotonic())
@@ -106,6 +152,9 @@ class Loop:
     def _run(self) -> None:
         while True:
             events = self._epoll.poll(SWEEP, 1)
+            if events and events[0][0] == self._wake:
+                self._take_arrivals()
+                continue
             with self._lock:
                 self._turn += 1
                 held = self._held.get(events[0][0]) if events else None
@@ -118,6 +167,29 @@ class Loop:
                 self._serve(held)
                 self._next()
             self._sweep()
+
+    def _take_arrivals(self) -> None:
+        """The connections `hand` gave, made and held (on the loop's thread)."""
+        with contextlib.suppress(BlockingIOError):  # another thread took the wake first
+            os.eventfd_read(self._wake)
+        self._epoll.modify(self._wake, _ARMED)
+        while self._arrived:
+            try:
+                own, make = self._arrived.popleft()
+            except IndexError:  # another thread took the last one
+                return
+            try:
+                sock = socket.socket(fileno=own)
+            except OSError:  # not a socket any more: it ends here
+                os.close(own)
+                self._room.release()
+                continue
+            try:
+                self._hold(make(sock))
+            except Exception:  # a bug: that connection ends, the loop goes on
+                log.logger.exception("taking a connection failed; it is closed")
+                sock.close()
+                self._room.release()
 
     def _serve(self, held: _Held) -> None:
         try:

@@ -37,7 +37,7 @@ from typing import Any
 from redis._parsers.hiredis import NOT_ENOUGH_DATA
 from redis.exceptions import RedisError
 
-from mockserver import log
+from mockserver import log, sockets
 
 INVALIDATE = b"__redis__:invalidate"
 ENTRIES = 1_000_000  # values held at most (Redis tracks a million keys by default)
@@ -47,18 +47,9 @@ RECEIVE_BUFFER = 1 << 20  # the listener's receive buffer asked for (the kernel 
 _READ = 65536
 
 
-def _libc_recv() -> Any:
-    """libc's `recv`, called holding the GIL (`ctypes.PyDLL`); None where it cannot be had."""
-    try:
-        recv = ctypes.PyDLL(None, use_errno=True).recv
-    except (OSError, AttributeError):
-        return None
-    recv.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
-    recv.restype = ctypes.c_ssize_t
-    return recv
-
-
-_RECV = _libc_recv()
+_RECV = sockets.holding_the_gil(  # libc's `recv`, the GIL kept
+    "recv", ctypes.c_ssize_t, ctypes.c_int, ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int
+)
 # the listener made: a connection subscribed to INVALIDATE, and its client id (`Link.listener`)
 Listen = Callable[[], tuple[Any, int]]
 
