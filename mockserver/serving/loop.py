@@ -30,7 +30,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from mockserver import log, sockets
 
@@ -40,11 +40,19 @@ IDLE_AFTER = 0.5
 SWEEP = 1.0  # seconds between looks for connections silent too long
 _ARMED = select.EPOLLIN | select.EPOLLRDHUP | select.EPOLLONESHOT
 _DUPFD_CLOEXEC = 1030  # fcntl's F_DUPFD_CLOEXEC (Linux)
-_FCNTL = sockets.holding_the_gil("fcntl", ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_int)
-_DUP2 = sockets.holding_the_gil("dup2", ctypes.c_int, ctypes.c_int, ctypes.c_int)
-_WRITE = sockets.holding_the_gil(
-    "write", ctypes.c_ssize_t, ctypes.c_int, ctypes.c_char_p, ctypes.c_size_t
-)
+
+
+def _libc(name: str, restype: Any, *argtypes: Any) -> Any:
+    """libc's `name`, called holding the GIL; the loop is Linux's (epoll), and so is libc."""
+    function = sockets.holding_the_gil(name, restype, *argtypes)
+    if function is None:
+        raise ImportError(f"serving.loop needs libc's {name}")
+    return function
+
+
+_FCNTL = _libc("fcntl", ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_int)
+_DUP2 = _libc("dup2", ctypes.c_int, ctypes.c_int, ctypes.c_int)
+_WRITE = _libc("write", ctypes.c_ssize_t, ctypes.c_int, ctypes.c_char_p, ctypes.c_size_t)
 _ONE = (1).to_bytes(8, "little")  # what an eventfd is woken with
 
 
@@ -109,19 +117,13 @@ class Loop:
         it a wait for the busy loop to let go, 5 ms each). While `connections` are held, this
         waits for one to end (and the next wait in the listen queue, as on threads)."""
         self._room.acquire()
-        own = _FCNTL(fd, _DUPFD_CLOEXEC, 0) if _FCNTL is not None else os.dup(fd)
+        own = _FCNTL(fd, _DUPFD_CLOEXEC, 0)
         if own < 0:
             self._room.release()
             return False
-        if _DUP2 is not None:
-            _DUP2(self._devnull, fd)
-        else:
-            os.dup2(self._devnull, fd)
+        _DUP2(self._devnull, fd)
         self._arrived.append((own, make))
-        if _WRITE is not None:
-            _WRITE(self._wake, _ONE, 8)
-        else:
-            os.eventfd_write(self._wake, 1)
+        _WRITE(self._wake, _ONE, 8)
         return True
 
     def add(self, connection: Served) -> None:
