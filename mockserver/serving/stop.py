@@ -3,12 +3,14 @@ exit status that says whether the `--state-file` was saved.
 
 On SIGTERM uWSGI's master sends its worker SIGINT (`kill_them_all`, `serving.uwsgi`'s hook) and
 waits for it to end. Here the worker handles that SIGINT itself (`install`, run in the worker
-as it loads the app): every delay ends at once (`faults.waiting.STOPPING`: delayed requests are
-answered), the requests in flight (`InFlight`, and the delayed ones `faults.delay_loop` holds)
-get the rest of the grace, then the exit handlers
-run (the `--state-file` is written, the logs flushed) and the worker exits, cutting what is
-still open (slow clients, a stream); the master then exits too. `docker stop` (SIGTERM, SIGKILL
-10 s later) thus finds the state file written.
+as it loads the app), and a SIGTERM sent to the worker too (`pkill`, `kill -- -PGID`,
+systemd's default `KillMode=control-group`: every process of the server at once; uWSGI's own
+handler for it could leave the worker, and so the master, running for good). Every delay
+ends at once (`faults.waiting.STOPPING`: delayed requests are answered), the requests in
+flight (`InFlight`, and the delayed ones `faults.delay_loop` holds) get the rest of the
+grace, then the exit handlers run (the `--state-file` is written, the logs flushed) and the
+worker exits, cutting what is still open (slow clients, a stream); the master then exits
+too. `docker stop` (SIGTERM, SIGKILL 10 s later) thus finds the state file written.
 
 When the state file could not be written, the worker exits with `FAILED`, uWSGI's code for a
 worker whose app failed: with `--lazy-apps` and `--need-app` its master then ends the whole
@@ -31,6 +33,7 @@ from mockserver.state import State
 
 SHUTDOWN_GRACE = 5  # seconds in-flight requests get to finish after SIGTERM
 STOP_SIGNAL = signal.SIGINT  # what uWSGI's master sends its worker on SIGTERM (kill_them_all)
+STOP_SIGNALS = (STOP_SIGNAL, signal.SIGTERM)  # either starts the worker's stop
 FAILED = 22  # uWSGI's UWSGI_FAILED_APP_CODE: the one worker status its master exits with
 
 WSGI = Callable[[dict[str, Any], Any], Iterable[bytes]]
@@ -112,19 +115,22 @@ def watch(in_flight: InFlight, state: State) -> None:
 
 
 def install() -> None:
-    """In the worker, as it loads the app (`serving.after_fork`): SIGINT starts the stop.
-    Python's own handler only notes the signal; a thread, woken by the wake-up descriptor,
-    does the stopping."""
+    """In the worker, as it loads the app (`serving.after_fork`): SIGINT or SIGTERM starts the
+    stop. Python's own handler only notes the signal; a thread, woken by the wake-up
+    descriptor, does the stopping."""
     read, write = os.pipe()
     os.set_blocking(write, False)
     signal.set_wakeup_fd(write)
-    signal.signal(STOP_SIGNAL, lambda signum, frame: None)
+    for signum in STOP_SIGNALS:
+        signal.signal(signum, lambda signum, frame: None)
     threading.Thread(target=_wait_for_signal, args=(read,), name="stop", daemon=True).start()
 
 
 def _wait_for_signal(read: int) -> None:
-    while STOP_SIGNAL not in os.read(read, 64):
+    while not (came := set(os.read(read, 64)).intersection(STOP_SIGNALS)):
         pass
+    if signal.SIGTERM in came:  # not the master's: the whole server stops, not this worker alone
+        os.kill(os.getppid(), signal.SIGTERM)  # (a new worker would start without its records)
     stop()
 
 

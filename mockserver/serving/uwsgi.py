@@ -100,8 +100,7 @@ def uwsgi_options(settings: Settings) -> list[str]:
         "unix_signal:17 worker_wakeup",  # drops it); SIGCHLD wakes that loop at once
         "--import",
         "mockserver.serving.after_fork",  # the worker handles that SIGINT itself:
-        "--hook-accepting-once",  # Python's handler (set as the app loads) replaces uWSGI's
-        f"unix_signal:{int(stop.STOP_SIGNAL)} PyErr_SetInterruptEx",
+        *_python_handlers(),  # Python's handlers (set as the app loads) replace uWSGI's
         "--disable-logging",  # the app logs one line per request itself
         "--reload-mercy",
         "10",
@@ -110,6 +109,15 @@ def uwsgi_options(settings: Settings) -> list[str]:
     ]
     if settings.log_level != "debug":
         options += ["--logto", "/dev/null"]  # uWSGI's banner; the app keeps its own stderr
+    return options
+
+
+def _python_handlers() -> list[str]:
+    """The worker's stop signals handed to Python's handlers (`serving.stop`) once the worker
+    accepts: uWSGI sets its own for them then."""
+    options = []
+    for signum in stop.STOP_SIGNALS:
+        options += ["--hook-accepting-once", f"unix_signal:{int(signum)} PyErr_SetInterruptEx"]
     return options
 
 
