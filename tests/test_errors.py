@@ -170,3 +170,20 @@ def test_a_method_flask_does_not_know_is_still_a_405_with_allow(api):
     answer = api.open(RECORDS, method="QUERY")
     assert answer.status_code == 405
     assert answer.headers["Allow"] == "GET, POST"
+
+
+def test_a_failure_around_the_lane_is_a_500_problem_too(app, api, monkeypatch, caplog):
+    """Raised where the front works before the lane (the request's session, its rules): not a
+    connection closed unanswered."""
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(type(app.extensions["mockserver"].sessions), "get", broken)
+    body = problem(api.get(RECORDS), 500)
+    assert body["detail"] == "The mock server failed unexpectedly; see its log."
+    assert "boom" not in json.dumps(body)
+    assert any(
+        "unexpected error on GET /public/v1/audit/records" in r.message and r.exc_info
+        for r in caplog.records
+    )

@@ -101,10 +101,10 @@ def _health(session: Session) -> dict[str, Any]:
     holder = state()
     settings, spec = holder.settings, holder.spec
     store = session.storage.health()
-    counted = holder.counted() if store["reachable"] else {}  # counts need the store
-    reachable = store["reachable"]
+    reachable = store["reachable"] and "refusing" not in store  # counts need the store
+    counted = holder.counted() if reachable else {}
     health: dict[str, Any] = {
-        "status": "ok" if reachable else "store-unavailable",
+        "status": "ok" if reachable else _unavailable(store),
         "spec": {
             "title": spec.title,
             "version": spec.version,
@@ -128,6 +128,11 @@ def _health(session: Session) -> dict[str, Any]:
         kinds = (holder.kind_of(f.method, f.template) for f in findings if f.template)
         health["responseFindingsByKind"] = _by_kind(k for k in kinds if k is not None)
     return health
+
+
+def _unavailable(store: dict[str, Any]) -> str:
+    """Health's status when the store cannot serve: lost, or refusing writes."""
+    return "store-refusing" if store["reachable"] else "store-unavailable"
 
 
 def _by_kind(kinds: Iterable[AnswerKind]) -> dict[str, int]:

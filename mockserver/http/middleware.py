@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import operator
 import re
+import sys
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -63,12 +64,36 @@ class Front:
         if refusal is not None:
             return self._refused_on_the_wire(environ, start_response, request, refusal)
         if not environ.get("PATH_INFO", "").startswith(CONTROL_PREFIX):
-            return self._api(environ, start_response, request)
+            try:
+                return self._api(environ, start_response, request)
+            except Exception:  # a bug: a 500 that says so, logged, never a closed connection
+                return self._crashed(environ, start_response, request)
         result = self.inner(environ, start_response)
         if self._link is not None:  # a change another process's copy may hold: told first
             self._link.fence()
         _log_line(environ, request)
         return result
+
+    def _crashed(
+        self, environ: Environ, start_response: StartResponse, request: RequestState
+    ) -> Iterable[bytes]:
+        """An API request whose serving raised past the lane's own catch (the front's work
+        around it: its session, its rules, its count), answered 500 as the lane would."""
+        method, path = environ.get("REQUEST_METHOD"), environ.get("PATH_INFO", "")
+        log.logger.exception("unexpected error on %s %s", method, path)
+        info = sys.exc_info()
+
+        def again(status: str, headers: list[tuple[str, str]]) -> Any:
+            try:
+                return start_response(status, headers)
+            except AssertionError:  # started already (werkzeug's servers): replaced, as PEP
+                return start_response(status, headers, info)  # 3333 lets exc_info do
+
+        request.trail.ended = request.trail.ended or time.perf_counter()
+        problem = Problem(500, "The mock server failed unexpectedly; see its log.")
+        answer = self._refused(environ, again, request, problem)
+        _log_line(environ, request)
+        return answer
 
     def _refused_on_the_wire(
         self,

@@ -22,6 +22,7 @@ shared by every server and worker process on the same store and prefix.
 from __future__ import annotations
 
 import collections
+import contextlib
 import threading
 import time
 import zlib
@@ -39,7 +40,7 @@ from mockserver.sessions.coverage import Coverage
 from mockserver.sessions.journal import Budget, Entry, Headers, Journal, Trail, cost, cut
 from mockserver.sessions.session import DEFAULT, SWEEP_EVERY, Limits, Session, Sessions
 from mockserver.sessions.writer import Fence, Writer
-from mockserver.storage.backend import Backend, StoreUnavailable
+from mockserver.storage.backend import Backend, StoreRefused, StoreUnavailable
 from mockserver.storage.redis_connection import Link
 
 TOUCH_EVERY = 1.0  # seconds between two writes of a session's last use to the registry
@@ -478,13 +479,14 @@ class SharedSessions(Sessions):
             with self.shared.link.calling(), self._lock:  # off the turn, then in line
                 session = self._sessions.get(name)
                 if session is None:
-                    if not self._listed(name):
+                    listed = self._listed(name)
+                    if not listed:
                         self._room_for_one()
                     session = self._new(name, join=True)
-                    self._touch(name, now)
+                    self._touched_if_it_can(name, now) if listed else self._touch(name, now)
                     self._sessions[name] = session
         elif now - self._touched.get(name, 0.0) > TOUCH_EVERY:
-            self._touch(name, now)
+            self._touched_if_it_can(name, now)
         session.used = now
         return session
 
@@ -506,6 +508,12 @@ class SharedSessions(Sessions):
     def _listed(self, name: str) -> bool:
         with self.shared.link.calling():
             return bool(self.shared.client.hexists(self.shared.registry, name))
+
+    def _touched_if_it_can(self, name: str, now: float) -> None:
+        """A listed session's last use written, unless Redis refuses writes now: its requests'
+        reads go on (its changes are refused, 503)."""
+        with contextlib.suppress(StoreRefused):
+            self._touch(name, now)
 
     def _touch(self, name: str, now: float) -> None:
         self._touched[name] = now

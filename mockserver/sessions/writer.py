@@ -20,6 +20,10 @@ began is then in Redis, as when each request writes its own entry before answeri
 processes that write behind listen: by default a read's publication reaches none, and it
 waits for nothing (servers of both kinds may share a store).
 
+A pass that could not write (Redis lost, or refusing writes) keeps what it held, and the
+process's retry thread makes a pass every RETRY_EVERY until one writes it all: the entries of
+the requests answered meanwhile reach Redis once it is back, whether or not more requests come.
+
 A process forked after the app was made (uWSGI's workers) starts its own threads on its first
 request (threads do not survive a fork), and writes what it holds as it stops (at exit).
 """
@@ -46,6 +50,8 @@ WRITE_WAIT = 12.0  # seconds a request waits for its entry's write (Redis's own 
 LISTEN_POLL = 1.0  # seconds between two looks at whether the listener is to stop
 RETRY_AFTER = 0.5  # seconds before the listener subscribes again once Redis was lost
 GIVE_UP = 10  # tries in a row after which the listener ends (the next request starts it again)
+NOT_WRITTEN_EVERY = 5.0  # seconds between two lines saying a pass could not write
+RETRY_EVERY = 0.5  # seconds between two passes while the last one could not write
 
 
 class Pending(Protocol):
@@ -89,6 +95,8 @@ class Writer:
         self._writing = False  # a pass is under way
         self._taken = 0  # passes started
         self._written = 0  # passes ended
+        self._unwritten = False  # the last pass could not write all it held
+        self._retrying = False  # the retry thread runs
 
     def hold(self, pending: Pending) -> None:
         """`pending` will have something to write (a journal entry opened): kept in view."""
@@ -138,10 +146,15 @@ class Writer:
         self._taken += 1
         batch = list(self._pending.values())
         self._lock.release()
+        written = False
         try:
-            _write(batch)
+            written = _write(batch)
         finally:
             self._lock.acquire()
+            self._unwritten = not written
+            if not written and not self._retrying:
+                self._retrying = True
+                threading.Thread(target=self._retry, name="journal-retry", daemon=True).start()
             for pending in batch:
                 if pending.idle():
                     self._pending.pop(id(pending), None)
@@ -181,20 +194,51 @@ class Writer:
                         continue
                 self._make_pass()
 
+    def _retry(self) -> None:
+        """A pass every RETRY_EVERY while the last one could not write all it held."""
+        while True:
+            time.sleep(RETRY_EVERY)
+            with self._lock:
+                if not self._unwritten:
+                    self._retrying = False
+                    return
+                self._ready = True
+                ticket = self._taken + 1
+            self.wait(ticket)
+
     def _busy(self) -> bool:
         """Other requests are in flight: a batch is worth waiting for. (None: the entries
         are written at once, before the client can ask another process for more.)"""
         return any(pending.in_flight() for pending in self._pending.values())
 
 
-def _write(batch: list[Pending]) -> None:
+def _write(batch: list[Pending]) -> bool:
+    """Whether every write of the pass was made (or failed for good: logged)."""
+    written = True
     for pending in batch:
         try:
             pending.write_pending()
         except StoreUnavailable as lost:  # the answers were sent: their record waits
-            log.logger.warning("coverage and journal not written yet: %s", lost.detail)
+            _not_written(lost.detail or "")
+            written = False
         except Exception:  # never let a pass fail its callers: log it, go on
             log.logger.exception("journal writer: a write failed")
+    return written
+
+
+_unwritten = [0.0, 0]  # when a pass that could not write was last logged; those since
+
+
+def _not_written(why: str) -> None:
+    """A pass that could not write, logged at most every NOT_WRITTEN_EVERY seconds (a store
+    that refuses writes while reads go on fails every request's pass)."""
+    now = time.monotonic()
+    if now - _unwritten[0] < NOT_WRITTEN_EVERY:
+        _unwritten[1] += 1
+        return
+    more = f" ({_unwritten[1]} more passes since the last such line)" if _unwritten[1] else ""
+    _unwritten[:] = [now, 0]
+    log.logger.warning("coverage and journal not written yet: %s%s", why, more)
 
 
 class Fence:

@@ -67,9 +67,18 @@ class Found:
 class StoreUnavailable(Problem):
     """The store cannot be reached now (Redis lost): the request answers 503 naming it."""
 
-    def __init__(self, store: str, reason: str) -> None:
-        super().__init__(503, f"The store {store} cannot be reached ({reason}); try again shortly.")
+    def __init__(self, store: str, reason: str, detail: str | None = None) -> None:
+        said = detail or f"The store {store} cannot be reached ({reason}); try again shortly."
+        super().__init__(503, said)
         self.store = store
+
+
+class StoreRefused(StoreUnavailable):
+    """The store is there but refuses the request's commands now (Redis at its `maxmemory`, a
+    read-only replica, loading, an ACL that does not allow them): a 503 naming it and why."""
+
+    def __init__(self, store: str, reason: str) -> None:
+        super().__init__(store, reason, f"The store {store} refuses it now ({reason}).")
 
 
 class Dumped(NamedTuple):
@@ -171,5 +180,6 @@ class Backend(Protocol):
 
     def health(self) -> dict[str, Any]:
         """What health says of the store: `kind` (`memory`, `redis`), the `url` of a remote
-        one (its password masked) and whether it is `reachable`."""
+        one (its password masked), whether it is `reachable`, and, when it refuses writes
+        now, why (`refusing`)."""
         ...

@@ -625,7 +625,12 @@ class RedisBackend:
         self.link.changed(None)
 
     def health(self) -> dict[str, Any]:
-        found = {"kind": "redis", "url": self.link.shown, "reachable": self.link.reachable()}
+        """`refusing`: why Redis refuses writes now (its `maxmemory` reached, a replica)."""
+        found: dict[str, Any] = {"kind": "redis", "url": self.link.shown}
+        found["reachable"] = reachable = self.link.reachable()
+        refusal = self.link.refusal(f"{self.namespace.root}:probe") if reachable else None
+        if refusal is not None:
+            found["refusing"] = refusal
         cache = self.link.cache
         if cache is not None:  # this process's copy (`--read-cache-bytes`)
             values, size, listening = cache.state()

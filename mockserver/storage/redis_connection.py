@@ -1,6 +1,7 @@
 """The link to Redis: a client made from a `--store` URL (`redis://`, `rediss://`, `unix://`),
 its password never shown, short timeouts (a lost Redis answers at once, never hangs a
-request), and every Redis error of a request turned into `StoreUnavailable` (a 503).
+request), and every Redis error of a request turned into `StoreUnavailable` (a 503): Redis
+lost, or refusing the commands (`REFUSING`: `StoreRefused`, with Redis's reason).
 
 redis-py's pool reconnects on the next call once Redis is back: service resumes by itself.
 A request waits on Redis outside its turn at the server's Python work (`aside`, which the
@@ -30,21 +31,34 @@ import redis
 from redis._parsers.hiredis import NOT_ENOUGH_DATA
 from redis.backoff import NoBackoff
 from redis.commands.core import Script
+from redis.exceptions import (
+    ClusterDownError,
+    NoPermissionError,
+    NoScriptError,
+    OutOfMemoryError,
+    ReadOnlyError,
+    ResponseError,
+    TryAgainError,
+)
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import NoScriptError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
 from redis.utils import HIREDIS_AVAILABLE
 
 from mockserver import sockets
 from mockserver.masking import mask_url
-from mockserver.storage.backend import StoreUnavailable
+from mockserver.storage.backend import StoreRefused, StoreUnavailable
 from mockserver.storage.redis_cache import INVALIDATE, ReadCache
 
 SCHEMES = ("redis://", "rediss://", "unix://")
 CONNECT_TIMEOUT = 2.0  # seconds to open a connection
 READ_TIMEOUT = 10.0  # seconds to wait for an answer (a fork of 100 000 items takes ~0.2 s)
-LOST = (RedisConnectionError, RedisTimeoutError, OSError)
+LOST = (RedisConnectionError, RedisTimeoutError, OSError)  # LOADING and MAXCLIENTS as well
+# Redis there but refusing what it is asked now: at its `maxmemory` with `noeviction` (OOM), a
+# replica (READONLY), an ACL (NOPERM), a cluster or replica down (CLUSTERDOWN, MASTERDOWN,
+# TRYAGAIN); and by their code, a failing save (MISCONF) or a script too long (BUSY)
+REFUSING = (OutOfMemoryError, ReadOnlyError, NoPermissionError, ClusterDownError, TryAgainError)
+REFUSING_CODES = frozenset({"MISCONF", "BUSY"})
 Command = Sequence[bytes | str | int | float]
 Arg = bytes | str | int  # an argument `Packed` packs: bytes as they are, text as UTF-8, a number
 
@@ -396,6 +410,19 @@ class Link:
         except (*LOST, redis.exceptions.RedisError):
             return False
 
+    def refusal(self, key: str) -> str | None:
+        """Why Redis refuses writes now (`REFUSING`: its reason), or None when it takes them:
+        `key` set for a second, as a probe. Redis lost: None (`reachable` says it)."""
+        try:
+            self.call("SET", key, "1", "PX", 1000)
+        except ResponseError as exc:
+            if refusing(exc):
+                return _refusal(exc)
+            raise
+        except LOST:
+            pass
+        return None
+
     def calling(self) -> _Calling:
         """Redis lost → StoreUnavailable naming the store (a 503, not a traceback); the wait
         spent outside the request's turn (`aside`)."""
@@ -436,6 +463,8 @@ class _Calling:
             if isinstance(exc, LOST):
                 link = self._link
                 raise StoreUnavailable(f"Redis at {link.shown}", _reason(exc)) from None
+            if isinstance(exc, ResponseError) and refusing(exc):
+                raise StoreRefused(f"Redis at {self._link.shown}", _refusal(exc)) from None
         finally:
             self._aside.__exit__(None, None, None)
 
@@ -555,6 +584,24 @@ def _opened(connection: Any) -> Any:
     if type(sock) is socket.socket:
         sockets.timed_by_the_kernel(sock, READ_TIMEOUT)
     return sock
+
+
+def refusing(exc: ResponseError) -> bool:
+    """Whether Redis's error answer refuses the command for now (`REFUSING`), rather than
+    saying it is wrong."""
+    return isinstance(exc, REFUSING) or _code(exc) in REFUSING_CODES
+
+
+def _code(exc: ResponseError) -> str:
+    code = getattr(exc, "status_code", None)  # redis-py takes the known codes off the text
+    return code if isinstance(code, str) else str(exc).split(" ", 1)[0]
+
+
+def _refusal(exc: ResponseError) -> str:
+    """Redis's answer as said: its code, its first sentence (not the script's place in it)."""
+    text = _reason(exc).split("caused error: ", 1)[-1].split(". script:", 1)[0]  # a pipeline's
+    code = _code(exc)
+    return text if text.startswith(code) else f"{code} {text}"
 
 
 def _reason(exc: BaseException) -> str:
