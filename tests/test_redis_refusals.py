@@ -5,6 +5,7 @@ journal entries of the requests answered meanwhile are written once Redis takes 
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -38,6 +39,20 @@ def health(server: Server) -> tuple[int, dict[str, object]]:
     return answer.status_code, answer.json()
 
 
+def journal_until(
+    server: Server, done: Callable[[list[tuple[str, int]]], bool]
+) -> list[tuple[str, int]]:
+    """The journal's (method, status) pairs once `done` holds of them, or after 5 s: each
+    worker writes what it held within half a second of Redis taking writes again."""
+    deadline = time.monotonic() + 5
+    while True:
+        journal = requests.get(f"{server.url}/_mock/requests?limit=100", timeout=10).json()
+        found = [(entry["method"], entry["status"]) for entry in journal["data"]]
+        if done(found) or time.monotonic() > deadline:
+            return found
+        time.sleep(0.1)
+
+
 def test_redis_at_its_maxmemory_refuses_changes_and_serves_reads(
     start_server: Start, own_redis: RedisServer
 ) -> None:
@@ -54,9 +69,10 @@ def test_redis_at_its_maxmemory_refuses_changes_and_serves_reads(
         )
         refused(answer, "OOM", own_redis.url)
         for _ in range(4):  # both workers: reads go on, their entries held
-            assert requests.get(item, headers=AUTH, timeout=10).status_code == 200
+            fetched = requests.get(item, headers=AUTH, timeout=10)
+            assert fetched.status_code == 200, fetched.text
             listed = requests.get(server.api_url + RECORDS, headers=AUTH, timeout=10)
-            assert listed.status_code == 200
+            assert listed.status_code == 200, listed.text
             assert listed.json()["$meta"]["pagination"]["total"] == 6
         status, said = health(server)
         assert status == 503
@@ -70,8 +86,7 @@ def test_redis_at_its_maxmemory_refuses_changes_and_serves_reads(
     assert health(server)[0] == 200
     again = requests.post(server.api_url + RECORDS, json=new_record(), headers=AUTH, timeout=10)
     assert again.status_code == 201
-    journal = requests.get(f"{server.url}/_mock/requests?limit=100", timeout=10).json()["data"]
-    statuses = [(entry["method"], entry["status"]) for entry in journal]
+    statuses = journal_until(server, lambda found: found.count(("GET", 200)) == 8)
     assert statuses.count(("GET", 200)) == 8  # answered while Redis refused, written since
     assert ("POST", 503) in statuses
     assert not [line for line in server.log if "Traceback" in line], "\n".join(server.log)
@@ -94,3 +109,17 @@ def test_a_read_only_replica_refuses_changes(start_server: Start, own_redis: Red
     made = requests.post(server.api_url + RECORDS, json=new_record(), headers=AUTH, timeout=10)
     assert made.status_code == 201
     assert not [line for line in server.log if "Traceback" in line], "\n".join(server.log)
+
+
+def test_an_evicting_redis_is_named_at_start_up(
+    start_server: Start, own_redis: RedisServer
+) -> None:
+    """allkeys-*: Redis may drop the mock's keys when full; the start-up log says so."""
+    own_redis.client().config_set("maxmemory-policy", "allkeys-lru")
+    server = start_server("--store", own_redis.url)
+    warned = [line for line in server.log if "maxmemory-policy is allkeys-lru" in line]
+    assert len(warned) == 1, "\n".join(server.log)
+    assert "WARNING" in warned[0]
+    own_redis.client().config_set("maxmemory-policy", "noeviction")
+    calm = start_server("--store", own_redis.url, "--store-prefix", "calm")
+    assert not [line for line in calm.log if "maxmemory-policy" in line], "\n".join(calm.log)

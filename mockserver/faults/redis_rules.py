@@ -106,6 +106,13 @@ end
 return {2}
 """
 
+# the rules with their version, read at once without a transaction (Redis refuses MULTI's
+# commands once at its maxmemory); no writes: it runs on a full Redis and on a replica too
+READ = """#!lua flags=no-writes
+return {redis.call('HGET', KEYS[1], 'version'), redis.call('LRANGE', KEYS[2], 0, -1),
+        redis.call('HGETALL', KEYS[3])}
+"""
+
 
 class RuleScripts:
     """The scripts, registered once per client."""
@@ -116,6 +123,7 @@ class RuleScripts:
         self.remove = client.register_script(REMOVE)
         self.clear = client.register_script(CLEAR)
         self.decide = client.register_script(DECIDE)
+        self.read = client.register_script(READ)
 
 
 class RedisFaults:
@@ -284,13 +292,12 @@ class RedisFaults:
         return candidates(self._by_method, self._order, method)
 
     def _read(self) -> None:
-        """The rules as Redis holds them (read in one transaction, with their version)."""
+        """The rules as Redis holds them (read at once, with their version: `READ`)."""
         rules_key, order_key, meta_key, *_ = self._keys
-        with self._client.pipeline(transaction=True) as pipe:
-            pipe.hget(meta_key, "version")
-            pipe.lrange(order_key, 0, -1)
-            pipe.hgetall(rules_key)
-            version, ids, stored = pipe.execute()
+        version, ids, pairs = self._link.run(
+            self._scripts.read, [meta_key, order_key, rules_key], []
+        )
+        stored = dict(zip(pairs[::2], pairs[1::2], strict=True))
         rules = []
         for rule_id in ids:
             raw = stored.get(rule_id)

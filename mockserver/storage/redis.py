@@ -38,6 +38,7 @@ from mockserver.storage.backend import (
     OnEvict,
     Search,
     Shape,
+    StoreRefused,
     StoreUnavailable,
 )
 from mockserver.storage.encoding import Reader
@@ -565,12 +566,19 @@ class RedisBackend:
         return found
 
     def _register(self, collection: RedisCollection) -> None:
-        """The collection and its keys, known to every server (for dump, clear and fork)."""
+        """The collection and its keys, known to every server (for dump, clear and fork);
+        known already, as another process made it, when Redis refuses writes now (reads go
+        on)."""
         namespace = self.namespace
-        with self.link.calling(), self.link.client.pipeline(transaction=False) as pipe:
-            pipe.hset(namespace.collections, collection.name, collection.template)
-            pipe.sadd(namespace.keys, "collections", *collection.keys.suffixes())
-            pipe.execute()
+        try:
+            with self.link.calling(), self.link.client.pipeline(transaction=False) as pipe:
+                pipe.hset(namespace.collections, collection.name, collection.template)
+                pipe.sadd(namespace.keys, "collections", *collection.keys.suffixes())
+                pipe.execute()
+        except StoreRefused:
+            with self.link.calling():
+                if not self.link.client.hexists(namespace.collections, collection.name):
+                    raise
 
     def fork(self, name: str | None = None, *, join: bool = False) -> RedisBackend:
         if name is None:
@@ -628,7 +636,7 @@ class RedisBackend:
         """`refusing`: why Redis refuses writes now (its `maxmemory` reached, a replica)."""
         found: dict[str, Any] = {"kind": "redis", "url": self.link.shown}
         found["reachable"] = reachable = self.link.reachable()
-        refusal = self.link.refusal(f"{self.namespace.root}:probe") if reachable else None
+        refusal = self.link.refusal(f"{self.namespace.prefix}:probe") if reachable else None
         if refusal is not None:
             found["refusing"] = refusal
         cache = self.link.cache

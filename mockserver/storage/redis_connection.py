@@ -45,7 +45,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
 from redis.utils import HIREDIS_AVAILABLE
 
-from mockserver import sockets
+from mockserver import log, sockets
 from mockserver.masking import mask_url
 from mockserver.storage.backend import StoreRefused, StoreUnavailable
 from mockserver.storage.redis_cache import INVALIDATE, ReadCache
@@ -403,6 +403,22 @@ class Link:
             raise BadStore(f"Redis refused the connection ({exc})") from None
         except LOST as exc:
             raise BadStore(f"cannot reach Redis ({_reason(exc)})") from None
+        policy = self.eviction()
+        if policy.startswith("allkeys-"):
+            log.logger.warning(
+                "store %s: Redis's maxmemory-policy is %s: at its maxmemory Redis may evict "
+                "the mock's keys (records, rules, the journal) and they are lost; with "
+                "noeviction, a full Redis refuses changes (503) and keeps what it holds",
+                self.shown,
+                policy,
+            )
+
+    def eviction(self) -> str:
+        """Redis's `maxmemory-policy` (`INFO memory`); "" when INFO is not allowed."""
+        try:
+            return str(self.client.info("memory").get("maxmemory_policy", ""))
+        except redis.exceptions.ResponseError:  # an ACL without INFO
+            return ""
 
     def reachable(self) -> bool:
         try:
@@ -412,9 +428,9 @@ class Link:
 
     def refusal(self, key: str) -> str | None:
         """Why Redis refuses writes now (`REFUSING`: its reason), or None when it takes them:
-        `key` set for a second, as a probe. Redis lost: None (`reachable` says it)."""
+        `key` set and deleted, as a probe. Redis lost: None (`reachable` says it)."""
         try:
-            self.call("SET", key, "1", "PX", 1000)
+            self.calls([("SET", key, "1", "PX", 1000), ("DEL", key)])
         except ResponseError as exc:
             if refusing(exc):
                 return _refusal(exc)
