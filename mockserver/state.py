@@ -6,6 +6,7 @@ it."""
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from mockserver.auth.identity import Authenticator
@@ -46,6 +47,9 @@ class State:
     kinds: dict[str, AnswerKind] = field(default_factory=dict)  # `METHOD template` -> kind
     forked: bool = False  # served by a forked worker (uWSGI), not by the process that made it
     unsaved: str = ""  # why the --state-file could not be written at stop ("" when it was)
+    # the times uWSGI's master started a worker again (one ended unexpectedly: killed, or
+    # crashed); None when no master serves (`serving.after_fork` sets it)
+    restarts: Callable[[], int] | None = None
 
     def collection(self, label: str) -> str | None:
         """The spec path of the collection whose behaviour the control API calls `label`."""

@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator
 import pytest
 import requests
 from redis_server import RedisServer
-from support import AUTH, Server, free_port, new_record
+from support import AUTH, Server, free_port, new_record, nonconforming
 
 RECORDS = "/audit/records"
 Start = Callable[..., Server]
@@ -91,6 +91,8 @@ def test_redis_at_its_maxmemory_refuses_changes_and_serves_reads(
     assert ("POST", 503) in statuses
     assert not [line for line in server.log if "Traceback" in line], "\n".join(server.log)
     assert any("refuses it now (OOM" in line for line in server.log)
+    control = [line for line in nonconforming(server) if "/_mock/" in line]  # the API's 503
+    assert not control, "\n".join(control)  # is undocumented, as it should be (docs/redis.md)
 
 
 def test_a_read_only_replica_refuses_changes(start_server: Start, own_redis: RedisServer) -> None:

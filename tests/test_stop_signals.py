@@ -125,3 +125,33 @@ def test_sigterm_to_a_worker_alone_stops_the_whole_server(
     assert server.process.wait(timeout=SHUTDOWN_GRACE + 15) == 0, server.log[-20:]
     lines = state.read_text().splitlines()
     assert sum(line.startswith('["item",{"id":"AUD-') for line in lines) == made
+
+
+def test_a_worker_killed_is_started_again_and_said(start_server: StartServer) -> None:
+    """SIGKILL (the kernel's OOM killer, a crash): uWSGI's master starts another worker; the
+    log says what was lost and health counts it, where before the mock went on silently."""
+    server = start_server("--seed-records", "3")
+    assert server.process is not None
+    assert requests.get(f"{server.url}/_mock/health", timeout=10).json()["workerRestarts"] == 0
+    made = requests.post(server.url + RECORDS, json=new_record(), headers=AUTH, timeout=10)
+    assert made.status_code == 201
+    (worker,) = children(server.process.pid)
+    os.kill(worker, signal.SIGKILL)
+    deadline = time.monotonic() + 30
+    health: dict[str, object] = {}
+    while time.monotonic() < deadline:
+        try:
+            health = requests.get(f"{server.url}/_mock/health", timeout=2).json()
+            break
+        except requests.RequestException:
+            time.sleep(0.1)
+    assert health["workerRestarts"] == 1
+    assert health["records"] == 3  # the start-up state: the record made is gone, as said
+    said: list[str] = []
+    while not said and time.monotonic() < deadline:  # the log is written by its own thread
+        said = [line for line in server.log if "started again" in line]
+        time.sleep(0.05)
+    assert len(said) == 1, "\n".join(server.log)
+    assert "WARNING" in said[0]
+    assert "worker 1 started again (restart 1)" in said[0]
+    assert "what it made since is lost" in said[0]

@@ -122,6 +122,8 @@ def _health(session: Session) -> dict[str, Any]:
         "uptimeSeconds": round(time.monotonic() - holder.started, 3),
     }
     health["operations"] = _by_kind(holder.kinds.values())
+    if holder.restarts is not None:  # served by uWSGI: workers started again since start-up
+        health["workerRestarts"] = holder.restarts()
     if holder.checker is not None:
         findings = list(holder.checker.findings)
         health["responseFindings"] = len(findings)
