@@ -2,7 +2,7 @@
 systemd's default `KillMode=control-group`), not only to the master as `docker stop` does:
 the server stops as gracefully, whatever served its connections. uWSGI's own SIGTERM handler
 in a worker left the worker, and so its master, running for good in about half such stops
-after some load."""
+after some load. SIGHUP (a terminal's hangup) stops it the same way."""
 
 from __future__ import annotations
 
@@ -59,22 +59,22 @@ def load(server: Server, seconds: float) -> int:
     return len(made)
 
 
-def terminate_all(server: Server) -> float:
-    """SIGTERM to the master and each worker; the seconds the master took to exit."""
+def terminate_all(server: Server, signum: signal.Signals = signal.SIGTERM) -> float:
+    """`signum` to the master and each worker; the seconds the master took to exit."""
     assert server.process is not None
     master = server.process.pid
     workers = children(master)
     assert workers, "no worker found"
     started = time.monotonic()
     for pid in (master, *workers):
-        os.kill(pid, signal.SIGTERM)
+        os.kill(pid, signum)
     try:
         server.process.wait(timeout=SHUTDOWN_GRACE + 15)
     except Exception:
         left = [pid for pid in (master, *workers) if Path(f"/proc/{pid}").exists()]
         for pid in left:
             os.kill(pid, signal.SIGKILL)
-        pytest.fail(f"still running {SHUTDOWN_GRACE + 15} s after SIGTERM: {left}")
+        pytest.fail(f"still running {SHUTDOWN_GRACE + 15} s after {signum.name}: {left}")
     return time.monotonic() - started
 
 
@@ -155,3 +155,24 @@ def test_a_worker_killed_is_started_again_and_said(start_server: StartServer) ->
     assert "WARNING" in said[0]
     assert "worker 1 started again (restart 1)" in said[0]
     assert "what it made since is lost" in said[0]
+
+
+@pytest.mark.parametrize("everyone", [False, True], ids=["master", "every-process"])
+def test_sighup_stops_the_server_as_sigterm_does(
+    start_server: StartServer, tmp_path: Path, everyone: bool
+) -> None:
+    """A terminal's hangup reaches every process of its foreground group; uWSGI's master took
+    SIGHUP for a reload and ended with exit status 1."""
+    state = tmp_path / "state.jsonl"
+    server = start_server("--state-file", str(state))
+    assert server.process is not None
+    made = load(server, 0.5)
+    if everyone:
+        terminate_all(server, signal.SIGHUP)
+    else:
+        server.process.send_signal(signal.SIGHUP)
+        server.process.wait(timeout=SHUTDOWN_GRACE + 15)
+    assert server.process.returncode == 0, server.log[-20:]
+    lines = state.read_text().splitlines()
+    assert lines[-1].startswith('["end"'), lines[-1]
+    assert sum(line.startswith('["item"') for line in lines) >= made

@@ -33,7 +33,9 @@ from mockserver.state import State
 
 SHUTDOWN_GRACE = 5  # seconds in-flight requests get to finish after SIGTERM
 STOP_SIGNAL = signal.SIGINT  # what uWSGI's master sends its worker on SIGTERM (kill_them_all)
-STOP_SIGNALS = (STOP_SIGNAL, signal.SIGTERM)  # either starts the worker's stop
+# any starts the worker's stop; the last two when sent to the worker itself (`pkill`, a
+# terminal's hangup, which reaches every process of its foreground group)
+STOP_SIGNALS = (STOP_SIGNAL, signal.SIGTERM, signal.SIGHUP)
 FAILED = 22  # uWSGI's UWSGI_FAILED_APP_CODE: the one worker status its master exits with
 
 WSGI = Callable[[dict[str, Any], Any], Iterable[bytes]]
@@ -129,8 +131,8 @@ def install() -> None:
 def _wait_for_signal(read: int) -> None:
     while not (came := set(os.read(read, 64)).intersection(STOP_SIGNALS)):
         pass
-    if signal.SIGTERM in came:  # not the master's: the whole server stops, not this worker alone
-        os.kill(os.getppid(), signal.SIGTERM)  # (a new worker would start without its records)
+    if STOP_SIGNAL not in came:  # not the master's: the whole server stops, not this worker
+        os.kill(os.getppid(), signal.SIGTERM)  # alone (a new one would start without its records)
     stop()
 
 

@@ -95,6 +95,8 @@ def uwsgi_options(settings: Settings) -> list[str]:
         "--need-app",  # with --lazy-apps: a worker exiting 22 ends the master with 22 (stop.FAILED)
         "--lazy-apps",  # the app (built before the fork) is taken up in the worker
         "--hook-master-start",
+        "unix_signal:1 kill_them_all",  # SIGHUP (a terminal's hangup) stops it as SIGTERM does
+        "--hook-master-start",
         "unix_signal:15 kill_them_all",  # SIGTERM: SIGINT to the worker (serving.stop), whose
         "--hook-master-start",  # status the master's loop then reads (gracefully_kill_them_all
         "unix_signal:17 worker_wakeup",  # drops it); SIGCHLD wakes that loop at once
