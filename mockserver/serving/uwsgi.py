@@ -26,7 +26,7 @@ from flask import Flask
 from mockserver import log, wsgi
 from mockserver.proxy import drift
 from mockserver.proxy.forward import PROXY
-from mockserver.serving import balance, stop
+from mockserver.serving import balance, descriptors, stop
 from mockserver.serving.stop import SHUTDOWN_GRACE
 from mockserver.sessions.tally import exit_command
 from mockserver.settings import Settings
@@ -137,6 +137,7 @@ def serve(app: Flask, settings: Settings) -> None:
     log.logger.info("serving on %s (health: %s/_mock/health)", url, url)
     for line in exposure_warning(settings):
         log.logger.warning(line)
+    descriptors.raise_limit(settings.threads)  # the workers inherit it
     log.before_fork()  # no pending lines for the worker to write again, no thread in the way
     options = uwsgi_options(settings)
     balance.share(settings.processes)  # before the fork: the workers' connections, counted
