@@ -10,6 +10,7 @@ import os
 import socket
 import stat
 import threading
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -161,6 +162,57 @@ def test_a_connection_handed_over_is_served_on_a_descriptor_of_the_loops_own(
     assert made[0].fileno() != -1
     assert len(served) == 1
     pairs.append((client, made[0]))
+
+
+class Busy(Echo):
+    """A connection always ready: each step reads one of the many bytes waiting, works 1 ms,
+    and notes its turn in `order`."""
+
+    def __init__(self, sock: socket.socket, name: str, order: list[str]) -> None:
+        super().__init__(sock)
+        self.name, self.order = name, order
+
+    def step(self) -> bool:
+        if not self.sock.recv(1):
+            return False
+        time.sleep(0.001)
+        self.order.append(self.name)
+        return True
+
+
+def test_a_new_connection_is_served_before_the_busy_ones_turn_again(
+    pairs: list[tuple[socket.socket, Echo]],
+) -> None:
+    """Its request came with it: served as soon as it is taken, not after a turn of each busy
+    connection to be seen and another to be read (health checks, one request a connection)."""
+    served = loop.Loop(threads=1, connections=32, idle=60)
+    order: list[str] = []
+    for number in range(8):
+        client, theirs = socket.socketpair()
+        busy = Busy(theirs, f"busy{number}", order)
+        served.add(busy)
+        pairs.append((client, busy))
+        client.sendall(b"x" * 100_000)
+    deadline = time.monotonic() + WAIT
+    while len(order) < 50 and time.monotonic() < deadline:  # every one in turn by now
+        time.sleep(0.005)
+    client, theirs = socket.socketpair()
+    client.settimeout(WAIT)
+    client.sendall(b"ping")  # the request before the hand-over, as it nearly always is
+
+    def make(own: socket.socket) -> Echo:
+        new = Echo(own)
+        original = new.step
+        new.step = lambda: (order.append("new"), original())[1]  # type: ignore[method-assign]
+        pairs.append((client, new))
+        return new
+
+    handed_at = len(order)
+    assert served.hand(theirs.fileno(), make)
+    theirs.close()
+    assert client.recv(4096) == b"ping"
+    turns = order[handed_at:].index("new")  # busy steps between the hand-over and its answer
+    assert turns <= 2, order[handed_at:]
 
 
 def test_past_the_limit_a_connection_waits_for_one_to_end(

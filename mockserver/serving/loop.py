@@ -83,6 +83,7 @@ class _Held:
     fd: int
     last: float  # when it last had bytes (or was added)
     busy: bool = False  # a thread has it
+    watched: bool = True  # registered with epoll (a new one is served first: `_take_arrivals`)
 
 
 class Loop:
@@ -153,9 +154,12 @@ class Loop:
 
     def _run(self) -> None:
         while True:
+            if self._arrived:  # before any other connection's turn (epoll would queue the wake)
+                self._serve_arrivals()
+                continue
             events = self._epoll.poll(SWEEP, 1)
             if events and events[0][0] == self._wake:
-                self._take_arrivals()
+                self._serve_arrivals()
                 continue
             with self._lock:
                 self._turn += 1
@@ -170,16 +174,31 @@ class Loop:
                 self._next()
             self._sweep()
 
-    def _take_arrivals(self) -> None:
-        """The connections `hand` gave, made and held (on the loop's thread)."""
+    def _serve_arrivals(self) -> None:
+        """The new connections served at once: their first request came with them, mostly."""
+        arrived = self._take_arrivals()
+        if not arrived:
+            return
+        with self._lock:
+            self._turn += 1
+            self._waiting -= 1
+        for new in arrived:
+            self._serve(new)
+        self._next()
+
+    def _take_arrivals(self) -> list[_Held]:
+        """The connections `hand` gave, made and held (on the loop's thread), busy and not yet
+        watched: this thread serves them first (a new connection's request would otherwise
+        wait for a turn of every busy connection twice: one to be seen, one to be read)."""
         with contextlib.suppress(BlockingIOError):  # another thread took the wake first
             os.eventfd_read(self._wake)
         self._epoll.modify(self._wake, _ARMED)
+        arrived: list[_Held] = []
         while self._arrived:
             try:
                 own, make = self._arrived.popleft()
             except IndexError:  # another thread took the last one
-                return
+                break
             try:
                 sock = socket.socket(fileno=own)
             except OSError:  # not a socket any more: it ends here
@@ -187,11 +206,17 @@ class Loop:
                 self._room.release()
                 continue
             try:
-                self._hold(make(sock))
+                connection = make(sock)
             except Exception:  # a bug: that connection ends, the loop goes on
                 log.logger.exception("taking a connection failed; it is closed")
                 sock.close()
                 self._room.release()
+                continue
+            held = _Held(connection, own, time.monotonic(), busy=True, watched=False)
+            with self._lock:
+                self._held[own] = held
+            arrived.append(held)
+        return arrived
 
     def _serve(self, held: _Held) -> None:
         try:
@@ -199,12 +224,16 @@ class Loop:
         except Exception:  # a bug: that connection ends, the loop goes on
             log.logger.exception("serving a connection failed; it is closed")
             going_on = False
-        if going_on:
-            held.last = time.monotonic()
-            held.busy = False
+        if not going_on:
+            self._drop(held)
+            return
+        held.last = time.monotonic()
+        held.busy = False
+        if held.watched:
             self._epoll.modify(held.fd, _ARMED)
         else:
-            self._drop(held)
+            held.watched = True
+            self._epoll.register(held.fd, _ARMED)
 
     def _next(self) -> None:
         """Wait on epoll again, unless another thread does: then park until needed."""
