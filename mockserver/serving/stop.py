@@ -117,8 +117,8 @@ def watch(in_flight: InFlight, state: State) -> None:
 
 
 def install() -> None:
-    """In the worker, as it loads the app (`serving.after_fork`): SIGINT or SIGTERM starts the
-    stop. Python's own handler only notes the signal; a thread, woken by the wake-up
+    """In the worker, as it loads the app (`serving.after_fork`): any of STOP_SIGNALS starts
+    the stop. Python's own handler only notes the signal; a thread, woken by the wake-up
     descriptor, does the stopping."""
     read, write = os.pipe()
     os.set_blocking(write, False)
