@@ -62,11 +62,15 @@ def soft_limit_of_the_worker(port: int) -> int:
 
 
 def test_a_soft_limit_of_1024_is_raised_and_idle_connections_leave_room(tmp_path: Path) -> None:
-    need = needed(Settings().threads)
-    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
-    assert hard >= need  # this machine's (20 000): the raise can be seen in full
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]  # this machine's: 20 000
+    raised = (
+        needed(Settings().threads)
+        if hard == resource.RLIM_INFINITY
+        else min(needed(Settings().threads), hard)
+    )
+    assert raised > 400  # room for the 300 held below and the server's own
     with limited(128, hard) as (port, log):
-        assert soft_limit_of_the_worker(port) == need
+        assert soft_limit_of_the_worker(port) == raised
         held = [socket.create_connection(("127.0.0.1", port)) for _ in range(300)]
         try:
             answer = requests.get(f"http://127.0.0.1:{port}/_mock/health", timeout=5)
@@ -74,7 +78,7 @@ def test_a_soft_limit_of_1024_is_raised_and_idle_connections_leave_room(tmp_path
         finally:
             for sock in held:
                 sock.close()
-    assert f"open files limit (ulimit -n) raised from 128 to {need}" in "\n".join(log)
+    assert f"open files limit (ulimit -n) raised from 128 to {raised}" in "\n".join(log)
 
 
 def test_a_hard_limit_too_low_is_said_once_at_start_up() -> None:
