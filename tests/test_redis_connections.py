@@ -19,6 +19,7 @@ from redis_server import RedisServer
 from support import AUTH, Server
 
 from mockserver.storage import redis_connection
+from mockserver.storage.backend import StoreUnavailable
 from mockserver.storage.redis_connection import Link
 
 
@@ -148,3 +149,15 @@ def test_a_link_without_hiredis_is_refused_in_one_line(monkeypatch: pytest.Monke
     monkeypatch.setattr(redis_connection, "HIREDIS_AVAILABLE", False)
     with pytest.raises(redis_connection.BadStore, match=r"needs hiredis.*redis\[hiredis\]"):
         Link("redis://127.0.0.1:1/0")
+
+
+def test_an_error_answer_redis_py_does_not_call_a_response_error_is_raised_too(
+    redis_server: RedisServer,
+) -> None:
+    """LOADING (Redis reading its data back after a restart) is a ConnectionError to redis-py:
+    it was handed back as the call's answer, and the rules' read failed on it with a 500."""
+    link = Link(redis_server.url)
+    loading = "return redis.error_reply('LOADING Redis is loading the dataset in memory')"
+    with pytest.raises(StoreUnavailable, match="loading the dataset"), link.calling():
+        link.call("EVAL", loading, 0)
+    assert link.call("PING") == b"PONG"  # and the link goes on

@@ -37,6 +37,7 @@ from redis.exceptions import (
     NoScriptError,
     OutOfMemoryError,
     ReadOnlyError,
+    RedisError,
     ResponseError,
     TryAgainError,
 )
@@ -562,7 +563,7 @@ def _answers(connection: Any, packed: bytes, count: int) -> list[Any]:
     parser = connection._parser
     reader, buffer = parser._reader, parser._buffer
     answers: list[Any] = []
-    error: ResponseError | None = None
+    error: RedisError | None = None
     try:
         sock.sendall(packed)
         for _ in range(count):
@@ -574,8 +575,8 @@ def _answers(connection: Any, packed: bytes, count: int) -> list[Any]:
                         raise RedisConnectionError("Connection closed by server.")
                     reader.feed(buffer, 0, read)
                 answer = reader.gets()
-            if isinstance(answer, ResponseError):
-                error = error or answer
+            if isinstance(answer, RedisError):  # every error answer, LOADING's too (a
+                error = error or answer  # ConnectionError to redis-py, not a ResponseError)
             answers.append(answer)
     except (TimeoutError, BlockingIOError):  # the socket's timeout (READ_TIMEOUT, `_opened`)
         connection.disconnect()
