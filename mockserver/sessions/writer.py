@@ -20,9 +20,10 @@ began is then in Redis, as when each request writes its own entry before answeri
 processes that write behind listen: by default a read's publication reaches none, and it
 waits for nothing (servers of both kinds may share a store).
 
-A pass that could not write (Redis lost, or refusing writes) keeps what it held, and the
-process's retry thread makes a pass every RETRY_EVERY until one writes it all: the entries of
-the requests answered meanwhile reach Redis once it is back, whether or not more requests come.
+A pass that could not write (Redis lost, or refusing writes) keeps what it held; the next
+request's pass tries again, and the process's retry thread makes one when no request did for
+RETRY_EVERY: the entries of the requests answered meanwhile reach Redis once it is back,
+whether or not more requests come.
 
 A process forked after the app was made (uWSGI's workers) starts its own threads on its first
 request (threads do not survive a fork), and writes what it holds as it stops (at exit).
@@ -195,13 +196,18 @@ class Writer:
                 self._make_pass()
 
     def _retry(self) -> None:
-        """A pass every RETRY_EVERY while the last one could not write all it held."""
+        """A pass every RETRY_EVERY while the last one could not write all it held, unless
+        requests made one meanwhile (theirs try as well)."""
+        seen = -1
         while True:
             time.sleep(RETRY_EVERY)
             with self._lock:
                 if not self._unwritten:
                     self._retrying = False
                     return
+                if self._taken != seen:  # a pass since the last look: not needed yet
+                    seen = self._taken
+                    continue
                 self._ready = True
                 ticket = self._taken + 1
             self.wait(ticket)
