@@ -483,7 +483,10 @@ class SharedSessions(Sessions):
                     if not listed:
                         self._room_for_one()
                     session = self._new(name, join=True)
-                    self._touched_if_it_can(name, now) if listed else self._touch(name, now)
+                    if listed:  # joined: its last use is bookkeeping
+                        self._touched_if_it_can(name, now)
+                    else:  # made here: listed for the other servers, or refused (503)
+                        self._touch(name, now)
                     self._sessions[name] = session
         elif now - self._touched.get(name, 0.0) > TOUCH_EVERY:
             self._touched_if_it_can(name, now)

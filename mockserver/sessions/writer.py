@@ -232,18 +232,18 @@ def _write(batch: list[Pending]) -> bool:
     return written
 
 
-_unwritten = [0.0, 0]  # when a pass that could not write was last logged; those since
+_said = [0.0, 0]  # when a pass that could not write was last logged; those since
 
 
 def _not_written(why: str) -> None:
     """A pass that could not write, logged at most every NOT_WRITTEN_EVERY seconds (a store
     that refuses writes while reads go on fails every request's pass)."""
     now = time.monotonic()
-    if now - _unwritten[0] < NOT_WRITTEN_EVERY:
-        _unwritten[1] += 1
+    if now - _said[0] < NOT_WRITTEN_EVERY:
+        _said[1] += 1
         return
-    more = f" ({_unwritten[1]} more passes since the last such line)" if _unwritten[1] else ""
-    _unwritten[:] = [now, 0]
+    more = f" ({_said[1]} more passes since the last such line)" if _said[1] else ""
+    _said[:] = [now, 0]
     log.logger.warning("coverage and journal not written yet: %s%s", why, more)
 
 

@@ -418,7 +418,7 @@ class Link:
         """Redis's `maxmemory-policy` (`INFO memory`); "" when INFO is not allowed."""
         try:
             return str(self.client.info("memory").get("maxmemory_policy", ""))
-        except redis.exceptions.ResponseError:  # an ACL without INFO
+        except (*LOST, redis.exceptions.RedisError):  # an ACL without INFO; Redis gone since
             return ""
 
     def reachable(self) -> bool:
@@ -433,7 +433,7 @@ class Link:
         try:
             self.calls([("SET", key, "1", "PX", 1000), ("DEL", key)])
         except ResponseError as exc:
-            if refusing(exc):
+            if _refusing(exc):
                 return _refusal(exc)
             raise
         except LOST:
@@ -480,7 +480,7 @@ class _Calling:
             if isinstance(exc, LOST):
                 link = self._link
                 raise StoreUnavailable(f"Redis at {link.shown}", _reason(exc)) from None
-            if isinstance(exc, ResponseError) and refusing(exc):
+            if isinstance(exc, ResponseError) and _refusing(exc):
                 raise StoreRefused(f"Redis at {self._link.shown}", _refusal(exc)) from None
         finally:
             self._aside.__exit__(None, None, None)
@@ -603,7 +603,7 @@ def _opened(connection: Any) -> Any:
     return sock
 
 
-def refusing(exc: ResponseError) -> bool:
+def _refusing(exc: ResponseError) -> bool:
     """Whether Redis's error answer refuses the command for now (`REFUSING`), rather than
     saying it is wrong."""
     return isinstance(exc, REFUSING) or _code(exc) in REFUSING_CODES
